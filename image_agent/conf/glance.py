@@ -1,0 +1,91 @@
+"""Options of the ``[glance]`` group: servers, retries and credentials."""
+
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+
+GROUP = 'glance'
+
+glance_group = cfg.OptGroup(
+    GROUP,
+    title='Glance options',
+    help='How image-agent finds and talks to the Glance API servers. The '
+    'keystoneauth session options (TLS, timeout) apply to every request; '
+    'the auth options are the service credentials used for privileged '
+    'calls (the image location API).',
+)
+
+glance_opts = [
+    cfg.ListOpt(
+        'api_servers',
+        help='Glance API servers, as URLs ("https://glance.example.com:9292",'
+        ' "http://[::1]:9292/image"). A bare "host:port" means http. When '
+        "unset, servers come from the caller's service catalog, then from "
+        'Keystone.',
+    ),
+    cfg.IntOpt(
+        'num_retries',
+        default=3,
+        min=0,
+        help='How many times a failed request is retried (on another server '
+        'when there are several). Each call makes at most num_retries + 1 '
+        'attempts.',
+    ),
+    cfg.FloatOpt(
+        'retry_backoff_base',
+        default=0.5,
+        min=0,
+        help='Seconds of the first back-off before a server is tried again. '
+        'It doubles on each round through the servers, with full jitter. A '
+        'server not yet tried in the current call is tried at once.',
+    ),
+    cfg.FloatOpt(
+        'retry_backoff_max',
+        default=10.0,
+        min=0,
+        help='Upper bound, in seconds, of one back-off.',
+    ),
+    cfg.StrOpt(
+        'catalog_info',
+        default='image:glance:publicURL',
+        help='How to find Glance in the service catalog of a request, as '
+        '<service_type>:<service_name>:<endpoint_type>. Used when '
+        'api_servers is unset.',
+    ),
+    cfg.StrOpt(
+        'region_name',
+        help='Region whose Glance endpoints are used when servers come from '
+        'a service catalog. Unset: the first endpoint found.',
+    ),
+    cfg.StrOpt(
+        'interface',
+        default='public',
+        choices=('public', 'internal', 'admin'),
+        help='Endpoint interface asked of Keystone when neither api_servers '
+        "nor the caller's catalog names a server.",
+    ),
+    cfg.ListOpt(
+        'allowed_direct_url_schemes',
+        default=[],
+        help='URL schemes that may be read directly instead of through the '
+        'Glance API, e.g. "file" to copy a file:// location readable on '
+        'this host.',
+    ),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(glance_group)
+    conf.register_opts(glance_opts, group=glance_group)
+    ks_loading.register_session_conf_options(conf, GROUP)
+    ks_loading.register_auth_conf_options(conf, GROUP)
+
+
+def list_opts() -> dict:
+    return {
+        glance_group: (
+            glance_opts
+            + ks_loading.get_session_conf_options()
+            + ks_loading.get_auth_common_conf_options()
+            + ks_loading.get_auth_plugin_conf_options('password')
+        )
+    }

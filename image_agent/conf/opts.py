@@ -1,0 +1,15 @@
+"""Entry point for oslo-config-generator: every option group of the agent."""
+
+from image_agent.conf import default
+from image_agent.conf import glance
+
+_MODULES = (default, glance)
+
+
+def list_opts() -> list:
+    """Return ``[(group, [opts])]`` for the sample configuration file."""
+    groups: dict = {}
+    for module in _MODULES:
+        for group, opts in module.list_opts().items():
+            groups.setdefault(group, []).extend(opts)
+    return list(groups.items())

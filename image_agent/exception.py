@@ -1,0 +1,118 @@
+"""Exceptions of image-agent.
+
+Every class carries a ``msg_fmt`` formatted with the keyword arguments given
+to the constructor, so the message a caller reads names what went wrong and
+the object concerned. The same classes are raised on the caller's side of an
+RPC call (``image_agent.exception`` is an allowed remote module), so a
+consumer can ``except ImageNotFound`` whether the call was local or remote.
+"""
+
+from typing import Any
+
+from oslo_log import log as logging
+
+from image_agent.i18n import _
+
+LOG = logging.getLogger(__name__)
+
+
+class ImageAgentException(Exception):
+    """Base class; ``msg_fmt % kwargs`` is the message."""
+
+    msg_fmt = _('An unknown exception occurred.')
+    code = 500
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.kwargs.setdefault('code', self.code)
+        if not message:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError, ValueError):
+                # A wrong set of arguments is a bug of the raiser; keep the
+                # template rather than losing the error being reported.
+                LOG.exception(
+                    'Exception %s got arguments that do not fit its message',
+                    type(self).__name__,
+                )
+                message = self.msg_fmt
+        self.msg = str(message)
+        super().__init__(self.msg)
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+class NotAuthorized(ImageAgentException):
+    msg_fmt = _('Not authorized.')
+    code = 403
+
+
+class ImageNotAuthorized(NotAuthorized):
+    msg_fmt = _('Not authorized for image %(image_id)s.')
+
+
+class Invalid(ImageAgentException):
+    msg_fmt = _('Unacceptable parameters: %(reason)s')
+    code = 400
+
+
+class InvalidImageRef(Invalid):
+    msg_fmt = _('Invalid image href %(image_href)s: %(reason)s')
+
+
+class InvalidInput(Invalid):
+    msg_fmt = _('Invalid input received: %(reason)s')
+
+
+class InvalidConfigurationValue(Invalid):
+    msg_fmt = _('Value "%(value)s" is not valid for configuration option '
+                '"%(option)s": %(reason)s')
+
+
+class NotFound(ImageAgentException):
+    msg_fmt = _('Resource could not be found.')
+    code = 404
+
+
+class ImageNotFound(NotFound):
+    msg_fmt = _('Image %(image_id)s could not be found.')
+
+
+class Conflict(ImageAgentException):
+    msg_fmt = _('Conflict: %(reason)s')
+    code = 409
+
+
+class ImageConflict(Conflict):
+    msg_fmt = _('Image %(image_id)s is in a state that does not allow this '
+                'request: %(reason)s')
+
+
+class ImageLimitExceeded(ImageAgentException):
+    msg_fmt = _('Image quota or size limit exceeded: %(reason)s')
+    code = 413
+
+
+class GlanceConnectionFailed(ImageAgentException):
+    msg_fmt = _('Connection to Glance failed after %(attempts)d attempt(s) '
+                'on %(servers)s: %(reason)s')
+    code = 503
+
+
+class GlanceServersNotFound(ImageAgentException):
+    msg_fmt = _('No Glance API server is configured or can be found: '
+                '%(reason)s')
+
+
+class ImageDownloadFailed(ImageAgentException):
+    msg_fmt = _('Failed to download image %(image_id)s: %(reason)s')
+
+
+class ImageChecksumMismatch(ImageDownloadFailed):
+    msg_fmt = _('Image %(image_id)s failed verification: its %(algorithm)s '
+                'is %(actual)s but Glance recorded %(expected)s.')
+
+
+class ImageUnacceptable(Invalid):
+    msg_fmt = _('Image %(image_id)s is unacceptable: %(reason)s')

@@ -1,0 +1,75 @@
+"""Credentials for Glance requests: one session, the caller's token, or ours.
+
+One keystoneauth session per process carries the TLS settings and pools
+connections. User calls authenticate with the caller's own token; only
+privileged calls (the location API) use the ``[glance]`` service
+credentials.
+"""
+
+import functools
+
+from keystoneauth1 import loading as ks_loading
+from keystoneauth1 import noauth
+from keystoneauth1 import plugin
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+
+from image_agent import conf
+from image_agent import exception
+from image_agent.i18n import _
+
+CONF = conf.CONF
+GROUP = 'glance'
+
+
+@functools.cache
+def get_session() -> ks_session.Session:
+    """The process's keystoneauth session (TLS options and timeout)."""
+    return ks_loading.load_session_from_conf_options(CONF, GROUP)
+
+
+@functools.cache
+def get_service_auth() -> plugin.BaseAuthPlugin | None:
+    """The ``[glance]`` service credentials, or None when none are set."""
+    if not CONF.glance.auth_type:
+        return None
+    return ks_loading.load_auth_from_conf_options(CONF, GROUP)
+
+
+def reset() -> None:
+    """Forget the cached session and credentials (after a config change)."""
+    get_session.cache_clear()
+    get_service_auth.cache_clear()
+
+
+def noauth_identity_headers(context) -> dict[str, str]:
+    """Identity headers for a Glance that trusts its callers (no Keystone)."""
+    headers = {'X-Identity-Status': 'Confirmed'}
+    if context.user_id:
+        headers['X-User-Id'] = context.user_id
+    if context.project_id:
+        headers['X-Project-Id'] = context.project_id
+    if context.roles:
+        headers['X-Roles'] = ','.join(context.roles)
+    return headers
+
+
+def auth_for(context, privileged: bool) -> plugin.BaseAuthPlugin:
+    """The auth plugin for one request made for ``context``."""
+    if CONF.auth_strategy == 'noauth':
+        return noauth.NoAuth()
+    if privileged:
+        service_auth = get_service_auth()
+        if service_auth is None:
+            raise exception.InvalidConfigurationValue(
+                option='[glance] auth_type',
+                value=None,
+                reason=_('privileged Glance calls need service credentials'),
+            )
+        return service_auth
+    token = getattr(context, 'auth_token', None)
+    if not token:
+        # Glance answers 401: a caller without a token is never given the
+        # agent's own credentials.
+        return noauth.NoAuth()
+    return token_endpoint.Token(None, token)

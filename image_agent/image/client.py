@@ -1,0 +1,153 @@
+"""GlanceClientWrapper: one python-glanceclient call, retried across servers."""
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import glanceclient
+from glanceclient import exc as glance_exc
+from oslo_log import log as logging
+
+from image_agent import conf
+from image_agent import exception
+from image_agent.image import auth
+from image_agent.image import retry
+from image_agent.image import servers as servers_mod
+
+LOG = logging.getLogger(__name__)
+CONF = conf.CONF
+
+# Methods returning lazy generators: consumed inside the retry loop so that
+# an error on a later page is retried and translated like any other.
+_LISTINGS = frozenset({('images', 'list'), ('image_members', 'list')})
+
+
+class _DataRewinder:
+    """Puts file-like arguments back where they were before a new attempt."""
+
+    def __init__(self, args: tuple, kwargs: dict) -> None:
+        self._positions = []
+        self.rewindable = True
+        for value in (*args, *kwargs.values()):
+            if not hasattr(value, 'read'):
+                continue
+            try:
+                self._positions.append((value, value.tell()))
+            except (AttributeError, OSError, ValueError):
+                self.rewindable = False
+
+    def rewind(self) -> None:
+        for stream, position in self._positions:
+            stream.seek(position)
+
+
+class GlanceClientWrapper:
+    """Glance client wrapper class that implements retries.
+
+    Built with a ``netloc`` it talks to that one server; otherwise each
+    attempt takes the next server of a shuffled cycle, and the rotation goes
+    on across calls made through the same wrapper.
+    """
+
+    def __init__(
+        self, context=None, netloc: str | None = None, use_ssl: bool = False
+    ) -> None:
+        scheme = 'https' if use_ssl else 'http'
+        self._fixed_server = f'{scheme}://{netloc}' if netloc else None
+        self._cycles: dict[tuple[str, ...], Iterator[str]] = {}
+        self._lock = threading.Lock()
+
+    def _server_picker(self, context) -> tuple[int, Callable[[], str]]:
+        """How many servers there are, and a function giving the next one."""
+        if self._fixed_server:
+            return 1, lambda: self._fixed_server
+        urls = tuple(servers_mod.find_servers(context))
+        with self._lock:
+            cycle = self._cycles.get(urls)
+            if cycle is None:
+                cycle = self._cycles[urls] = servers_mod.cycle_shuffled(list(urls))
+
+        def next_server() -> str:
+            with self._lock:
+                return next(cycle)
+
+        return len(set(urls)), next_server
+
+    @staticmethod
+    def _make_client(
+        context, server: str, privileged: bool, headers: dict[str, str]
+    ) -> glanceclient.Client:
+        headers = dict(headers)
+        if CONF.auth_strategy == 'noauth':
+            headers.update(auth.noauth_identity_headers(context))
+        global_request_id = getattr(context, 'global_request_id', None)
+        return glanceclient.Client(
+            '2',
+            session=auth.get_session(),
+            auth=auth.auth_for(context, privileged),
+            endpoint_override=server,
+            global_request_id=global_request_id,
+            additional_headers=headers,
+        )
+
+    def call(self, context, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a glance client method.
+
+        A 503 or a connection failure is retried, on the next server, up to
+        ``[glance] num_retries`` times; requests that create something are
+        retried only when they surely never reached a server.
+        """
+        controller = kwargs.pop('controller', 'images')
+        headers = {}
+        store_id = kwargs.pop('store_id', None)
+        if store_id:
+            headers['x-image-meta-store'] = store_id
+        base_image_ref = kwargs.pop('base_image_ref', None)
+        if base_image_ref:
+            headers['x-openstack-base-image-ref'] = base_image_ref
+        privileged = bool(kwargs.pop('privileged_user', False))
+
+        idempotent = (controller, method) not in retry.NON_IDEMPOTENT
+        attempts = CONF.glance.num_retries + 1
+        backoff = retry.Backoff(
+            CONF.glance.retry_backoff_base, CONF.glance.retry_backoff_max
+        )
+        rewinder = _DataRewinder(args, kwargs)
+        _, next_server = self._server_picker(context)
+        tried: list[str] = []
+        last_error: BaseException | None = None
+        for attempt in range(attempts):
+            server = next_server()
+            if attempt:
+                backoff.wait(tried.count(server))
+                rewinder.rewind()
+            tried.append(server)
+            client = self._make_client(context, server, privileged, headers)
+            try:
+                result = getattr(getattr(client, controller), method)(*args, **kwargs)
+                if (controller, method) in _LISTINGS:
+                    result = list(result)
+                return result
+            except glance_exc.HTTPOverLimit as e:
+                raise exception.ImageLimitExceeded(reason=e.details) from e
+            except Exception as e:
+                if not (rewinder.rewindable and retry.is_retriable(e, idempotent)):
+                    raise
+                last_error = e
+                LOG.warning(
+                    'Glance %(controller)s.%(method)s failed on %(server)s '
+                    '(attempt %(attempt)d of %(attempts)d): %(error)s',
+                    {
+                        'controller': controller,
+                        'method': method,
+                        'server': server,
+                        'attempt': attempt + 1,
+                        'attempts': attempts,
+                        'error': e,
+                    },
+                )
+        raise exception.GlanceConnectionFailed(
+            attempts=len(tried),
+            servers=', '.join(dict.fromkeys(tried)),
+            reason=str(last_error),
+        ) from last_error

@@ -1,0 +1,448 @@
+"""Implementation of an image service that uses Glance as the backend.
+
+The public names and signatures are those of Cinder's
+``cinder.image.glance`` so that code written against it works unchanged.
+Server selection and retries live in ``client``, metadata translation in
+``metadata``, error translation in ``errors``, hashing in ``verify``.
+"""
+
+import os
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+from glanceclient import exc as glance_exc
+from oslo_log import log as logging
+import requests
+
+from image_agent import conf
+from image_agent import exception
+from image_agent.i18n import _
+from image_agent.image import auth
+from image_agent.image import errors
+from image_agent.image import metadata
+from image_agent.image import verify
+from image_agent.image.client import GlanceClientWrapper
+from image_agent.image.servers import get_api_servers
+
+__all__ = [
+    'GlanceClientWrapper',
+    'GlanceImageService',
+    'get_api_servers',
+    'get_default_image_service',
+    'get_remote_image_service',
+]
+
+LOG = logging.getLogger(__name__)
+CONF = conf.CONF
+
+_IMAGE_ID = re.compile(r'[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}')
+_DETAIL_PARAMS = frozenset(
+    {'filters', 'marker', 'limit', 'page_size', 'sort_key', 'sort_dir'}
+)
+# Hash fields describe the bytes, so the location API takes them as
+# validation data; every other key is metadata of the location itself.
+_VALIDATION_KEYS = ('os_hash_algo', 'os_hash_value')
+LOCAL_READ_CHUNK = 4 * 1024 * 1024
+# Errors of a response body that breaks off while it streams.
+_STREAM_ERRORS = (requests.exceptions.RequestException, OSError)
+
+
+def _check_image_id(image_id: Any) -> str:
+    """Refuse what cannot be a Glance image id before it reaches a URL."""
+    if not isinstance(image_id, str):
+        raise exception.InvalidInput(
+            reason=_('an image id must be a string, not %s') % type(image_id).__name__
+        )
+    if not _IMAGE_ID.fullmatch(image_id):
+        raise exception.ImageNotFound(image_id=image_id[:100])
+    return image_id
+
+
+class GlanceImageService:
+    """Provides storage and retrieval of disk image objects within Glance."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client or GlanceClientWrapper()
+        self._base_props: frozenset[str] | None = None
+        self._schema_lock = threading.Lock()
+
+    # -- helpers -----------------------------------------------------------
+
+    def _base_properties(self, context) -> frozenset[str]:
+        """Base property names from Glance's image schema, fetched once."""
+        with self._schema_lock:
+            if self._base_props is None:
+                try:
+                    schema = self._client.call(
+                        context, 'get', 'image', controller='schemas'
+                    )
+                except Exception as e:
+                    errors.reraise_translated(e)
+                self._base_props = metadata.base_properties(schema.raw())
+            return self._base_props
+
+    def _translate(self, context, image: Any) -> dict[str, Any]:
+        return metadata.translate_from_glance(image, self._base_properties(context))
+
+    def _is_available(self, context, image: dict[str, Any]) -> bool:
+        def member_status() -> str | None:
+            try:
+                member = self._client.call(
+                    context,
+                    'get',
+                    image['id'],
+                    context.project_id,
+                    controller='image_members',
+                )
+            except glance_exc.HTTPException:
+                return None
+            return dict(member).get('status')
+
+        return metadata.is_image_available(context, image, member_status)
+
+    def _get_raw(self, context, image_id: str) -> dict[str, Any]:
+        _check_image_id(image_id)
+        try:
+            image = dict(self._client.call(context, 'get', image_id))
+        except Exception as e:
+            errors.reraise_translated(e, image_id)
+        if not self._is_available(context, image):
+            raise exception.ImageNotFound(image_id=image_id)
+        return image
+
+    def _call_on_image(self, context, image_id: str, method: str, *args, **kwargs):
+        try:
+            return self._client.call(context, method, *args, **kwargs)
+        except TypeError as e:
+            # glanceclient validates against the schema and says so this way.
+            raise exception.Invalid(reason=str(e)) from e
+        except Exception as e:
+            errors.reraise_translated(e, image_id)
+
+    def _upload(
+        self,
+        context,
+        image_id: str,
+        data: Any,
+        store_id: str | None = None,
+        base_image_ref: str | None = None,
+    ) -> None:
+        self._call_on_image(
+            context,
+            image_id,
+            'upload',
+            image_id,
+            data,
+            store_id=store_id,
+            base_image_ref=base_image_ref,
+        )
+
+    def _delete_quietly(self, context, image_id: str) -> None:
+        try:
+            self._client.call(context, 'delete', image_id)
+        except Exception:
+            LOG.warning('Could not delete image %s after its upload failed', image_id)
+
+    # -- the seed API --------------------------------------------------------
+
+    def detail(self, context, **kwargs: Any) -> list[dict]:
+        """Calls out to Glance for a list of detailed image information."""
+        unknown = set(kwargs) - _DETAIL_PARAMS
+        if unknown:
+            raise exception.InvalidInput(
+                reason=_('unknown listing parameters: %s') % ', '.join(sorted(unknown))
+            )
+        params = {k: v for k, v in kwargs.items() if v is not None}
+        if 'filters' in params and not isinstance(params['filters'], dict):
+            raise exception.InvalidInput(reason=_('filters must be a dict'))
+        try:
+            images = self._client.call(context, 'list', **params)
+        except Exception as e:
+            errors.reraise_translated(e)
+        return [
+            self._translate(context, image)
+            for image in map(dict, images)
+            if self._is_available(context, image)
+        ]
+
+    def show(self, context, image_id: str) -> dict[str, Any]:
+        """Returns a dict with image data for the given opaque image id."""
+        return self._translate(context, self._get_raw(context, image_id))
+
+    def get_location(self, context, image_id: str) -> tuple[str | None, Any]:
+        """Get backend storage location url.
+
+        The location API (as the service user) is preferred; a Glance
+        without it (501) or refusing it (403) is asked for the image body.
+        """
+        _check_image_id(image_id)
+        if CONF.auth_strategy == 'keystone' and auth.get_service_auth():
+            try:
+                locations = self._client.call(
+                    context, 'get_image_locations', image_id, privileged_user=True
+                )
+            except (glance_exc.HTTPNotImplemented, glance_exc.HTTPForbidden):
+                LOG.debug('Location API unavailable; reading image %s', image_id)
+            except Exception as e:
+                errors.reraise_translated(e, image_id)
+            else:
+                locations = [dict(loc) for loc in locations]
+                if not locations:
+                    return None, None
+                return locations[0].get('url'), locations
+        image = self._get_raw(context, image_id)
+        return image.get('direct_url'), image.get('locations')
+
+    def add_location(self, context, image_id: str, url: str, metadata: dict) -> dict:
+        """Add a backend location url to an image.
+
+        Returns a dict containing image metadata on success.
+        """
+        _check_image_id(image_id)
+        location_meta = dict(metadata or {})
+        validation = {
+            key: location_meta.pop(key)
+            for key in _VALIDATION_KEYS
+            if key in location_meta
+        }
+        use_location_api = (
+            not location_meta
+            and CONF.auth_strategy == 'keystone'
+            and auth.get_service_auth() is not None
+        )
+        if use_location_api:
+            try:
+                self._client.call(
+                    context,
+                    'add_image_location',
+                    image_id,
+                    url,
+                    validation,
+                    privileged_user=True,
+                )
+            except glance_exc.HTTPNotImplemented:
+                LOG.debug('Location API unavailable; legacy add for %s', image_id)
+            except Exception as e:
+                errors.reraise_translated(e, image_id)
+            else:
+                return self.show(context, image_id)
+        image = self._call_on_image(
+            context,
+            image_id,
+            'add_location',
+            image_id,
+            url,
+            location_meta,
+            validation_data=validation or None,
+        )
+        return self._translate(context, image)
+
+    def create(self, context, image_meta: dict[str, Any], data=None) -> dict[str, Any]:
+        """Store the image data and return the new image object.
+
+        When the upload fails the new image is deleted again, so no empty
+        image is left behind.
+        """
+        sent = metadata.translate_to_glance(image_meta)
+        try:
+            image = self._client.call(context, 'create', **sent)
+        except TypeError as e:
+            raise exception.Invalid(reason=str(e)) from e
+        except Exception as e:
+            errors.reraise_translated(e)
+        image_id = image['id']
+        if data is None:
+            return self._translate(context, image)
+        try:
+            self._upload(context, image_id, data)
+        except Exception:
+            self._delete_quietly(context, image_id)
+            raise
+        return self.show(context, image_id)
+
+    def update(
+        self,
+        context,
+        image_id: str,
+        image_meta: dict,
+        data=None,
+        purge_props: bool = True,
+        store_id: str | None = None,
+        base_image_ref: str | None = None,
+    ) -> dict:
+        """Modify the given image with the new data.
+
+        Data is uploaded first, then the metadata patched. With
+        ``purge_props`` every custom property not named in
+        ``image_meta['properties']`` is removed.
+        """
+        _check_image_id(image_id)
+        image_meta = dict(image_meta)
+        image_meta.pop('id', None)
+        if data is not None:
+            self._upload(context, image_id, data, store_id, base_image_ref)
+        sent = metadata.translate_to_glance(image_meta)
+        remove = []
+        if purge_props:
+            current = self._get_raw(context, image_id)
+            keep = set((image_meta.get('properties') or {}).keys())
+            custom = metadata.custom_property_names(
+                current, self._base_properties(context)
+            )
+            remove = sorted(
+                name
+                for name in custom - keep
+                if not name.startswith('os_glance')
+            )
+        if not sent and not remove:
+            return self.show(context, image_id)
+        image = self._call_on_image(
+            context, image_id, 'update', image_id, remove_props=remove, **sent
+        )
+        return self._translate(context, image)
+
+    def delete(self, context, image_id: str) -> bool:
+        """Delete the given image."""
+        _check_image_id(image_id)
+        self._call_on_image(context, image_id, 'delete', image_id)
+        return True
+
+    def download(self, context, image_id: str, data=None):
+        """Calls out to Glance for data and writes data.
+
+        Without ``data`` an iterator of verified chunks is returned (the
+        check happens after the last chunk); with it, every chunk is written
+        to ``data``. A hash mismatch raises ImageChecksumMismatch.
+        """
+        image = self._get_raw(context, image_id)
+        hasher = verify.ImageHasher(image)
+        chunks = self._local_chunks(image)
+        if chunks is None:
+            chunks = self._http_chunks(context, image_id)
+        stream = verify.verified_chunks(_guard_stream(image_id, chunks), hasher)
+        if data is None:
+            return stream
+        for chunk in stream:
+            data.write(chunk)
+        return None
+
+    def _http_chunks(self, context, image_id: str):
+        body = self._call_on_image(context, image_id, 'data', image_id, do_checksum=False)
+        if body is None or getattr(body, 'wrapped', body) is None:
+            raise exception.ImageDownloadFailed(
+                image_id=image_id, reason=_('image contains no data')
+            )
+        return body
+
+    def _local_chunks(self, image: dict[str, Any]) -> Iterator[bytes] | None:
+        """Chunks of a ``file://`` location readable here, if allowed."""
+        if 'file' not in CONF.glance.allowed_direct_url_schemes:
+            return None
+        urls = [image.get('direct_url')]
+        urls += [loc.get('url') for loc in image.get('locations') or ()]
+        for url in filter(None, urls):
+            parsed = urllib.parse.urlsplit(url)
+            if parsed.scheme != 'file':
+                continue
+            try:
+                handle = open(parsed.path, 'rb')  # noqa: SIM115 - closed by reader
+            except OSError as e:
+                LOG.info('Cannot read %s locally (%s); using the API', url, e)
+                continue
+            if not os.path.isfile(parsed.path):
+                handle.close()
+                continue
+            LOG.debug('Reading image %s from %s', image.get('id'), parsed.path)
+            return _read_file(handle)
+        return None
+
+    def get_stores(self, context) -> list[dict]:
+        """Returns a list of dicts with stores information."""
+        try:
+            info = self._client.call(context, 'get_stores_info')
+        except Exception as e:
+            errors.reraise_translated(e)
+        return [_normalize_store(store) for store in dict(info).get('stores', [])]
+
+    def list_members(self, context, image_id: str) -> list[dict]:
+        """Returns a list of dicts with image member data."""
+        _check_image_id(image_id)
+        members = self._call_on_image(
+            context, image_id, 'list', image_id, controller='image_members'
+        )
+        return [dict(member) for member in members]
+
+
+def _read_file(handle) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(LOCAL_READ_CHUNK):
+            yield chunk
+
+
+def _guard_stream(image_id: str, chunks) -> Iterator[bytes]:
+    """Re-raise a body that breaks off as ImageDownloadFailed."""
+    try:
+        yield from chunks
+    except _STREAM_ERRORS as e:
+        raise exception.ImageDownloadFailed(image_id=image_id, reason=str(e)) from e
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ('true', '1', 'yes')
+    return bool(value)
+
+
+def _normalize_store(store: dict) -> dict:
+    """Glance sends ``default``/``read-only`` as the string "true"."""
+    store = dict(store)
+    store['default'] = _as_bool(store.get('default', False))
+    store['read-only'] = _as_bool(store.get('read-only', False))
+    return store
+
+
+def get_default_image_service() -> GlanceImageService:
+    """A GlanceImageService over the configured (or catalog) servers."""
+    return GlanceImageService()
+
+
+def get_remote_image_service(context, image_href) -> tuple[GlanceImageService, str]:
+    """Create an image_service and parse the id from the given image_href.
+
+    The image_href param can be an href of the form
+    'http://example.com:9292/v1/images/b8b2c6f7-7345-4e2f-afa2-eedaba9cbbe3',
+    or just an id such as 'b8b2c6f7-7345-4e2f-afa2-eedaba9cbbe3'. If the
+    image_href is a standalone id, then the default image service is
+    returned.
+    """
+    if not isinstance(image_href, str):
+        raise exception.InvalidImageRef(
+            image_href=repr(image_href)[:200], reason=_('not a string')
+        )
+    if '/' not in image_href:
+        return get_default_image_service(), image_href
+    try:
+        parsed = urllib.parse.urlsplit(image_href)
+        parsed.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as e:
+        raise exception.InvalidImageRef(image_href=image_href, reason=str(e)) from e
+    if parsed.scheme not in ('http', 'https'):
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=_('the scheme must be http or https')
+        )
+    if not parsed.netloc:
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=_('no server in the href')
+        )
+    image_id = parsed.path.rsplit('/', 1)[-1]
+    if not image_id:
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=_('no image id in the href')
+        )
+    client = GlanceClientWrapper(
+        context=context, netloc=parsed.netloc, use_ssl=parsed.scheme == 'https'
+    )
+    return GlanceImageService(client=client), image_id

@@ -1,0 +1,165 @@
+"""Where the Glance API servers are: configuration, catalog, Keystone.
+
+The order of precedence is ``[glance] api_servers``, then the caller's
+service catalog (``[glance] catalog_info`` and ``region_name``), then
+Keystone itself through the service credentials.
+"""
+
+import itertools
+import random
+import urllib.parse
+from collections.abc import Iterator
+
+from oslo_log import log as logging
+
+from image_agent import conf
+from image_agent import exception
+from image_agent.i18n import _
+
+LOG = logging.getLogger(__name__)
+CONF = conf.CONF
+
+# catalog_info's endpoint_type in the v2 catalog shape -> v3 interface.
+_V2_ENDPOINT_TYPES = {
+    'publicURL': 'public',
+    'internalURL': 'internal',
+    'adminURL': 'admin',
+}
+
+
+def normalize_server_url(value: str) -> str:
+    """Turn one ``api_servers`` entry into a URL without a trailing slash.
+
+    A bare ``host:port`` (IPv6 literals in brackets included) means http;
+    the path of a URL is kept because Glance may be served under one.
+    """
+    text = (value or '').strip()
+    if not text:
+        raise exception.InvalidConfigurationValue(
+            option='[glance] api_servers', value=value, reason=_('empty entry')
+        )
+    if '//' not in text:
+        text = 'http://' + text
+    try:
+        parsed = urllib.parse.urlsplit(text)
+        parsed.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as e:
+        raise exception.InvalidConfigurationValue(
+            option='[glance] api_servers', value=value, reason=str(e)
+        ) from e
+    if parsed.scheme not in ('http', 'https') or not parsed.netloc:
+        raise exception.InvalidConfigurationValue(
+            option='[glance] api_servers',
+            value=value,
+            reason=_('expected http(s)://host[:port][/path] or host:port'),
+        )
+    return text.rstrip('/')
+
+
+def parse_catalog_info(value: str) -> tuple[str, str, str]:
+    """Split ``<service_type>:<service_name>:<endpoint_type>``."""
+    parts = (value or '').split(':')
+    if len(parts) != 3 or not parts[0] or not parts[2]:
+        raise exception.InvalidConfigurationValue(
+            option='[glance] catalog_info',
+            value=value,
+            reason=_('expected <service_type>:<service_name>:<endpoint_type>'),
+        )
+    return parts[0], parts[1], parts[2]
+
+
+def _endpoint_url(endpoint: dict, endpoint_type: str) -> str | None:
+    """The URL of one catalog endpoint, in the v2 or the v3 shape."""
+    if endpoint_type in endpoint:
+        return endpoint[endpoint_type]
+    interface = _V2_ENDPOINT_TYPES.get(endpoint_type, endpoint_type)
+    if endpoint.get('interface') == interface:
+        return endpoint.get('url')
+    return None
+
+
+def _endpoint_region(endpoint: dict) -> str | None:
+    return endpoint.get('region') or endpoint.get('region_id')
+
+
+def servers_from_catalog(
+    catalog: list | None, catalog_info: str, region_name: str | None
+) -> list[str]:
+    """Glance URLs from a service catalog, v2 or v3 shaped.
+
+    With a region configured every endpoint of that region is returned;
+    without one, the first endpoint found.
+    """
+    service_type, service_name, endpoint_type = parse_catalog_info(catalog_info)
+    urls = []
+    for entry in catalog or []:
+        if entry.get('type') != service_type:
+            continue
+        if service_name and entry.get('name', service_name) != service_name:
+            continue
+        for endpoint in entry.get('endpoints') or []:
+            url = _endpoint_url(endpoint, endpoint_type)
+            if not url:
+                continue
+            if region_name and _endpoint_region(endpoint) != region_name:
+                continue
+            urls.append(url.rstrip('/'))
+            if not region_name:
+                return urls
+    return urls
+
+
+def servers_from_keystone() -> list[str]:
+    """Ask Keystone, as the service user, for the image endpoints."""
+    # Imported here: only deployments without api_servers or a catalog in
+    # the request need the service credentials.
+    from image_agent.image import auth
+
+    service_auth = auth.get_service_auth()
+    if service_auth is None:
+        return []
+    access = service_auth.get_access(auth.get_session())
+    urls = access.service_catalog.get_urls(
+        service_type='image',
+        interface=CONF.glance.interface,
+        region_name=CONF.glance.region_name,
+    )
+    return [url.rstrip('/') for url in urls or ()]
+
+
+def find_servers(context) -> list[str]:
+    """The Glance URLs a call in ``context`` may use, in preference order."""
+    if CONF.glance.api_servers:
+        return [normalize_server_url(s) for s in CONF.glance.api_servers]
+    urls = servers_from_catalog(
+        getattr(context, 'service_catalog', None),
+        CONF.glance.catalog_info,
+        CONF.glance.region_name,
+    )
+    if urls:
+        return urls
+    urls = servers_from_keystone()
+    if urls:
+        return urls
+    raise exception.GlanceServersNotFound(
+        reason=_(
+            '[glance] api_servers is unset, the request has no image '
+            'endpoint in its catalog (%(info)s, region %(region)s) and '
+            'Keystone gave none'
+        )
+        % {'info': CONF.glance.catalog_info, 'region': CONF.glance.region_name}
+    )
+
+
+def cycle_shuffled(urls: list[str]) -> Iterator[str]:
+    """An endless iterator over ``urls``, shuffled once."""
+    if not urls:
+        raise exception.GlanceServersNotFound(reason=_('the server list is empty'))
+    urls = list(urls)
+    random.shuffle(urls)
+    return itertools.cycle(urls)
+
+
+def get_api_servers(context) -> Iterator[str]:
+    """Return an endless iterator over the shuffled Glance servers."""
+    return cycle_shuffled(find_servers(context))

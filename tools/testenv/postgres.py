@@ -1,0 +1,125 @@
+"""PostgreSQL for the test deployment: make sure it answers, fresh databases.
+
+The project's machines run PostgreSQL on 127.0.0.1:5432 with trust auth for
+user root. When it is down we start the installed cluster; when it is not
+installed we install the Debian package and set up that access ourselves.
+SQL goes through the server venv's psycopg2, so no client package is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from tools.testenv.util import DeploymentError, port_open, progress, run, \
+    wait_for
+
+HOST = '127.0.0.1'
+PORT = 5432
+USER = 'root'
+
+_SQL_SCRIPT = r'''
+import sys, psycopg2
+conn = psycopg2.connect(host=sys.argv[1], port=int(sys.argv[2]),
+                        user=sys.argv[3], dbname='postgres', connect_timeout=10)
+conn.autocommit = True
+cur = conn.cursor()
+for stmt in sys.argv[4:]:
+    cur.execute(stmt)
+'''
+
+
+def url(dbname: str) -> str:
+    return 'postgresql+psycopg2://%s@%s:%d/%s' % (USER, HOST, PORT, dbname)
+
+
+def ensure_running(log: str) -> None:
+    """Make PostgreSQL answer on 127.0.0.1:5432, or explain what is missing."""
+    if port_open(HOST, PORT):
+        return
+    clusters = _installed_versions()
+    if not clusters:
+        _install(log)
+        clusters = _installed_versions()
+        if not clusters:
+            raise DeploymentError(
+                'PostgreSQL: the postgresql package installed but no cluster '
+                'exists under /etc/postgresql')
+        _configure_access(clusters[-1], log)
+    version = clusters[-1]
+    progress('PostgreSQL not answering on %s:%d: starting cluster %s/main'
+             % (HOST, PORT, version))
+    if not shutil.which('pg_ctlcluster'):
+        raise DeploymentError('PostgreSQL: pg_ctlcluster is missing '
+                              '(install the postgresql-common package)')
+    run(['pg_ctlcluster', '--skip-systemctl-redirect', version, 'main',
+         'start'], log, 60, 'pg_ctlcluster start')
+    wait_for(lambda: port_open(HOST, PORT), 30, 'PostgreSQL on port 5432')
+
+
+def _installed_versions() -> list[str]:
+    try:
+        return sorted(os.listdir('/etc/postgresql'), key=_version_key)
+    except OSError:
+        return []
+
+
+def _version_key(v: str):
+    return [int(p) if p.isdigit() else 0 for p in v.split('.')]
+
+
+def _install(log: str) -> None:
+    if os.geteuid() != 0 or not shutil.which('apt-get'):
+        raise DeploymentError(
+            'PostgreSQL is not installed and cannot be installed here '
+            '(needs root and apt-get): install the Debian package '
+            '"postgresql" and make it accept user root on 127.0.0.1:5432 '
+            'with trust auth')
+    progress('PostgreSQL is not installed: apt-get install postgresql '
+             '(log %s)' % log)
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+    run(['apt-get', 'update'], log, 300, 'apt-get update', env=env)
+    run(['apt-get', 'install', '-y', 'postgresql'], log, 600,
+        'apt-get install postgresql', env=env)
+
+
+def _configure_access(version: str, log: str) -> None:
+    """Freshly installed cluster: listen on loopback, trust root there."""
+    conf_dir = '/etc/postgresql/%s/main' % version
+    with open(os.path.join(conf_dir, 'conf.d', '90-image-agent.conf'),
+              'w') as f:
+        f.write("listen_addresses = '127.0.0.1'\nport = %d\n" % PORT)
+    hba = os.path.join(conf_dir, 'pg_hba.conf')
+    with open(hba) as f:
+        old = f.read()
+    with open(hba, 'w') as f:
+        f.write('host all %s 127.0.0.1/32 trust\n' % USER + old)
+    run(['pg_ctlcluster', '--skip-systemctl-redirect', version, 'main',
+         'start'], log, 60, 'pg_ctlcluster start')
+    run(['runuser', '-u', 'postgres', '--', 'psql', '-c',
+         'CREATE ROLE %s SUPERUSER LOGIN' % USER], log, 60,
+        'create PostgreSQL role root')
+
+
+def recreate_databases(python: str, names: list[str], log: str) -> None:
+    """Drop (forcibly: stale servers may hold connections) and create."""
+    stmts = []
+    for name in names:
+        stmts.append('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+        stmts.append('CREATE DATABASE "%s"' % name)
+    try:
+        run([python, '-c', _SQL_SCRIPT, HOST, str(PORT), USER] + stmts, log,
+            60, 'recreate databases %s' % ', '.join(names))
+    except DeploymentError as e:
+        raise DeploymentError('PostgreSQL on %s:%d refused user %s: it must '
+                              'allow trust auth for root there.\n%s'
+                              % (HOST, PORT, USER, e))
+
+
+def drop_databases(python: str, names: list[str], log: str) -> None:
+    stmts = ['DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % n for n in names]
+    if os.access(python, os.X_OK) and port_open(HOST, PORT):
+        subprocess.run([python, '-c', _SQL_SCRIPT, HOST, str(PORT), USER]
+                       + stmts, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)

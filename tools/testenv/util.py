@@ -1,0 +1,235 @@
+"""Small stdlib helpers shared by the test deployment modules.
+
+Progress printing, free ports, JSON over urllib, waiting with a deadline,
+and starting/stopping server process groups that can be recognised again
+from another process (through a marker in their environment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Callable, Iterable
+
+#: Environment variable put into every server we start; its value is the
+#: state dir, so ``stop`` never kills a process that merely reuses a pid.
+MARKER_ENV = 'IMAGE_AGENT_TESTENV_OWNER'
+
+
+class DeploymentError(RuntimeError):
+    """The test deployment could not be set up or is not healthy."""
+
+
+def progress(msg: str) -> None:
+    """Print one progress line (stderr, so ``env`` output stays clean)."""
+    print('[testenv] %s' % msg, file=sys.stderr, flush=True)
+
+
+def free_port(host: str = '127.0.0.1') -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class HTTPResult:
+    def __init__(self, status: int, headers: Any, body: bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode('utf-8')) if self.body else None
+
+
+def http(method: str, url: str, body: Any = None, headers: dict | None = None,
+         timeout: float = 30.0, data: bytes | None = None) -> HTTPResult:
+    """One HTTP request; returns status/headers/body for any status code.
+
+    Connection-level failures raise ``OSError`` (``URLError`` is one).
+    """
+    hdrs = dict(headers or {})
+    if body is not None:
+        data = json.dumps(body).encode('utf-8')
+        hdrs.setdefault('Content-Type', 'application/json')
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return HTTPResult(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as e:
+        return HTTPResult(e.code, e.headers, e.read())
+
+
+def http_ok(url: str, timeout: float = 2.0, method: str = 'GET') -> bool:
+    try:
+        return 200 <= http(method, url, timeout=timeout).status < 300
+    except (OSError, ValueError):
+        return False
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str,
+             alive: Callable[[], bool] | None = None,
+             on_fail: Callable[[], str] | None = None,
+             interval: float = 0.1) -> None:
+    """Poll ``check`` until true; raise DeploymentError after ``timeout``.
+
+    ``alive`` lets the wait stop at once when the server process died.
+    ``on_fail`` returns extra text (a log tail) for the error message.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if alive is not None and not alive():
+            reason = '%s: process exited before it was ready' % what
+            break
+        if time.monotonic() > deadline:
+            reason = '%s: not ready after %.0f s' % (what, timeout)
+            break
+        time.sleep(interval)
+    extra = on_fail() if on_fail else ''
+    raise DeploymentError(reason + ('\n' + extra if extra else ''))
+
+
+def tail(path: str, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log file, framed for an error message."""
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            text = f.read().decode('utf-8', 'replace')
+    except OSError as e:
+        return '(no log %s: %s)' % (path, e)
+    body = '\n'.join(text.splitlines()[-lines:])
+    return '--- last %d lines of %s ---\n%s\n--- end ---' % (lines, path, body)
+
+
+def run(cmd: list[str], log: str, timeout: float, what: str,
+        env: dict | None = None, cwd: str | None = None) -> None:
+    """Run a setup command to completion, output appended to ``log``."""
+    with open(log, 'ab') as out:
+        out.write(('\n$ %s\n' % ' '.join(cmd)).encode())
+        out.flush()
+        try:
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise DeploymentError('%s: timed out after %.0f s\n%s'
+                                  % (what, timeout, tail(log)))
+        except OSError as e:
+            raise DeploymentError('%s: cannot run %s: %s' % (what, cmd[0], e))
+    if proc.returncode != 0:
+        raise DeploymentError('%s failed (exit %d)\n%s'
+                              % (what, proc.returncode, tail(log)))
+
+
+# -- server processes -------------------------------------------------------
+
+def spawn(cmd: list[str], log: str, env: dict, cwd: str,
+          owner: str) -> subprocess.Popen:
+    """Start a server in its own session (pgid == pid), output to ``log``."""
+    env = dict(env)
+    env[MARKER_ENV] = owner
+    with open(log, 'ab') as out:
+        out.write(('\n$ %s\n' % ' '.join(cmd)).encode())
+        out.flush()
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+                                start_new_session=True, close_fds=True)
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, pgid) of a pid from /proc, or None when it is gone."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as f:
+            data = f.read().decode('utf-8', 'replace')
+    except OSError:
+        return None
+    fields = data.rsplit(')', 1)[1].split()
+    return fields[0], int(fields[2])
+
+
+def owned_by(pid: int, owner: str) -> bool:
+    """True when ``pid`` is a live process that we started for ``owner``."""
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] in ('Z', 'X'):
+        return False
+    try:
+        with open('/proc/%d/environ' % pid, 'rb') as f:
+            env = f.read().split(b'\0')
+    except OSError:
+        return False
+    return ('%s=%s' % (MARKER_ENV, owner)).encode() in env
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``."""
+    members = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        stat = _proc_stat(int(name))
+        if stat and stat[1] == pgid and stat[0] not in ('Z', 'X'):
+            members.append(int(name))
+    return members
+
+
+def kill_group(pgid: int, owner: str, grace: float = 10.0,
+               popen: subprocess.Popen | None = None) -> None:
+    """SIGTERM the process group we started, SIGKILL what is left later.
+
+    Only acts when the group leader still carries our marker (or when we
+    hold its Popen object); a pid recycled by someone else is left alone.
+    """
+    if popen is None and not owned_by(pgid, owner):
+        # The leader may be gone while workers survive; check them too.
+        if not any(owned_by(p, owner) for p in group_members(pgid)):
+            return
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if popen is not None:
+            popen.poll()
+        if not group_members(pgid):
+            break
+        time.sleep(0.05)
+    else:
+        _signal_group(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while group_members(pgid) and time.monotonic() < deadline:
+            if popen is not None:
+                popen.poll()
+            time.sleep(0.05)
+    if popen is not None:
+        try:
+            popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def all_alive(pids: Iterable[int], owner: str) -> bool:
+    return all(pid and owned_by(pid, owner) for pid in pids)
