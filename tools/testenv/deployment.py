@@ -23,8 +23,8 @@ import time
 from tools.testenv import keystone as ks
 from tools.testenv import postgres, venv as venvmod
 from tools.testenv.glance import FILE_STORES, GlanceInstance
-from tools.testenv.util import (MARKER_ENV, DeploymentError, free_port,
-                                group_members, http_ok, kill_group, owned_by,
+from tools.testenv.util import (DeploymentError, free_port, http_ok,
+                                kill_group, owned_by, owned_processes,
                                 progress, spawn, tail, wait_for)
 
 DEFAULT_STATE_DIR = '/tmp/image-agent-testenv'
@@ -53,7 +53,9 @@ class Deployment:
 
     @property
     def owner(self) -> str:
-        return self.state_dir
+        """Tag carried by every server of this state dir (see util.owned_by)."""
+        digest = hashlib.sha256(self.state_dir.encode()).hexdigest()[:10]
+        return 'ia-testenv-%s' % digest
 
     @property
     def info(self) -> dict:
@@ -197,8 +199,11 @@ class Deployment:
             if pid:
                 kill_group(pid, self.owner, popen=self._popen_for(pid))
         # Anything else carrying our marker (a crash between spawn and save).
-        for pid in _marked_processes(self.owner):
-            kill_group(os.getpgid(pid) if _exists(pid) else pid, self.owner)
+        for pid in owned_processes(self.owner):
+            try:
+                kill_group(os.getpgid(pid), self.owner)
+            except ProcessLookupError:
+                pass
         self._popens.clear()
         if not keep_state and os.path.exists(self.state_file):
             os.remove(self.state_file)
@@ -264,7 +269,7 @@ class Deployment:
         }
 
         fs = spawn([sys.executable, FILESERVER, '--port', str(ports[0]),
-                    '--dir', files_dir], info['fileserver']['log'],
+                    '--dir', files_dir, '--tag', self.owner], info['fileserver']['log'],
                    dict(os.environ), self.state_dir, self.owner)
         self._track('fileserver', fs, info, info['fileserver'])
 
@@ -429,26 +434,3 @@ def _parallel(funcs) -> None:
         raise errors[0]
 
 
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
-def _marked_processes(owner: str) -> list[int]:
-    """Live processes whose environment carries our marker for ``owner``."""
-    me = os.getpid()
-    found = []
-    needle = ('%s=%s' % (MARKER_ENV, owner)).encode()
-    for name in os.listdir('/proc'):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open('/proc/%s/environ' % name, 'rb') as f:
-                if needle in f.read().split(b'\0'):
-                    found.append(int(name))
-        except OSError:
-            continue
-    return [pid for pid in found if owned_by(pid, owner)]

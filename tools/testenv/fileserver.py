@@ -78,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--port', type=int, required=True)
     parser.add_argument('--dir', required=True)
+    parser.add_argument('--tag', help='owner tag, only for ps/stop')
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
 

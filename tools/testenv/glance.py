@@ -176,7 +176,7 @@ class GlanceInstance:
                '--workers', '1', '--worker-class', 'gthread',
                '--threads', '8', '--no-control-socket',
                '--timeout', '300', '--graceful-timeout', '5',
-               '--name', 'ia-' + self.name,
+               '--name', '%s-%s' % (self.owner, self.name),
                'glance.wsgi.api:application']
         env = dict(os.environ, OS_GLANCE_CONFIG_DIR=self.dir)
         return spawn(cmd, self.log, env, self.dir, self.owner)

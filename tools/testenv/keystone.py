@@ -138,7 +138,7 @@ class Keystone:
                '--workers', '1', '--worker-class', 'gthread',
                '--threads', '8', '--no-control-socket',
                '--timeout', '120', '--graceful-timeout', '5',
-               '--name', 'ia-keystone',
+               '--name', '%s-keystone' % self.owner,
                '--pythonpath', self.dir, 'keystone_wsgi:application']
         env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=self.conf)
         return spawn(cmd, self.log, env, self.dir, self.owner)

@@ -167,16 +167,32 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
 
 
 def owned_by(pid: int, owner: str) -> bool:
-    """True when ``pid`` is a live process that we started for ``owner``."""
+    """True when ``pid`` is a live process that we started for ``owner``.
+
+    ``owner`` is a tag found either in the process environment (marker
+    variable) or in its command line: gunicorn's setproctitle rewrites the
+    memory /proc/PID/environ shows, so its servers get the tag in ``--name``.
+    """
     stat = _proc_stat(pid)
     if stat is None or stat[0] in ('Z', 'X'):
         return False
+    tag = owner.encode()
     try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            if tag in f.read():
+                return True
         with open('/proc/%d/environ' % pid, 'rb') as f:
             env = f.read().split(b'\0')
     except OSError:
         return False
     return ('%s=%s' % (MARKER_ENV, owner)).encode() in env
+
+
+def owned_processes(owner: str) -> list[int]:
+    """Every live process started for ``owner`` (except this one)."""
+    me = os.getpid()
+    return [int(n) for n in os.listdir('/proc')
+            if n.isdigit() and int(n) != me and owned_by(int(n), owner)]
 
 
 def group_members(pgid: int) -> list[int]:
