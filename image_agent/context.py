@@ -18,7 +18,9 @@ class RequestContext(context.RequestContext):
 
     FROM_DICT_EXTRA_KEYS = ['service_catalog']
 
-    def __init__(self, service_catalog: list | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, service_catalog: list | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.service_catalog = [
             entry

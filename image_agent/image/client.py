@@ -1,7 +1,8 @@
-"""GlanceClientWrapper: one python-glanceclient call, retried across servers."""
+"""GlanceClientWrapper: one glanceclient call, retried across servers."""
 
+from collections.abc import Callable
+from collections.abc import Iterator
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import glanceclient
@@ -65,7 +66,9 @@ class GlanceClientWrapper:
         with self._lock:
             cycle = self._cycles.get(urls)
             if cycle is None:
-                cycle = self._cycles[urls] = servers_mod.cycle_shuffled(list(urls))
+                cycle = self._cycles[urls] = servers_mod.cycle_shuffled(
+                    list(urls)
+                )
 
         def next_server() -> str:
             with self._lock:
@@ -124,14 +127,18 @@ class GlanceClientWrapper:
             tried.append(server)
             client = self._make_client(context, server, privileged, headers)
             try:
-                result = getattr(getattr(client, controller), method)(*args, **kwargs)
+                result = getattr(getattr(client, controller), method)(
+                    *args, **kwargs
+                )
                 if (controller, method) in _LISTINGS:
                     result = list(result)
                 return result
             except glance_exc.HTTPOverLimit as e:
                 raise exception.ImageLimitExceeded(reason=e.details) from e
             except Exception as e:
-                if not (rewinder.rewindable and retry.is_retriable(e, idempotent)):
+                if not (
+                    rewinder.rewindable and retry.is_retriable(e, idempotent)
+                ):
                     raise
                 last_error = e
                 LOG.warning(

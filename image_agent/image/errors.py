@@ -16,12 +16,16 @@ def _reason(error: Exception) -> str:
 
 def translate_image_exception(image_id: str, error: Exception) -> Exception:
     """The exception to raise for ``error`` raised by a call on one image."""
-    if isinstance(error, (glance_exc.HTTPForbidden, glance_exc.HTTPUnauthorized)):
+    if isinstance(
+        error, (glance_exc.HTTPForbidden, glance_exc.HTTPUnauthorized)
+    ):
         return exception.ImageNotAuthorized(image_id=image_id)
     if isinstance(error, glance_exc.HTTPNotFound):
         return exception.ImageNotFound(image_id=image_id)
     if isinstance(error, glance_exc.HTTPConflict):
-        return exception.ImageConflict(image_id=image_id, reason=_reason(error))
+        return exception.ImageConflict(
+            image_id=image_id, reason=_reason(error)
+        )
     if isinstance(error, glance_exc.HTTPBadRequest):
         return exception.Invalid(reason=_reason(error))
     if isinstance(error, glance_exc.HTTPOverLimit):
@@ -30,8 +34,10 @@ def translate_image_exception(image_id: str, error: Exception) -> Exception:
 
 
 def translate_plain_exception(error: Exception) -> Exception:
-    """The exception to raise for ``error`` raised by a call on no one image."""
-    if isinstance(error, (glance_exc.HTTPForbidden, glance_exc.HTTPUnauthorized)):
+    """The exception to raise for ``error`` from a call on no one image."""
+    if isinstance(
+        error, (glance_exc.HTTPForbidden, glance_exc.HTTPUnauthorized)
+    ):
         return exception.NotAuthorized(_reason(error))
     if isinstance(error, glance_exc.HTTPNotFound):
         return exception.NotFound(_reason(error))

@@ -6,12 +6,12 @@ Server selection and retries live in ``client``, metadata translation in
 ``metadata``, error translation in ``errors``, hashing in ``verify``.
 """
 
+from collections.abc import Iterator
 import os
 import re
 import threading
-import urllib.parse
-from collections.abc import Iterator
 from typing import Any
+import urllib.parse
 
 from glanceclient import exc as glance_exc
 from oslo_log import log as logging
@@ -54,7 +54,8 @@ def _check_image_id(image_id: Any) -> str:
     """Refuse what cannot be a Glance image id before it reaches a URL."""
     if not isinstance(image_id, str):
         raise exception.InvalidInput(
-            reason=_('an image id must be a string, not %s') % type(image_id).__name__
+            reason=_('an image id must be a string, not %s')
+            % type(image_id).__name__
         )
     if not _IMAGE_ID.fullmatch(image_id):
         raise exception.ImageNotFound(image_id=image_id[:100])
@@ -85,7 +86,9 @@ class GlanceImageService:
             return self._base_props
 
     def _translate(self, context, image: Any) -> dict[str, Any]:
-        return metadata.translate_from_glance(image, self._base_properties(context))
+        return metadata.translate_from_glance(
+            image, self._base_properties(context)
+        )
 
     def _is_available(self, context, image: dict[str, Any]) -> bool:
         def member_status() -> str | None:
@@ -113,7 +116,9 @@ class GlanceImageService:
             raise exception.ImageNotFound(image_id=image_id)
         return image
 
-    def _call_on_image(self, context, image_id: str, method: str, *args, **kwargs):
+    def _call_on_image(
+        self, context, image_id: str, method: str, *args, **kwargs
+    ):
         try:
             return self._client.call(context, method, *args, **kwargs)
         except TypeError as e:
@@ -144,7 +149,9 @@ class GlanceImageService:
         try:
             self._client.call(context, 'delete', image_id)
         except Exception:
-            LOG.warning('Could not delete image %s after its upload failed', image_id)
+            LOG.warning(
+                'Could not delete image %s after its upload failed', image_id
+            )
 
     # -- the seed API --------------------------------------------------------
 
@@ -153,7 +160,8 @@ class GlanceImageService:
         unknown = set(kwargs) - _DETAIL_PARAMS
         if unknown:
             raise exception.InvalidInput(
-                reason=_('unknown listing parameters: %s') % ', '.join(sorted(unknown))
+                reason=_('unknown listing parameters: %s')
+                % ', '.join(sorted(unknown))
             )
         params = {k: v for k, v in kwargs.items() if v is not None}
         if 'filters' in params and not isinstance(params['filters'], dict):
@@ -182,10 +190,15 @@ class GlanceImageService:
         if CONF.auth_strategy == 'keystone' and auth.get_service_auth():
             try:
                 locations = self._client.call(
-                    context, 'get_image_locations', image_id, privileged_user=True
+                    context,
+                    'get_image_locations',
+                    image_id,
+                    privileged_user=True,
                 )
             except (glance_exc.HTTPNotImplemented, glance_exc.HTTPForbidden):
-                LOG.debug('Location API unavailable; reading image %s', image_id)
+                LOG.debug(
+                    'Location API unavailable; reading image %s', image_id
+                )
             except Exception as e:
                 errors.reraise_translated(e, image_id)
             else:
@@ -196,7 +209,9 @@ class GlanceImageService:
         image = self._get_raw(context, image_id)
         return image.get('direct_url'), image.get('locations')
 
-    def add_location(self, context, image_id: str, url: str, metadata: dict) -> dict:
+    def add_location(
+        self, context, image_id: str, url: str, metadata: dict
+    ) -> dict:
         """Add a backend location url to an image.
 
         Returns a dict containing image metadata on success.
@@ -224,7 +239,9 @@ class GlanceImageService:
                     privileged_user=True,
                 )
             except glance_exc.HTTPNotImplemented:
-                LOG.debug('Location API unavailable; legacy add for %s', image_id)
+                LOG.debug(
+                    'Location API unavailable; legacy add for %s', image_id
+                )
             except Exception as e:
                 errors.reraise_translated(e, image_id)
             else:
@@ -240,7 +257,9 @@ class GlanceImageService:
         )
         return self._translate(context, image)
 
-    def create(self, context, image_meta: dict[str, Any], data=None) -> dict[str, Any]:
+    def create(
+        self, context, image_meta: dict[str, Any], data=None
+    ) -> dict[str, Any]:
         """Store the image data and return the new image object.
 
         When the upload fails the new image is deleted again, so no empty
@@ -322,7 +341,9 @@ class GlanceImageService:
         chunks = self._local_chunks(image)
         if chunks is None:
             chunks = self._http_chunks(context, image_id)
-        stream = verify.verified_chunks(_guard_stream(image_id, chunks), hasher)
+        stream = verify.verified_chunks(
+            _guard_stream(image_id, chunks), hasher
+        )
         if data is None:
             return stream
         for chunk in stream:
@@ -330,7 +351,9 @@ class GlanceImageService:
         return None
 
     def _http_chunks(self, context, image_id: str):
-        body = self._call_on_image(context, image_id, 'data', image_id, do_checksum=False)
+        body = self._call_on_image(
+            context, image_id, 'data', image_id, do_checksum=False
+        )
         if body is None or getattr(body, 'wrapped', body) is None:
             raise exception.ImageDownloadFailed(
                 image_id=image_id, reason=_('image contains no data')
@@ -365,7 +388,9 @@ class GlanceImageService:
             info = self._client.call(context, 'get_stores_info')
         except Exception as e:
             errors.reraise_translated(e)
-        return [_normalize_store(store) for store in dict(info).get('stores', [])]
+        return [
+            _normalize_store(store) for store in dict(info).get('stores', [])
+        ]
 
     def list_members(self, context, image_id: str) -> list[dict]:
         """Returns a list of dicts with image member data."""
@@ -387,7 +412,9 @@ def _guard_stream(image_id: str, chunks) -> Iterator[bytes]:
     try:
         yield from chunks
     except _STREAM_ERRORS as e:
-        raise exception.ImageDownloadFailed(image_id=image_id, reason=str(e)) from e
+        raise exception.ImageDownloadFailed(
+            image_id=image_id, reason=str(e)
+        ) from e
 
 
 def _as_bool(value: Any) -> bool:
@@ -409,7 +436,9 @@ def get_default_image_service() -> GlanceImageService:
     return GlanceImageService()
 
 
-def get_remote_image_service(context, image_href) -> tuple[GlanceImageService, str]:
+def get_remote_image_service(
+    context, image_href
+) -> tuple[GlanceImageService, str]:
     """Create an image_service and parse the id from the given image_href.
 
     The image_href param can be an href of the form
@@ -428,7 +457,9 @@ def get_remote_image_service(context, image_href) -> tuple[GlanceImageService, s
         parsed = urllib.parse.urlsplit(image_href)
         parsed.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError as e:
-        raise exception.InvalidImageRef(image_href=image_href, reason=str(e)) from e
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=str(e)
+        ) from e
     if parsed.scheme not in ('http', 'https'):
         raise exception.InvalidImageRef(
             image_href=image_href, reason=_('the scheme must be http or https')

@@ -36,7 +36,9 @@ def _decode_json(key: str, value: Any) -> Any:
     try:
         return json.loads(value)
     except ValueError:
-        LOG.warning('Image property %s is not valid JSON; kept as a string', key)
+        LOG.warning(
+            'Image property %s is not valid JSON; kept as a string', key
+        )
         return value
 
 
@@ -80,10 +82,14 @@ def translate_to_glance(image_meta: dict[str, Any]) -> dict[str, Any]:
 
 def custom_property_names(image: Any, base: frozenset[str]) -> set[str]:
     """Keys of a Glance image that are not base properties."""
-    return {key for key in dict(image) if key not in base and key not in HIDDEN}
+    return {
+        key for key in dict(image) if key not in base and key not in HIDDEN
+    }
 
 
-def is_image_available(context, image: dict[str, Any], member_status=None) -> bool:
+def is_image_available(
+    context, image: dict[str, Any], member_status=None
+) -> bool:
     """Whether ``context`` may see ``image`` (a raw Glance image dict).
 
     A caller with a token is trusted to Glance's own policy. Without one

@@ -6,13 +6,13 @@ made, or the server answered 503. After a read timeout or a dropped response
 the server may have acted, and a retry could make a second image.
 """
 
+from collections.abc import Callable
 import random
 import time
-from collections.abc import Callable
 
+from glanceclient import exc as glance_exc
 import requests
 import urllib3
-from glanceclient import exc as glance_exc
 
 # (controller, method) pairs whose repetition could create a duplicate.
 NON_IDEMPOTENT = frozenset(

@@ -5,10 +5,10 @@ service catalog (``[glance] catalog_info`` and ``region_name``), then
 Keystone itself through the service credentials.
 """
 
+from collections.abc import Iterator
 import itertools
 import random
 import urllib.parse
-from collections.abc import Iterator
 
 from oslo_log import log as logging
 
@@ -90,7 +90,9 @@ def servers_from_catalog(
     With a region configured every endpoint of that region is returned;
     without one, the first endpoint found.
     """
-    service_type, service_name, endpoint_type = parse_catalog_info(catalog_info)
+    service_type, service_name, endpoint_type = parse_catalog_info(
+        catalog_info
+    )
     urls = []
     for entry in catalog or []:
         if entry.get('type') != service_type:
@@ -154,7 +156,9 @@ def find_servers(context) -> list[str]:
 def cycle_shuffled(urls: list[str]) -> Iterator[str]:
     """An endless iterator over ``urls``, shuffled once."""
     if not urls:
-        raise exception.GlanceServersNotFound(reason=_('the server list is empty'))
+        raise exception.GlanceServersNotFound(
+            reason=_('the server list is empty')
+        )
     urls = list(urls)
     random.shuffle(urls)
     return itertools.cycle(urls)

@@ -1,7 +1,8 @@
 """Checking downloaded bytes against the hash Glance recorded."""
 
+from collections.abc import Iterable
+from collections.abc import Iterator
 import hashlib
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from oslo_log import log as logging
@@ -69,7 +70,9 @@ class ImageHasher:
             )
 
 
-def verified_chunks(chunks: Iterable[bytes], hasher: ImageHasher) -> Iterator[bytes]:
+def verified_chunks(
+    chunks: Iterable[bytes], hasher: ImageHasher
+) -> Iterator[bytes]:
     """Yield ``chunks``; after the last one, raise if the hash differs."""
     for chunk in chunks:
         hasher.update(chunk)

@@ -1,0 +1,108 @@
+"""Fixtures shared by the functional tests: the real deployment and
+contexts carrying real Keystone tokens."""
+
+import contextlib
+import uuid
+
+from oslo_config import fixture as config_fixture
+import pytest
+
+from image_agent import conf
+from image_agent import context as ia_context
+from image_agent.image import auth
+from image_agent.image import glance
+from tests.functional.deployment_fixture import deployment  # noqa: F401
+
+IMAGE_AGENT_USER = 'image-agent'
+
+
+@pytest.fixture
+def config(deployment):  # noqa: F811
+    """Agent configuration pointing at both Glance servers.
+
+    The ``[glance]`` service credentials are those of the image-agent
+    service user (used by the location API).
+    """
+    fixture = config_fixture.Config(conf.CONF)
+    fixture.setUp()
+    fixture.config(auth_strategy='keystone')
+    fixture.config(
+        group='glance',
+        api_servers=deployment.glance_urls,
+        num_retries=3,
+        retry_backoff_base=0.05,
+        retry_backoff_max=0.2,
+        region_name=None,
+        allowed_direct_url_schemes=[],
+    )
+    fixture.load_raw_values(
+        group='glance',
+        auth_type='password',
+        auth_url=deployment.keystone_url,
+        username=IMAGE_AGENT_USER,
+        password=deployment.password(IMAGE_AGENT_USER),
+        project_name='service',
+        user_domain_name='Default',
+        project_domain_name='Default',
+    )
+    auth.reset()
+    yield fixture
+    fixture.cleanUp()
+    auth.reset()
+
+
+def make_context(deployment, user, catalog='catalog_v2'):  # noqa: F811
+    """A RequestContext as a service behind keystonemiddleware has it."""
+    creds = deployment.authenticate(user)
+    return ia_context.RequestContext(
+        auth_token=creds['token'],
+        user_id=creds['user_id'],
+        project_id=creds['project_id'],
+        project_name=creds.get('project_name'),
+        roles=list(creds['roles']),
+        service_catalog=creds[catalog],
+        global_request_id='req-' + str(uuid.uuid4()),
+        overwrite=False,
+    )
+
+
+@pytest.fixture
+def demo_context(deployment, config):  # noqa: F811
+    return make_context(deployment, 'demo')
+
+
+@pytest.fixture
+def alt_context(deployment, config):  # noqa: F811
+    return make_context(deployment, 'alt')
+
+
+@pytest.fixture
+def admin_context(deployment, config):  # noqa: F811
+    return make_context(deployment, 'admin')
+
+
+@pytest.fixture
+def image_service(config):
+    return glance.GlanceImageService()
+
+
+@pytest.fixture
+def images(image_service, admin_context):
+    """Create images for a test and delete them afterwards."""
+    created = []
+
+    def create(context, meta=None, data=None, **extra):
+        meta = dict(meta or {})
+        meta.setdefault('name', 'test-' + uuid.uuid4().hex[:8])
+        meta.setdefault('disk_format', 'raw')
+        meta.setdefault('container_format', 'bare')
+        meta.update(extra)
+        image = image_service.create(context, meta, data=data)
+        created.append(image['id'])
+        return image
+
+    yield create
+    for image_id in created:
+        # Already gone is fine.
+        with contextlib.suppress(Exception):
+            image_service.delete(admin_context, image_id)

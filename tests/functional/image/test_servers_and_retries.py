@@ -1,0 +1,211 @@
+"""Server selection and retries against the real Keystone and Glance."""
+
+import io
+import uuid
+
+import pytest
+
+from image_agent import exception
+from image_agent.image import glance
+from tests.functional import netfaults
+
+
+def test_first_server_down_call_served_by_second(
+    deployment, config, demo_context, images
+):
+    image = images(demo_context, data=io.BytesIO(b'x' * 1000))
+    config.config(
+        group='glance',
+        api_servers=[netfaults.dead_server_url(), deployment.glance_urls[1]],
+        num_retries=1,
+    )
+    service = glance.GlanceImageService()
+    # Whatever the shuffle put first, every call must succeed: a refused
+    # connection moves the call to the other server at once.
+    for _ in range(6):
+        assert service.show(demo_context, image['id'])['id'] == image['id']
+
+
+def test_stopped_glance_server_is_skipped(
+    deployment, config, demo_context, images
+):
+    image = images(demo_context)
+    config.config(group='glance', num_retries=1)
+    service = glance.GlanceImageService()
+    deployment.stop_glance(0)
+    try:
+        for _ in range(6):
+            assert service.show(demo_context, image['id'])['id'] == image['id']
+    finally:
+        deployment.start_glance(0)
+
+
+def test_all_servers_down_fails_after_num_retries_plus_one_attempts(
+    config, demo_context
+):
+    dead = [netfaults.dead_server_url(), netfaults.dead_server_url()]
+    config.config(group='glance', api_servers=dead, num_retries=3)
+    service = glance.GlanceImageService()
+    with pytest.raises(exception.GlanceConnectionFailed) as info:
+        service.show(demo_context, str(uuid.uuid4()))
+    message = str(info.value)
+    assert 'after 4 attempt(s)' in message
+    for url in dead:
+        assert url in message
+
+
+def test_num_retries_zero_makes_one_attempt(config, demo_context):
+    dead = netfaults.dead_server_url()
+    config.config(group='glance', api_servers=[dead], num_retries=0)
+    with pytest.raises(exception.GlanceConnectionFailed) as info:
+        glance.GlanceImageService().show(demo_context, str(uuid.uuid4()))
+    assert 'after 1 attempt(s) on %s' % dead in str(info.value)
+
+
+def test_create_is_not_retried_after_the_response_was_lost(
+    deployment, config, demo_context, admin_context, image_service
+):
+    """The request reached Glance, which made the image; the answer was
+    lost on the way back. A retry would make a second image."""
+    host_port = deployment.glance_urls[0].rsplit('/', 1)[-1]
+    host, port = host_port.split(':')
+    name = 'no-dup-' + uuid.uuid4().hex[:8]
+    with netfaults.LoopbackProxy(
+        (host, int(port)), drop_responses=True
+    ) as proxy:
+        config.config(group='glance', api_servers=[proxy.url], num_retries=3)
+        service = glance.GlanceImageService()
+        try:
+            with pytest.raises(exception.GlanceConnectionFailed) as info:
+                service.create(
+                    demo_context,
+                    {
+                        'name': name,
+                        'disk_format': 'raw',
+                        'container_format': 'bare',
+                    },
+                )
+            assert 'after 1 attempt(s)' in str(info.value)
+            posts = [r for r in proxy.requests if r.startswith(b'POST')]
+            assert len(posts) == 1
+        finally:
+            config.config(group='glance', api_servers=deployment.glance_urls)
+    made = image_service.detail(admin_context, filters={'name': name})
+    assert len(made) == 1
+    image_service.delete(admin_context, made[0]['id'])
+
+
+def test_show_is_retried_after_the_response_was_lost(
+    deployment, config, demo_context, images
+):
+    image = images(demo_context)
+    host, port = deployment.glance_urls[0].rsplit('/', 1)[-1].split(':')
+    with netfaults.LoopbackProxy(
+        (host, int(port)), drop_responses=True
+    ) as proxy:
+        config.config(group='glance', api_servers=[proxy.url], num_retries=2)
+        service = glance.GlanceImageService()
+        # The schema is fetched through the proxy too: warm it directly.
+        service._base_props = frozenset()
+        with pytest.raises(exception.GlanceConnectionFailed) as info:
+            service.show(demo_context, image['id'])
+        assert 'after 3 attempt(s)' in str(info.value)
+        gets = [r for r in proxy.requests if r.startswith(b'GET /v2/images')]
+        assert len(gets) == 3
+
+
+@pytest.mark.parametrize(
+    ('region', 'served_by'), [('RegionOne', 0), ('RegionTwo', 1)]
+)
+def test_catalog_discovery_honours_region_name(
+    deployment, config, demo_context, images, region, served_by
+):
+    image = images(demo_context)
+    config.config(
+        group='glance', api_servers=None, region_name=region, num_retries=0
+    )
+    service = glance.GlanceImageService()
+    other = 1 - served_by
+    deployment.stop_glance(other)
+    try:
+        assert service.show(demo_context, image['id'])['id'] == image['id']
+    finally:
+        deployment.start_glance(other)
+    deployment.stop_glance(served_by)
+    try:
+        with pytest.raises(exception.GlanceConnectionFailed) as info:
+            service.show(demo_context, image['id'])
+        assert deployment.glance_urls[served_by] in str(info.value)
+    finally:
+        deployment.start_glance(served_by)
+
+
+def test_catalog_in_v3_shape_is_accepted(deployment, config, images):
+    from tests.functional.conftest import make_context
+
+    context = make_context(deployment, 'demo', catalog='catalog')
+    image = images(context)
+    config.config(group='glance', api_servers=None, region_name='RegionTwo')
+    service = glance.GlanceImageService()
+    assert service.show(context, image['id'])['id'] == image['id']
+
+
+def test_keystone_is_asked_when_neither_config_nor_catalog_names_a_server(
+    deployment, config, demo_context, images
+):
+    image = images(demo_context)
+    demo_context.service_catalog = []
+    config.config(group='glance', api_servers=None, region_name='RegionTwo')
+    service = glance.GlanceImageService()
+    deployment.stop_glance(0)
+    try:
+        assert service.show(demo_context, image['id'])['id'] == image['id']
+    finally:
+        deployment.start_glance(0)
+
+
+def test_no_server_anywhere_is_a_configuration_error(config, demo_context):
+    demo_context.service_catalog = []
+    config.config(group='glance', api_servers=None, region_name='Nowhere')
+    with pytest.raises(exception.GlanceServersNotFound):
+        glance.GlanceImageService().show(demo_context, str(uuid.uuid4()))
+
+
+def test_remote_image_service_is_bound_to_the_server_in_the_href(
+    deployment, config, demo_context, images
+):
+    image = images(demo_context)
+    config.config(
+        group='glance',
+        api_servers=[netfaults.dead_server_url()],
+        num_retries=0,
+    )
+    href = '%s/v2/images/%s' % (deployment.glance_urls[1], image['id'])
+    service, image_id = glance.get_remote_image_service(demo_context, href)
+    assert image_id == image['id']
+    assert service.show(demo_context, image_id)['id'] == image['id']
+    # The default service follows api_servers, which points nowhere.
+    default, same_id = glance.get_remote_image_service(
+        demo_context, image['id']
+    )
+    assert same_id == image['id']
+    with pytest.raises(exception.GlanceConnectionFailed):
+        default.show(demo_context, image['id'])
+
+
+def test_global_request_id_and_caller_token_travel_to_glance(
+    deployment, config, demo_context, images
+):
+    image = images(demo_context)
+    host, port = deployment.glance_urls[0].rsplit('/', 1)[-1].split(':')
+    with netfaults.LoopbackProxy((host, int(port))) as proxy:
+        config.config(group='glance', api_servers=[proxy.url])
+        service = glance.GlanceImageService()
+        assert service.show(demo_context, image['id'])['id'] == image['id']
+    show_heads = [h for h in proxy.heads if b'GET /v2/images/' in h]
+    assert show_heads
+    head = show_heads[-1].decode().lower()
+    assert (
+        'x-openstack-request-id: %s' % demo_context.global_request_id
+    ).lower() in head
+    assert ('x-auth-token: %s' % demo_context.auth_token).lower() in head
