@@ -42,6 +42,8 @@ flavor = keystone
 config_file = {inst}/glance-api-paste.ini
 
 [keystone_authtoken]
+# This instance is the image endpoint of {region}; Keystone's own endpoints
+# exist only in RegionOne, so the middleware looks for identity there.
 www_authenticate_uri = {keystone_url}/v3
 auth_url = {keystone_url}/v3
 auth_type = password
@@ -50,7 +52,7 @@ project_domain_name = Default
 username = glance
 password = {glance_password}
 user_domain_name = Default
-region_name = {region}
+region_name = RegionOne
 http_connect_timeout = 10
 http_request_max_retries = 1
 
