@@ -24,8 +24,11 @@ _STARTED: dict[str, Deployment] = {}
 
 
 def _reuse() -> bool:
-    return os.environ.get('IMAGE_AGENT_TESTENV_REUSE', '') in ('1', 'true',
-                                                               'yes')
+    return os.environ.get('IMAGE_AGENT_TESTENV_REUSE', '') in (
+        '1',
+        'true',
+        'yes',
+    )
 
 
 @pytest.fixture(scope='session')

@@ -24,9 +24,12 @@ def _h(token, **extra):
 
 
 def _create(url, token, name):
-    resp = http('POST', url + '/v2/images', headers=_h(token),
-                body={'name': name, 'disk_format': 'raw',
-                      'container_format': 'bare'})
+    resp = http(
+        'POST',
+        url + '/v2/images',
+        headers=_h(token),
+        body={'name': name, 'disk_format': 'raw', 'container_format': 'bare'},
+    )
     assert resp.status == 201, resp.body
     return resp.json()['id']
 
@@ -34,19 +37,22 @@ def _create(url, token, name):
 def _wait_status(url, token, image_id, wanted, timeout=15):
     deadline = time.monotonic() + timeout
     while True:
-        image = http('GET', '%s/v2/images/%s' % (url, image_id),
-                     headers=_h(token)).json()
+        image = http(
+            'GET', '%s/v2/images/%s' % (url, image_id), headers=_h(token)
+        ).json()
         if image['status'] == wanted or time.monotonic() > deadline:
             return image
         time.sleep(0.1)
 
 
 def test_tokens_roles_and_projects(deployment):
-    expected = {'demo': ('demo', {'member', 'reader'}),
-                'alt': ('alt', {'member', 'reader'}),
-                'glance': ('service', {'admin', 'service'}),
-                SERVICE_USER: ('service', {'admin', 'service'}),
-                'admin': ('admin', {'admin'})}
+    expected = {
+        'demo': ('demo', {'member', 'reader'}),
+        'alt': ('alt', {'member', 'reader'}),
+        'glance': ('service', {'admin', 'service'}),
+        SERVICE_USER: ('service', {'admin', 'service'}),
+        'admin': ('admin', {'admin'}),
+    }
     for user, (project, roles) in expected.items():
         auth = deployment.authenticate(user)
         assert auth['token']
@@ -59,8 +65,10 @@ def test_catalog_both_shapes(deployment):
     auth = deployment.authenticate('demo')
     image_v3 = [s for s in auth['catalog'] if s['type'] == 'image']
     assert len(image_v3) == 1 and image_v3[0]['name'] == 'glance'
-    urls = {(e['region_id'], e['interface']): e['url']
-            for e in image_v3[0]['endpoints']}
+    urls = {
+        (e['region_id'], e['interface']): e['url']
+        for e in image_v3[0]['endpoints']
+    }
     g1, g2 = deployment.glance_urls
     for interface in ('public', 'internal', 'admin'):
         assert urls[('RegionOne', interface)] == g1
@@ -69,8 +77,11 @@ def test_catalog_both_shapes(deployment):
     image_v2 = [s for s in auth['catalog_v2'] if s['type'] == 'image']
     by_region = {e['region']: e for e in image_v2[0]['endpoints']}
     assert by_region['RegionOne'] == {
-        'region': 'RegionOne', 'publicURL': g1, 'internalURL': g1,
-        'adminURL': g1}
+        'region': 'RegionOne',
+        'publicURL': g1,
+        'internalURL': g1,
+        'adminURL': g1,
+    }
     assert by_region['RegionTwo']['publicURL'] == g2
     assert any(s['type'] == 'identity' for s in auth['catalog_v2'])
 
@@ -87,8 +98,9 @@ def test_both_glance_servers_answer(deployment):
 
 def test_stores_listed(deployment):
     token = deployment.authenticate('demo')['token']
-    resp = http('GET', deployment.glance_urls[0] + '/v2/info/stores',
-                headers=_h(token))
+    resp = http(
+        'GET', deployment.glance_urls[0] + '/v2/info/stores', headers=_h(token)
+    )
     assert resp.status == 200
     stores = {s['id']: s for s in resp.json()['stores']}
     assert set(stores) == {'fast', 'cheap', 'web'}
@@ -101,17 +113,28 @@ def test_upload_to_store_and_read_from_other_server(deployment):
     g1, g2 = deployment.glance_urls
     image_id = _create(g1, token, 'smoke-upload')
     data = os.urandom(256 * 1024)
-    resp = http('PUT', '%s/v2/images/%s/file' % (g1, image_id), data=data,
-                headers=_h(token, **{'Content-Type': 'application/octet-stream',
-                                     'x-image-meta-store': 'cheap'}))
+    resp = http(
+        'PUT',
+        '%s/v2/images/%s/file' % (g1, image_id),
+        data=data,
+        headers=_h(
+            token,
+            **{
+                'Content-Type': 'application/octet-stream',
+                'x-image-meta-store': 'cheap',
+            },
+        ),
+    )
     assert resp.status == 204, resp.body
-    image = http('GET', '%s/v2/images/%s' % (g2, image_id),
-                 headers=_h(token)).json()
+    image = http(
+        'GET', '%s/v2/images/%s' % (g2, image_id), headers=_h(token)
+    ).json()
     assert image['status'] == 'active'
     assert image['stores'] == 'cheap'
     assert image_id in os.listdir(deployment.store_dirs['cheap'])
-    resp = http('GET', '%s/v2/images/%s/file' % (g2, image_id),
-                headers=_h(token))
+    resp = http(
+        'GET', '%s/v2/images/%s/file' % (g2, image_id), headers=_h(token)
+    )
     assert resp.status == 200 and resp.body == data
 
 
@@ -129,20 +152,35 @@ def test_location_api_with_fileserver(deployment):
     assert head.headers['Content-Length'] == str(len(data))
 
     image_id = _create(g1, demo, 'smoke-location')
-    resp = http('POST', '%s/v2/images/%s/locations' % (g1, image_id),
-                headers=_h(service), body={'url': url})
+    resp = http(
+        'POST',
+        '%s/v2/images/%s/locations' % (g1, image_id),
+        headers=_h(service),
+        body={'url': url},
+    )
     assert resp.status == 202, resp.body
     image = _wait_status(g2, demo, image_id, 'active')
     assert image['status'] == 'active' and image['size'] == len(data)
-    resp = http('GET', '%s/v2/images/%s/locations' % (g2, image_id),
-                headers=_h(service))
+    resp = http(
+        'GET',
+        '%s/v2/images/%s/locations' % (g2, image_id),
+        headers=_h(service),
+    )
     assert resp.status == 200
-    assert json.loads(resp.body) == [{'url': url,
-                                      'metadata': {'store': 'web'}}]
-    assert http('GET', '%s/v2/images/%s/locations' % (g2, image_id),
-                headers=_h(demo)).status == 403
-    resp = http('GET', '%s/v2/images/%s/file' % (g2, image_id),
-                headers=_h(demo))
+    assert json.loads(resp.body) == [
+        {'url': url, 'metadata': {'store': 'web'}}
+    ]
+    assert (
+        http(
+            'GET',
+            '%s/v2/images/%s/locations' % (g2, image_id),
+            headers=_h(demo),
+        ).status
+        == 403
+    )
+    resp = http(
+        'GET', '%s/v2/images/%s/file' % (g2, image_id), headers=_h(demo)
+    )
     assert resp.body == data
 
 
@@ -154,8 +192,14 @@ def test_restart_one_glance(deployment):
     try:
         with pytest.raises(OSError):
             http('GET', url + '/healthcheck', timeout=2)
-        assert http('GET', deployment.glance_urls[0] + '/v2/images',
-                    headers=_h(token)).status == 200
+        assert (
+            http(
+                'GET',
+                deployment.glance_urls[0] + '/v2/images',
+                headers=_h(token),
+            ).status
+            == 200
+        )
     finally:
         deployment.start_glance(1)
     assert http('GET', url + '/v2/images', headers=_h(token)).status == 200

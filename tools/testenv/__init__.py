@@ -5,15 +5,17 @@ exists, and importable from the project's test venv. The servers run from
 their own cached venv (see ``venv.py``). Typical use::
 
     from tools.testenv import Deployment
-    dep = Deployment().start()        # reuses a healthy running deployment
-    auth = dep.authenticate('demo')   # token, roles, catalog, catalog_v2
-    dep.glance_urls                   # ['http://127.0.0.1:P1', ...P2]
+
+    dep = Deployment().start()  # reuses a healthy running deployment
+    auth = dep.authenticate('demo')  # token, roles, catalog, catalog_v2
+    dep.glance_urls  # ['http://127.0.0.1:P1', ...P2]
     dep.stop()
 
 Command line: ``python3 -m tools.testenv start|stop|status|env``.
 """
 
-from tools.testenv.deployment import Deployment, default_state_dir
+from tools.testenv.deployment import Deployment
+from tools.testenv.deployment import default_state_dir
 from tools.testenv.util import DeploymentError
 
 __all__ = ['Deployment', 'DeploymentError', 'default_state_dir']

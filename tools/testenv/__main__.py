@@ -28,8 +28,10 @@ def _env_lines(dep: Deployment) -> list[str]:
         ('IMAGE_AGENT_GLANCE_URLS', ','.join(dep.glance_urls)),
         ('IMAGE_AGENT_SERVICE_USER', 'image-agent'),
         ('IMAGE_AGENT_SERVICE_PASSWORD', dep.password('image-agent')),
-        ('IMAGE_AGENT_SERVICE_PROJECT',
-         info['users']['image-agent']['project']),
+        (
+            'IMAGE_AGENT_SERVICE_PROJECT',
+            info['users']['image-agent']['project'],
+        ),
         ('IMAGE_AGENT_FILESERVER_URL', dep.fileserver_url),
         ('IMAGE_AGENT_FILESERVER_DIR', dep.fileserver_dir),
         ('IMAGE_AGENT_STORE_FAST_DIR', dep.store_dirs['fast']),
@@ -42,9 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='python3 -m tools.testenv',
         description='Keystone + two Glance APIs + a file server on loopback '
-                    'for image-agent tests.')
-    parser.add_argument('--state-dir', help='default: $IMAGE_AGENT_TESTENV_DIR'
-                        ' or /tmp/image-agent-testenv')
+        'for image-agent tests.',
+    )
+    parser.add_argument(
+        '--state-dir',
+        help='default: $IMAGE_AGENT_TESTENV_DIR or /tmp/image-agent-testenv',
+    )
     parser.add_argument('command', choices=['start', 'stop', 'status', 'env'])
     args = parser.parse_args(argv)
     dep = Deployment(args.state_dir)
@@ -61,9 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if health and not any(health.values()) else 1
         elif args.command == 'env':
             if not dep.is_healthy():
-                print('deployment in %s is not running/healthy: run '
-                      '"python3 -m tools.testenv start"' % dep.state_dir,
-                      file=sys.stderr)
+                print(
+                    'deployment in %s is not running/healthy: run '
+                    '"python3 -m tools.testenv start"' % dep.state_dir,
+                    file=sys.stderr,
+                )
                 return 1
             print('\n'.join(_env_lines(dep)))
     except DeploymentError as e:

@@ -26,7 +26,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if os.path.isdir(path):
             return super().send_head()
         try:
-            f = open(path, 'rb')
+            f = open(path, 'rb')  # noqa: SIM115 (the handler closes it)
         except OSError:
             self.send_error(404, 'File not found')
             return None
@@ -48,15 +48,18 @@ class Handler(http.server.SimpleHTTPRequestHandler):
                 self.end_headers()
                 return None
             self.send_response(206)
-            self.send_header('Content-Range',
-                             'bytes %d-%d/%d' % (start, end, size))
+            self.send_header(
+                'Content-Range', 'bytes %d-%d/%d' % (start, end, size)
+            )
         else:
             self.send_response(200)
         self.send_header('Content-Type', 'application/octet-stream')
         self.send_header('Content-Length', str(end - start + 1))
         self.send_header('Accept-Ranges', 'bytes')
-        self.send_header('Last-Modified',
-                         self.date_time_string(os.fstat(f.fileno()).st_mtime))
+        self.send_header(
+            'Last-Modified',
+            self.date_time_string(os.fstat(f.fileno()).st_mtime),
+        )
         self.end_headers()
         f.seek(start)
         self._remaining = end - start + 1
@@ -85,8 +88,7 @@ def main() -> None:
     def handler(*a, **kw):
         return Handler(*a, directory=args.dir, **kw)
 
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', args.port),
-                                             handler)
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', args.port), handler)
     server.daemon_threads = True
     server.serve_forever()
 

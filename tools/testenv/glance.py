@@ -12,7 +12,8 @@ import os
 import subprocess
 
 from tools.testenv import postgres
-from tools.testenv.util import run, spawn
+from tools.testenv.util import run
+from tools.testenv.util import spawn
 from tools.testenv.venv import bin_path
 
 FILE_STORES = ('fast', 'cheap')
@@ -135,12 +136,19 @@ oslo_config_program = glance-api
 
 [filter:http_proxy_to_wsgi]
 paste.filter_factory = oslo_middleware:HTTPProxyToWSGI.factory
-"""
+"""  # noqa: E501
 
 
 class GlanceInstance:
-    def __init__(self, index: int, venv: str, base_dir: str, log_dir: str,
-                 port: int, owner: str):
+    def __init__(
+        self,
+        index: int,
+        venv: str,
+        base_dir: str,
+        log_dir: str,
+        port: int,
+        owner: str,
+    ):
         self.index = index
         self.name = 'glance%d' % (index + 1)
         self.venv = venv
@@ -151,35 +159,69 @@ class GlanceInstance:
         self.owner = owner
         self.url = 'http://127.0.0.1:%d' % port
 
-    def write_config(self, db_name: str, keystone_url: str,
-                     glance_password: str, region: str,
-                     store_dirs: dict, fileserver_port: int) -> None:
+    def write_config(
+        self,
+        db_name: str,
+        keystone_url: str,
+        glance_password: str,
+        region: str,
+        store_dirs: dict,
+        fileserver_port: int,
+    ) -> None:
         for sub in ('image-cache', 'locks', 'staging', 'tasks', 'work'):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         values = dict(
-            port=self.port, url=self.url, inst=self.dir,
-            db_url=postgres.url(db_name), keystone_url=keystone_url,
-            glance_password=glance_password, region=region,
-            default_store=DEFAULT_STORE, store_fast=store_dirs['fast'],
-            store_cheap=store_dirs['cheap'], fileserver_port=fileserver_port)
+            port=self.port,
+            url=self.url,
+            inst=self.dir,
+            db_url=postgres.url(db_name),
+            keystone_url=keystone_url,
+            glance_password=glance_password,
+            region=region,
+            default_store=DEFAULT_STORE,
+            store_fast=store_dirs['fast'],
+            store_cheap=store_dirs['cheap'],
+            fileserver_port=fileserver_port,
+        )
         with open(os.path.join(self.dir, 'glance-api.conf'), 'w') as f:
             f.write(CONF_TEMPLATE.format(**values))
         with open(os.path.join(self.dir, 'glance-api-paste.ini'), 'w') as f:
             f.write(PASTE_INI.format(inst=self.dir))
 
     def db_sync(self) -> None:
-        run([bin_path(self.venv, 'glance-manage'), '--config-file',
-             os.path.join(self.dir, 'glance-api.conf'), 'db_sync'],
-            self.setup_log, 300, 'glance-manage db_sync', cwd=self.dir)
+        run(
+            [
+                bin_path(self.venv, 'glance-manage'),
+                '--config-file',
+                os.path.join(self.dir, 'glance-api.conf'),
+                'db_sync',
+            ],
+            self.setup_log,
+            300,
+            'glance-manage db_sync',
+            cwd=self.dir,
+        )
 
     def spawn(self) -> subprocess.Popen:
-        cmd = [bin_path(self.venv, 'gunicorn'),
-               '--bind', '127.0.0.1:%d' % self.port,
-               '--workers', '1', '--worker-class', 'gthread',
-               '--threads', '8', '--no-control-socket',
-               '--timeout', '300', '--graceful-timeout', '5',
-               '--name', '%s-%s' % (self.owner, self.name),
-               'glance.wsgi.api:application']
+        cmd = [
+            bin_path(self.venv, 'gunicorn'),
+            '--bind',
+            '127.0.0.1:%d' % self.port,
+            '--workers',
+            '1',
+            '--worker-class',
+            'gthread',
+            '--threads',
+            '8',
+            '--no-control-socket',
+            '--timeout',
+            '300',
+            '--graceful-timeout',
+            '5',
+            '--name',
+            '%s-%s' % (self.owner, self.name),
+            'glance.wsgi.api:application',
+        ]
         env = dict(os.environ, OS_GLANCE_CONFIG_DIR=self.dir)
         return spawn(cmd, self.log, env, self.dir, self.owner)
 

@@ -8,15 +8,18 @@ gunicorn's own flags.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
-import threading
 
 from tools.testenv import postgres
-from tools.testenv.util import DeploymentError, http, run, spawn
+from tools.testenv.util import DeploymentError
+from tools.testenv.util import http
+from tools.testenv.util import run
+from tools.testenv.util import spawn
 from tools.testenv.venv import bin_path
 
-ADMIN_PASSWORD = 'admin'
+ADMIN_PASSWORD = 'admin'  # noqa: S105 (a throwaway test deployment)
 DOMAIN = 'Default'
 
 #: user -> (password, project, roles on that project)
@@ -73,8 +76,15 @@ from keystone.wsgi.api import application  # noqa: E402,F401
 
 
 class Keystone:
-    def __init__(self, venv: str, base_dir: str, log_dir: str, port: int,
-                 db_name: str, owner: str):
+    def __init__(
+        self,
+        venv: str,
+        base_dir: str,
+        log_dir: str,
+        port: int,
+        db_name: str,
+        owner: str,
+    ):
         self.venv = venv
         self.dir = os.path.join(base_dir, 'keystone')
         self.log = os.path.join(log_dir, 'keystone.log')
@@ -89,57 +99,107 @@ class Keystone:
     # -- setup --------------------------------------------------------------
 
     def write_config(self) -> None:
-        for sub in ('fernet-keys', 'credential-keys', 'locks'):
-            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, 'locks'), exist_ok=True)
         with open(self.conf, 'w') as f:
-            f.write(CONF_TEMPLATE.format(db_url=postgres.url(self.db_name),
-                                         dir=self.dir))
+            f.write(
+                CONF_TEMPLATE.format(
+                    db_url=postgres.url(self.db_name), dir=self.dir
+                )
+            )
         with open(os.path.join(self.dir, 'keystone_wsgi.py'), 'w') as f:
             f.write(WSGI_MODULE)
 
     def _manage(self, *args: str, timeout: float = 180) -> None:
-        cmd = [bin_path(self.venv, 'keystone-manage'), '--config-file',
-               self.conf] + list(args)
-        run(cmd, self.setup_log, timeout, 'keystone-manage %s' % args[0],
-            cwd=self.dir)
+        cmd = [
+            bin_path(self.venv, 'keystone-manage'),
+            '--config-file',
+            self.conf,
+        ] + list(args)
+        run(
+            cmd,
+            self.setup_log,
+            timeout,
+            'keystone-manage %s' % args[0],
+            cwd=self.dir,
+        )
+
+    def write_keys(self) -> None:
+        """What ``fernet_setup``/``credential_setup`` write, without the
+        two seconds of keystone-manage each: key 0 staged, key 1 primary,
+        each a urlsafe-base64 32-byte Fernet key."""
+        for repo in ('fernet-keys', 'credential-keys'):
+            path = os.path.join(self.dir, repo)
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            os.chmod(path, 0o700)
+            for index in ('0', '1'):
+                key = base64.urlsafe_b64encode(os.urandom(32))
+                fd = os.open(
+                    os.path.join(path, index),
+                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                    0o600,
+                )
+                with os.fdopen(fd, 'wb') as f:
+                    f.write(key)
 
     def setup_database(self) -> None:
-        """db_sync + key repositories (in parallel), then bootstrap."""
-        owner = ['--keystone-user', 'root', '--keystone-group', 'root']
-        errors: list[BaseException] = []
-
-        def keys() -> None:
-            try:
-                self._manage('fernet_setup', *owner)
-                self._manage('credential_setup', *owner)
-            except BaseException as e:  # reported after join
-                errors.append(e)
-
-        t = threading.Thread(target=keys, daemon=True)
-        t.start()
+        """db_sync then bootstrap (admin, roles, RegionOne, identity)."""
         self._manage('db_sync')
-        t.join()
-        if errors:
-            raise errors[0]
-        self._manage('bootstrap',
-                     '--bootstrap-password', ADMIN_PASSWORD,
-                     '--bootstrap-username', 'admin',
-                     '--bootstrap-project-name', 'admin',
-                     '--bootstrap-role-name', 'admin',
-                     '--bootstrap-service-name', 'keystone',
-                     '--bootstrap-region-id', 'RegionOne',
-                     '--bootstrap-admin-url', self.auth_url,
-                     '--bootstrap-public-url', self.auth_url,
-                     '--bootstrap-internal-url', self.auth_url)
+        self._manage(
+            'bootstrap',
+            '--bootstrap-password',
+            ADMIN_PASSWORD,
+            '--bootstrap-username',
+            'admin',
+            '--bootstrap-project-name',
+            'admin',
+            '--bootstrap-role-name',
+            'admin',
+            '--bootstrap-service-name',
+            'keystone',
+            '--bootstrap-region-id',
+            'RegionOne',
+            '--bootstrap-admin-url',
+            self.auth_url,
+            '--bootstrap-public-url',
+            self.auth_url,
+            '--bootstrap-internal-url',
+            self.auth_url,
+        )
+
+    def adopt_template(self, python: str, log: str) -> None:
+        """A database copied from a template: point identity at our port."""
+        postgres.execute(
+            python,
+            log,
+            [
+                'UPDATE endpoint SET url = %s'  # noqa: S608
+                % postgres.quote_literal(self.auth_url)
+            ],
+            dbname=self.db_name,
+        )
 
     def spawn(self) -> subprocess.Popen:
-        cmd = [bin_path(self.venv, 'gunicorn'),
-               '--bind', '127.0.0.1:%d' % self.port,
-               '--workers', '1', '--worker-class', 'gthread',
-               '--threads', '8', '--no-control-socket',
-               '--timeout', '120', '--graceful-timeout', '5',
-               '--name', '%s-keystone' % self.owner,
-               '--pythonpath', self.dir, 'keystone_wsgi:application']
+        cmd = [
+            bin_path(self.venv, 'gunicorn'),
+            '--bind',
+            '127.0.0.1:%d' % self.port,
+            '--workers',
+            '1',
+            '--worker-class',
+            'gthread',
+            '--threads',
+            '8',
+            '--no-control-socket',
+            '--timeout',
+            '120',
+            '--graceful-timeout',
+            '5',
+            '--name',
+            '%s-keystone' % self.owner,
+            '--pythonpath',
+            self.dir,
+            'keystone_wsgi:application',
+        ]
         env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=self.conf)
         return spawn(cmd, self.log, env, self.dir, self.owner)
 
@@ -147,35 +207,91 @@ class Keystone:
 
     def provision(self, glance_urls: list[str]) -> dict:
         """Regions, projects, users, roles and the image catalog."""
-        token = password_token(self.auth_url, 'admin', ADMIN_PASSWORD,
-                               'admin')['token']
+        token = password_token(
+            self.auth_url, 'admin', ADMIN_PASSWORD, 'admin'
+        )['token']
         api = _Api(self.auth_url, token)
         api.post('regions', 'region', {'id': 'RegionTwo'})
         domain_id = api.find('domains', DOMAIN)['id']
-        projects = {name: api.post('projects', 'project', {
-            'name': name, 'domain_id': domain_id,
-            'description': 'image-agent test project %s' % name})['id']
-            for name in PROJECTS}
+        projects = {
+            name: api.post(
+                'projects',
+                'project',
+                {
+                    'name': name,
+                    'domain_id': domain_id,
+                    'description': 'image-agent test project %s' % name,
+                },
+            )['id']
+            for name in PROJECTS
+        }
         projects['admin'] = api.find('projects', 'admin')['id']
         roles = {r['name']: r['id'] for r in api.get('roles')['roles']}
         users = {'admin': api.find('users', 'admin')['id']}
         for name, (password, project, role_names) in USERS.items():
-            users[name] = api.post('users', 'user', {
-                'name': name, 'password': password, 'domain_id': domain_id,
-                'default_project_id': projects[project]})['id']
+            users[name] = api.post(
+                'users',
+                'user',
+                {
+                    'name': name,
+                    'password': password,
+                    'domain_id': domain_id,
+                    'default_project_id': projects[project],
+                },
+            )['id']
             for role in role_names:
-                api.put('projects/%s/users/%s/roles/%s'
-                        % (projects[project], users[name], roles[role]))
-        service = api.post('services', 'service', {
-            'type': 'image', 'name': 'glance',
-            'description': 'Image service (test deployment)'})['id']
-        for url, region in zip(glance_urls, REGIONS):
+                api.put(
+                    'projects/%s/users/%s/roles/%s'
+                    % (projects[project], users[name], roles[role])
+                )
+        service = api.post(
+            'services',
+            'service',
+            {
+                'type': 'image',
+                'name': 'glance',
+                'description': 'Image service (test deployment)',
+            },
+        )['id']
+        for url, region in zip(glance_urls, REGIONS, strict=False):
             for interface in ('public', 'internal', 'admin'):
-                api.post('endpoints', 'endpoint', {
-                    'service_id': service, 'interface': interface,
-                    'region_id': region, 'url': url})
-        return {'projects': projects, 'users': users, 'roles': roles,
-                'domain_id': domain_id, 'image_service_id': service}
+                api.post(
+                    'endpoints',
+                    'endpoint',
+                    {
+                        'service_id': service,
+                        'interface': interface,
+                        'region_id': region,
+                        'url': url,
+                    },
+                )
+        return {
+            'projects': projects,
+            'users': users,
+            'roles': roles,
+            'domain_id': domain_id,
+            'image_service_id': service,
+        }
+
+
+def users_info() -> dict:
+    """User -> password, project, roles, domain (for the state file)."""
+    users = {
+        'admin': {
+            'password': ADMIN_PASSWORD,
+            'project': 'admin',
+            'roles': ['admin'],
+            'domain': DOMAIN,
+        }
+    }
+    for name, (password, project, roles) in USERS.items():
+        users[name] = {
+            'password': password,
+            'project': project,
+            'roles': list(roles),
+            'domain': DOMAIN,
+        }
+    return users
 
 
 class _Api:
@@ -188,9 +304,15 @@ class _Api:
     def _call(self, method: str, path: str, body=None, ok=(200, 201, 204)):
         r = http(method, self.base + path, body=body, headers=self.headers)
         if r.status not in ok:
-            raise DeploymentError('keystone %s /v3/%s: HTTP %d %s'
-                                  % (method, path, r.status,
-                                     r.body[:500].decode('utf-8', 'replace')))
+            raise DeploymentError(
+                'keystone %s /v3/%s: HTTP %d %s'
+                % (
+                    method,
+                    path,
+                    r.status,
+                    r.body[:500].decode('utf-8', 'replace'),
+                )
+            )
         return r.json()
 
     def get(self, path: str) -> dict:
@@ -205,24 +327,47 @@ class _Api:
     def find(self, collection: str, name: str) -> dict:
         items = self.get('%s?name=%s' % (collection, name))[collection]
         if not items:
-            raise DeploymentError('keystone: no %s named %s'
-                                  % (collection, name))
+            raise DeploymentError(
+                'keystone: no %s named %s' % (collection, name)
+            )
         return items[0]
 
 
-def password_token(auth_url: str, user: str, password: str,
-                   project: str | None, domain: str = DOMAIN) -> dict:
+def password_token(
+    auth_url: str,
+    user: str,
+    password: str,
+    project: str | None,
+    domain: str = DOMAIN,
+) -> dict:
     """Password auth; returns the token id and the token body."""
-    auth = {'identity': {'methods': ['password'], 'password': {'user': {
-        'name': user, 'password': password, 'domain': {'name': domain}}}}}
+    auth = {
+        'identity': {
+            'methods': ['password'],
+            'password': {
+                'user': {
+                    'name': user,
+                    'password': password,
+                    'domain': {'name': domain},
+                }
+            },
+        }
+    }
     if project:
-        auth['scope'] = {'project': {'name': project,
-                                     'domain': {'name': domain}}}
-    r = http('POST', auth_url.rstrip('/') + '/auth/tokens',
-             body={'auth': auth}, timeout=30)
+        auth['scope'] = {
+            'project': {'name': project, 'domain': {'name': domain}}
+        }
+    r = http(
+        'POST',
+        auth_url.rstrip('/') + '/auth/tokens',
+        body={'auth': auth},
+        timeout=30,
+    )
     if r.status != 201:
-        raise DeploymentError('keystone: authentication of %s failed: HTTP '
-                              '%d %s' % (user, r.status, r.body[:300]))
+        raise DeploymentError(
+            'keystone: authentication of %s failed: HTTP '
+            '%d %s' % (user, r.status, r.body[:300])
+        )
     return {'token': r.headers['X-Subject-Token'], 'body': r.json()['token']}
 
 
@@ -236,8 +381,9 @@ def v3_to_v2_catalog(catalog: list[dict]) -> list[dict]:
         regions: dict = {}
         for ep in svc.get('endpoints', []):
             region = ep.get('region_id') or ep.get('region')
-            entry = regions.setdefault(region,
-                                       {'region': region} if region else {})
+            entry = regions.setdefault(
+                region, {'region': region} if region else {}
+            )
             entry[ep['interface'].lower() + 'URL'] = ep['url']
         v2['endpoints'] = list(regions.values())
         services.append(v2)

@@ -7,6 +7,9 @@ from another process (through a marker in their environment).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Iterable
+import contextlib
 import json
 import os
 import signal
@@ -14,9 +17,9 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Iterable
 
 #: Environment variable put into every server we start; its value is the
 #: state dir, so ``stop`` never kills a process that merely reuses a pid.
@@ -57,8 +60,14 @@ class HTTPResult:
         return json.loads(self.body.decode('utf-8')) if self.body else None
 
 
-def http(method: str, url: str, body: Any = None, headers: dict | None = None,
-         timeout: float = 30.0, data: bytes | None = None) -> HTTPResult:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict | None = None,
+    timeout: float = 30.0,
+    data: bytes | None = None,
+) -> HTTPResult:
     """One HTTP request; returns status/headers/body for any status code.
 
     Connection-level failures raise ``OSError`` (``URLError`` is one).
@@ -82,10 +91,14 @@ def http_ok(url: str, timeout: float = 2.0, method: str = 'GET') -> bool:
         return False
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str,
-             alive: Callable[[], bool] | None = None,
-             on_fail: Callable[[], str] | None = None,
-             interval: float = 0.1) -> None:
+def wait_for(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    alive: Callable[[], bool] | None = None,
+    on_fail: Callable[[], str] | None = None,
+    interval: float = 0.1,
+) -> None:
     """Poll ``check`` until true; raise DeploymentError after ``timeout``.
 
     ``alive`` lets the wait stop at once when the server process died.
@@ -120,39 +133,63 @@ def tail(path: str, lines: int = 40) -> str:
     return '--- last %d lines of %s ---\n%s\n--- end ---' % (lines, path, body)
 
 
-def run(cmd: list[str], log: str, timeout: float, what: str,
-        env: dict | None = None, cwd: str | None = None) -> None:
+def run(
+    cmd: list[str],
+    log: str,
+    timeout: float,
+    what: str,
+    env: dict | None = None,
+    cwd: str | None = None,
+) -> None:
     """Run a setup command to completion, output appended to ``log``."""
     with open(log, 'ab') as out:
         out.write(('\n$ %s\n' % ' '.join(cmd)).encode())
         out.flush()
         try:
-            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                  timeout=timeout)
+            proc = subprocess.run(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired:
-            raise DeploymentError('%s: timed out after %.0f s\n%s'
-                                  % (what, timeout, tail(log)))
+            raise DeploymentError(
+                '%s: timed out after %.0f s\n%s' % (what, timeout, tail(log))
+            ) from None
         except OSError as e:
-            raise DeploymentError('%s: cannot run %s: %s' % (what, cmd[0], e))
+            msg = '%s: cannot run %s: %s' % (what, cmd[0], e)
+            raise DeploymentError(msg) from e
     if proc.returncode != 0:
-        raise DeploymentError('%s failed (exit %d)\n%s'
-                              % (what, proc.returncode, tail(log)))
+        raise DeploymentError(
+            '%s failed (exit %d)\n%s' % (what, proc.returncode, tail(log))
+        )
 
 
 # -- server processes -------------------------------------------------------
 
-def spawn(cmd: list[str], log: str, env: dict, cwd: str,
-          owner: str) -> subprocess.Popen:
+
+def spawn(
+    cmd: list[str], log: str, env: dict, cwd: str, owner: str
+) -> subprocess.Popen:
     """Start a server in its own session (pgid == pid), output to ``log``."""
     env = dict(env)
     env[MARKER_ENV] = owner
     with open(log, 'ab') as out:
         out.write(('\n$ %s\n' % ' '.join(cmd)).encode())
         out.flush()
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                start_new_session=True, close_fds=True)
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def _proc_stat(pid: int) -> tuple[str, int] | None:
@@ -191,8 +228,11 @@ def owned_by(pid: int, owner: str) -> bool:
 def owned_processes(owner: str) -> list[int]:
     """Every live process started for ``owner`` (except this one)."""
     me = os.getpid()
-    return [int(n) for n in os.listdir('/proc')
-            if n.isdigit() and int(n) != me and owned_by(int(n), owner)]
+    return [
+        int(n)
+        for n in os.listdir('/proc')
+        if n.isdigit() and int(n) != me and owned_by(int(n), owner)
+    ]
 
 
 def group_members(pgid: int) -> list[int]:
@@ -207,44 +247,49 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def kill_group(pgid: int, owner: str, grace: float = 10.0,
-               popen: subprocess.Popen | None = None) -> None:
+def kill_group(
+    pgid: int,
+    owner: str,
+    grace: float = 10.0,
+    popen: subprocess.Popen | None = None,
+) -> None:
     """SIGTERM the process group we started, SIGKILL what is left later.
 
     Only acts when the group leader still carries our marker (or when we
     hold its Popen object); a pid recycled by someone else is left alone.
     """
-    if popen is None and not owned_by(pgid, owner):
-        # The leader may be gone while workers survive; check them too.
-        if not any(owned_by(p, owner) for p in group_members(pgid)):
+    # The leader may be gone while its workers survive: check them too.
+    if (
+        popen is None
+        and not owned_by(pgid, owner)
+        and not any(owned_by(p, owner) for p in group_members(pgid))
+    ):
+        return
+    if grace > 0:
+        _signal_group(pgid, signal.SIGTERM)
+        if _wait_group_gone(pgid, grace, popen):
             return
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+    _signal_group(pgid, signal.SIGKILL)
+    _wait_group_gone(pgid, 5, popen)
+
+
+def _wait_group_gone(
+    pgid: int, timeout: float, popen: subprocess.Popen | None
+) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
         if popen is not None:
-            popen.poll()
+            popen.poll()  # reap our own child, or it lingers as a zombie
         if not group_members(pgid):
-            break
+            return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    else:
-        _signal_group(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while group_members(pgid) and time.monotonic() < deadline:
-            if popen is not None:
-                popen.poll()
-            time.sleep(0.05)
-    if popen is not None:
-        try:
-            popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def all_alive(pids: Iterable[int], owner: str) -> bool:

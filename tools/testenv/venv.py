@@ -11,14 +11,16 @@ import fcntl
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import time
 
-from tools.testenv.util import DeploymentError, progress, run
+from tools.testenv.util import DeploymentError
+from tools.testenv.util import progress
+from tools.testenv.util import run
 
-CONSTRAINTS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                           'constraints.txt')
+CONSTRAINTS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), 'constraints.txt'
+)
 DEFAULT_VENV = os.path.join('~', '.cache', 'image-agent', 'testenv-venv')
 HASH_FILE = '.image-agent-constraints.sha256'
 PIP_TIMEOUT = 900
@@ -78,22 +80,30 @@ def _build(venv: str, wanted: str) -> None:
     progress('installing the pinned server stack (pip, log %s)' % log)
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK='1')
     try:
-        run([bin_path(venv, 'python'), '-m', 'pip', 'install', '-q',
-             '--no-input', '-r', CONSTRAINTS], log, PIP_TIMEOUT,
-            'pip install -r constraints.txt', env=env)
+        run(
+            [
+                bin_path(venv, 'python'),
+                '-m',
+                'pip',
+                'install',
+                '-q',
+                '--no-input',
+                '-r',
+                CONSTRAINTS,
+            ],
+            log,
+            PIP_TIMEOUT,
+            'pip install -r constraints.txt',
+            env=env,
+        )
     except DeploymentError:
         shutil.rmtree(venv, ignore_errors=True)
         raise
     for tool in ('gunicorn', 'keystone-manage', 'glance-manage'):
         if not os.access(bin_path(venv, tool), os.X_OK):
-            raise DeploymentError('venv build incomplete: no %s in %s'
-                                  % (tool, venv))
+            raise DeploymentError(
+                'venv build incomplete: no %s in %s' % (tool, venv)
+            )
     with open(os.path.join(venv, HASH_FILE), 'w') as f:
         f.write(wanted + '\n')
     progress('venv built in %.1f s' % (time.monotonic() - started))
-
-
-def python_can_import(venv: str, module: str) -> bool:
-    return subprocess.run([bin_path(venv, 'python'), '-c', 'import ' + module],
-                          stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0
