@@ -16,6 +16,7 @@ import os
 
 from tools.testenv import postgres
 from tools.testenv.util import DeploymentError
+from tools.testenv.util import port_open
 from tools.testenv.util import progress
 
 #: Bump when what the setup writes into the databases changes.
@@ -59,6 +60,22 @@ def create(python: str, log: str, dbs: dict, templates: dict) -> bool:
     copy_from = {dbs[k]: templates[k] for k in dbs} if use else None
     postgres.recreate_databases(python, log, list(dbs.values()), copy_from)
     return use
+
+
+def drop(python: str, dbs: dict) -> None:
+    """Drop a state dir's databases (best effort: used when cleaning up)."""
+    if not (
+        os.access(python, os.X_OK) and port_open(postgres.HOST, postgres.PORT)
+    ):
+        return
+    stmts = [
+        'DROP DATABASE IF EXISTS %s WITH (FORCE)' % postgres.quote_ident(n)
+        for n in dbs.values()
+    ]
+    try:
+        postgres.execute(python, os.devnull, stmts)
+    except DeploymentError as e:
+        progress('could not drop databases %s: %s' % (list(dbs.values()), e))
 
 
 def save_templates(python: str, log: str, dbs: dict, templates: dict) -> None:

@@ -26,6 +26,7 @@ from tools.testenv.startup import Startup
 from tools.testenv.util import DeploymentError
 from tools.testenv.util import http_ok
 from tools.testenv.util import kill_group
+from tools.testenv.util import kill_groups
 from tools.testenv.util import owned_by
 from tools.testenv.util import owned_processes
 from tools.testenv.util import progress
@@ -214,18 +215,34 @@ class Deployment:
             ]
         except (DeploymentError, KeyError, ValueError):
             pass
-        for pid in pids:
-            if pid:
-                kill_group(pid, self.owner, popen=self._popen_for(pid))
-        # Anything else carrying our marker (a crash between spawn and save).
+        # Plus anything else carrying our tag (a crash between spawn and
+        # save, a worker whose master died).
         for pid in owned_processes(self.owner):
             with contextlib.suppress(ProcessLookupError):
-                kill_group(os.getpgid(pid), self.owner)
+                pids.append(os.getpgid(pid))
+        kill_groups(pids, self.owner, popens=self._popens.values())
         self._popens.clear()
         if not keep_state and os.path.exists(self.state_file):
             os.remove(self.state_file)
         if not quiet:
             progress('stopped the deployment in %s' % self.state_dir)
+
+    def destroy(self) -> None:
+        """Stop, drop this state dir's databases, remove the state dir.
+
+        For private, throwaway deployments (the pytest fixture's own).
+        """
+        with self._locked():
+            try:
+                venv = self.info['venv']
+            except (DeploymentError, KeyError, ValueError):
+                venv = venvmod.venv_path()
+            self._stop_locked(quiet=True)
+            databases.drop(
+                venvmod.bin_path(venv, 'python'),
+                databases.names(self.state_dir, DEFAULT_STATE_DIR),
+            )
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _popen_for(self, pid: int):
         for p in self._popens.values():

@@ -253,34 +253,54 @@ def kill_group(
     grace: float = 10.0,
     popen: subprocess.Popen | None = None,
 ) -> None:
-    """SIGTERM the process group we started, SIGKILL what is left later.
+    """SIGTERM the process group we started, SIGKILL what is left later."""
+    kill_groups([pgid], owner, grace, [popen] if popen else [])
 
-    Only acts when the group leader still carries our marker (or when we
-    hold its Popen object); a pid recycled by someone else is left alone.
+
+def kill_groups(
+    pgids: Iterable[int],
+    owner: str,
+    grace: float = 10.0,
+    popens: Iterable[subprocess.Popen] = (),
+) -> None:
+    """Stop several process groups at once: SIGTERM all, wait up to
+    ``grace`` s, SIGKILL what is left (``grace`` 0: SIGKILL at once).
+
+    Only groups whose leader (or a member) still carries our ``owner`` tag,
+    or whose Popen we hold, are touched: a recycled pid is left alone.
     """
-    # The leader may be gone while its workers survive: check them too.
-    if (
-        popen is None
-        and not owned_by(pgid, owner)
-        and not any(owned_by(p, owner) for p in group_members(pgid))
-    ):
+    popens = list(popens)
+    ours = {p.pid for p in popens}
+    targets = [
+        g
+        for g in set(pgids)
+        if g
+        and (
+            g in ours
+            or owned_by(g, owner)
+            or any(owned_by(p, owner) for p in group_members(g))
+        )
+    ]
+    if not targets:
         return
     if grace > 0:
-        _signal_group(pgid, signal.SIGTERM)
-        if _wait_group_gone(pgid, grace, popen):
+        for g in targets:
+            _signal_group(g, signal.SIGTERM)
+        if _wait_groups_gone(targets, grace, popens):
             return
-    _signal_group(pgid, signal.SIGKILL)
-    _wait_group_gone(pgid, 5, popen)
+    for g in targets:
+        _signal_group(g, signal.SIGKILL)
+    _wait_groups_gone(targets, 5, popens)
 
 
-def _wait_group_gone(
-    pgid: int, timeout: float, popen: subprocess.Popen | None
+def _wait_groups_gone(
+    pgids: list[int], timeout: float, popens: list[subprocess.Popen]
 ) -> bool:
     deadline = time.monotonic() + timeout
     while True:
-        if popen is not None:
-            popen.poll()  # reap our own child, or it lingers as a zombie
-        if not group_members(pgid):
+        for popen in popens:
+            popen.poll()  # reap our own children, or they linger as zombies
+        if not any(group_members(g) for g in pgids):
             return True
         if time.monotonic() > deadline:
             return False
@@ -290,7 +310,3 @@ def _wait_group_gone(
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def all_alive(pids: Iterable[int], owner: str) -> bool:
-    return all(pid and owned_by(pid, owner) for pid in pids)
