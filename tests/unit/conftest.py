@@ -87,6 +87,21 @@ IMAGE_SCHEMA = {
     },
 }
 
+MEMBER_SCHEMA = {
+    'name': 'member',
+    'properties': {
+        name: {}
+        for name in (
+            'image_id',
+            'member_id',
+            'status',
+            'created_at',
+            'updated_at',
+            'schema',
+        )
+    },
+}
+
 
 @dataclasses.dataclass
 class Call:
@@ -243,8 +258,11 @@ class FakeGlance:
             ) from None
 
     def _schemas_get(self, name: str) -> _Schema:
-        assert name == 'image'
-        return _Schema(self.schema)
+        if name == 'image':
+            return _Schema(self.schema)
+        if name == 'member':
+            return _Schema(MEMBER_SCHEMA)
+        raise glance_exc.HTTPNotFound(f'no schema {name}')
 
     def _images_get(self, image_id: str) -> dict:
         return dict(self._image(image_id))

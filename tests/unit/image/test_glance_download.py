@@ -1,0 +1,227 @@
+"""GlanceImageService.download: chunks, verification, local file reads."""
+
+import hashlib
+import io
+
+from glanceclient import exc as glance_exc
+import pytest
+import requests
+
+from image_agent import exception
+from image_agent.image import glance as glance_mod
+from tests.unit import conftest
+
+IMAGE_ID = '5b1c6e3a-0d4f-4d8e-9a51-7a3c2b1d0e9f'
+DATA = b'0123456789abcdefghij'
+
+
+@pytest.fixture
+def service(glance) -> glance_mod.GlanceImageService:
+    return glance_mod.GlanceImageService()
+
+
+def _md5(data):
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def test_download_without_data_returns_an_iterator_of_chunks(
+    service, glance, ctx
+):
+    glance.add_image(id=IMAGE_ID, data=DATA)
+    chunks = service.download(ctx, IMAGE_ID)
+    assert not isinstance(chunks, (bytes, list))
+    assert list(chunks) == [DATA[i : i + 4] for i in range(0, len(DATA), 4)]
+
+
+def test_download_asks_glanceclient_not_to_checksum(service, glance, ctx):
+    glance.add_image(id=IMAGE_ID, data=DATA)
+    list(service.download(ctx, IMAGE_ID))
+    (call,) = glance.calls_to('images.data')
+    assert call.args == (IMAGE_ID,)
+    assert call.kwargs == {'do_checksum': False}
+
+
+def test_download_into_a_file_writes_every_chunk(service, glance, ctx):
+    glance.add_image(id=IMAGE_ID, data=DATA)
+    target = io.BytesIO()
+    assert service.download(ctx, IMAGE_ID, data=target) is None
+    assert target.getvalue() == DATA
+
+
+def test_download_mismatch_is_checksum_mismatch(service, glance, ctx):
+    glance.add_image(id=IMAGE_ID, data=DATA)
+    glance.data[IMAGE_ID] = DATA[:-1] + b'X'
+    target = io.BytesIO()
+    with pytest.raises(exception.ImageChecksumMismatch) as excinfo:
+        service.download(ctx, IMAGE_ID, data=target)
+    message = str(excinfo.value)
+    assert f'Image {IMAGE_ID} failed verification: its sha512 is' in message
+    assert hashlib.sha512(DATA).hexdigest() in message
+
+
+def test_download_iterator_raises_mismatch_after_the_last_chunk(
+    service, glance, ctx
+):
+    glance.add_image(id=IMAGE_ID, data=DATA)
+    glance.data[IMAGE_ID] = b'X' * len(DATA)
+    chunks = service.download(ctx, IMAGE_ID)
+    received = []
+    with pytest.raises(exception.ImageChecksumMismatch):
+        for chunk in chunks:
+            received.append(chunk)
+    assert b''.join(received) == b'X' * len(DATA)
+
+
+def test_download_falls_back_to_the_md5_checksum(service, glance, ctx):
+    glance.add_image(id=IMAGE_ID, data=DATA, os_hash_algo=None)
+    del glance.images[IMAGE_ID]['os_hash_value']
+    assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
+
+    glance.images[IMAGE_ID]['checksum'] = _md5(b'something else')
+    with pytest.raises(exception.ImageChecksumMismatch) as excinfo:
+        list(service.download(ctx, IMAGE_ID))
+    assert 'its md5 is' in str(excinfo.value)
+
+
+def test_download_of_an_image_without_data_fails(service, glance, ctx):
+    glance.add_image(id=IMAGE_ID)
+    with pytest.raises(exception.ImageDownloadFailed) as excinfo:
+        service.download(ctx, IMAGE_ID)
+    assert str(excinfo.value) == (
+        f'Failed to download image {IMAGE_ID}: image contains no data'
+    )
+
+
+def test_download_with_an_unknown_hash_algorithm_fails_before_transfer(
+    service, glance, ctx
+):
+    glance.add_image(
+        id=IMAGE_ID, data=DATA, os_hash_algo='sha9000', os_hash_value='x'
+    )
+    with pytest.raises(exception.ImageDownloadFailed) as excinfo:
+        service.download(ctx, IMAGE_ID, data=io.BytesIO())
+    assert 'unsupported hash algorithm sha9000' in str(excinfo.value)
+    assert 'images.data' not in glance.names
+
+
+@pytest.mark.parametrize(
+    'error',
+    [
+        requests.exceptions.ChunkedEncodingError('Connection broken'),
+        requests.exceptions.ConnectionError('Read timed out'),
+        ConnectionResetError(104, 'Connection reset by peer'),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_stream_that_breaks_is_download_failed(service, glance, ctx, error):
+    glance.add_image(id=IMAGE_ID, data=DATA)
+
+    def breaking_body(image_id, **kwargs):
+        def chunks():
+            yield DATA[:4]
+            raise error
+
+        return chunks()
+
+    glance.script('images.data', breaking_body)
+    target = io.BytesIO()
+    with pytest.raises(exception.ImageDownloadFailed) as excinfo:
+        service.download(ctx, IMAGE_ID, data=target)
+    assert type(excinfo.value) is exception.ImageDownloadFailed
+    assert str(excinfo.value) == (
+        f'Failed to download image {IMAGE_ID}: {error}'
+    )
+    assert excinfo.value.__cause__ is error
+    assert target.getvalue() == DATA[:4]
+
+
+def test_download_of_a_missing_image_is_image_not_found(service, glance, ctx):
+    with pytest.raises(exception.ImageNotFound):
+        service.download(ctx, IMAGE_ID)
+    assert 'images.data' not in glance.names
+
+
+def test_download_of_an_image_deleted_meanwhile_is_image_not_found(
+    service, glance, ctx
+):
+    glance.add_image(id=IMAGE_ID, data=DATA)
+    glance.script('images.data', glance_exc.HTTPNotFound('deleted'))
+    with pytest.raises(exception.ImageNotFound):
+        service.download(ctx, IMAGE_ID)
+
+
+def test_download_of_an_unavailable_image_without_token_is_not_found(
+    service, glance, anon_ctx
+):
+    glance.add_image(id=IMAGE_ID, data=DATA, owner=conftest.OTHER_PROJECT_ID)
+    with pytest.raises(exception.ImageNotFound):
+        service.download(anon_ctx, IMAGE_ID)
+    assert 'images.data' not in glance.names
+
+
+# -- file:// locations --------------------------------------------------------
+
+
+@pytest.fixture
+def local_file(tmp_path):
+    path = tmp_path / 'store' / IMAGE_ID
+    path.parent.mkdir()
+    path.write_bytes(DATA)
+    return path
+
+
+def test_a_readable_file_location_is_copied_locally_when_allowed(
+    config, service, glance, ctx, local_file
+):
+    config.config(group='glance', allowed_direct_url_schemes=['file'])
+    glance.add_image(id=IMAGE_ID, data=DATA, direct_url=local_file.as_uri())
+    target = io.BytesIO()
+    service.download(ctx, IMAGE_ID, data=target)
+    assert target.getvalue() == DATA
+    assert 'images.data' not in glance.names
+
+
+def test_a_file_url_among_the_locations_is_used(
+    config, service, glance, ctx, local_file
+):
+    config.config(group='glance', allowed_direct_url_schemes=['file'])
+    glance.add_image(
+        id=IMAGE_ID,
+        data=DATA,
+        direct_url='http://web-store/image',
+        locations=[
+            {'url': 'http://web-store/image', 'metadata': {}},
+            {'url': local_file.as_uri(), 'metadata': {}},
+        ],
+    )
+    assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
+    assert 'images.data' not in glance.names
+
+
+def test_a_local_copy_is_verified_too(
+    config, service, glance, ctx, local_file
+):
+    config.config(group='glance', allowed_direct_url_schemes=['file'])
+    local_file.write_bytes(b'tampered')
+    glance.add_image(id=IMAGE_ID, data=DATA, direct_url=local_file.as_uri())
+    with pytest.raises(exception.ImageChecksumMismatch):
+        service.download(ctx, IMAGE_ID, data=io.BytesIO())
+
+
+def test_file_locations_are_ignored_unless_allowed(
+    service, glance, ctx, local_file
+):
+    glance.add_image(id=IMAGE_ID, data=DATA, direct_url=local_file.as_uri())
+    assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
+    assert len(glance.calls_to('images.data')) == 1
+
+
+@pytest.mark.parametrize('make_url', ['missing', 'directory'])
+def test_an_unreadable_file_location_falls_back_to_the_api(
+    config, service, glance, ctx, tmp_path, make_url
+):
+    config.config(group='glance', allowed_direct_url_schemes=['file'])
+    path = tmp_path / 'missing' if make_url == 'missing' else tmp_path
+    glance.add_image(id=IMAGE_ID, data=DATA, direct_url=path.as_uri())
+    assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
+    assert len(glance.calls_to('images.data')) == 1

@@ -1,0 +1,210 @@
+"""GlanceImageService.get_location and add_location."""
+
+from glanceclient import exc as glance_exc
+from keystoneauth1 import token_endpoint
+import pytest
+
+from image_agent import exception
+from image_agent.image import glance as glance_mod
+
+IMAGE_ID = '5b1c6e3a-0d4f-4d8e-9a51-7a3c2b1d0e9f'
+URL = 'http://web-store.example.com/images/cirros.img'
+LOCATIONS = [
+    {'url': URL, 'metadata': {'store': 'web'}},
+    {'url': 'http://mirror/cirros.img', 'metadata': {}},
+]
+HASHES = {'os_hash_algo': 'sha512', 'os_hash_value': 'ab' * 64}
+
+
+@pytest.fixture
+def service(glance) -> glance_mod.GlanceImageService:
+    return glance_mod.GlanceImageService()
+
+
+# -- get_location -------------------------------------------------------------
+
+
+def test_get_location_uses_the_location_api_as_the_service_user(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID, locations=LOCATIONS)
+    assert service.get_location(ctx, IMAGE_ID) == (URL, LOCATIONS)
+    (call,) = glance.calls_to('images.get_image_locations')
+    assert call.args == (IMAGE_ID,)
+    assert call.auth is service_credentials
+    assert 'images.get' not in glance.names
+
+
+def test_get_location_without_locations_is_none_none(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID)
+    assert service.get_location(ctx, IMAGE_ID) == (None, None)
+
+
+@pytest.mark.parametrize(
+    'error',
+    [
+        glance_exc.HTTPNotImplemented('API 2.17 needed'),
+        glance_exc.HTTPForbidden('service role needed'),
+    ],
+    ids=['501', '403'],
+)
+def test_get_location_falls_back_to_the_image_body(
+    service, glance, ctx, service_credentials, error
+):
+    glance.add_image(id=IMAGE_ID, direct_url=URL, locations=LOCATIONS[:1])
+    glance.script('images.get_image_locations', error)
+    assert service.get_location(ctx, IMAGE_ID) == (URL, LOCATIONS[:1])
+    (body_call,) = glance.calls_to('images.get')
+    assert isinstance(body_call.auth, token_endpoint.Token)
+
+
+def test_get_location_body_without_locations_is_none_none(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID)
+    glance.script(
+        'images.get_image_locations', glance_exc.HTTPNotImplemented()
+    )
+    assert service.get_location(ctx, IMAGE_ID) == (None, None)
+
+
+def test_get_location_without_service_credentials_reads_the_body(
+    service, glance, ctx
+):
+    glance.add_image(id=IMAGE_ID, direct_url=URL, locations=LOCATIONS)
+    assert service.get_location(ctx, IMAGE_ID) == (URL, LOCATIONS)
+    assert 'images.get_image_locations' not in glance.names
+
+
+def test_get_location_of_a_missing_image_is_image_not_found(
+    service, glance, ctx, service_credentials
+):
+    with pytest.raises(exception.ImageNotFound):
+        service.get_location(ctx, IMAGE_ID)
+
+
+# -- add_location -------------------------------------------------------------
+
+
+def test_add_location_uses_the_location_api_without_metadata(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID)
+    image = service.add_location(ctx, IMAGE_ID, URL, {})
+    (call,) = glance.calls_to('images.add_image_location')
+    assert call.args == (IMAGE_ID, URL, {})
+    assert call.auth is service_credentials
+    assert 'images.add_location' not in glance.names
+    assert image['id'] == IMAGE_ID
+    assert image['locations'] == [{'url': URL, 'metadata': {}}]
+
+
+def test_add_location_passes_hashes_as_validation_data(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID)
+    metadata = dict(HASHES)
+    service.add_location(ctx, IMAGE_ID, URL, metadata)
+    (call,) = glance.calls_to('images.add_image_location')
+    assert call.args == (IMAGE_ID, URL, HASHES)
+    assert metadata == HASHES
+
+
+def test_add_location_with_metadata_uses_the_legacy_patch(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID)
+    image = service.add_location(ctx, IMAGE_ID, URL, {'store': 'web'})
+    assert 'images.add_image_location' not in glance.names
+    (call,) = glance.calls_to('images.add_location')
+    assert call.args == (IMAGE_ID, URL, {'store': 'web'})
+    assert call.kwargs == {'validation_data': None}
+    assert isinstance(call.auth, token_endpoint.Token)
+    assert image['locations'] == [{'url': URL, 'metadata': {'store': 'web'}}]
+
+
+def test_add_location_legacy_keeps_metadata_and_validation_apart(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID)
+    service.add_location(ctx, IMAGE_ID, URL, {'store': 'web', **HASHES})
+    (call,) = glance.calls_to('images.add_location')
+    assert call.args == (IMAGE_ID, URL, {'store': 'web'})
+    assert call.kwargs == {'validation_data': HASHES}
+
+
+def test_add_location_falls_back_to_legacy_on_501(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID)
+    glance.script('images.add_image_location', glance_exc.HTTPNotImplemented())
+    image = service.add_location(ctx, IMAGE_ID, URL, dict(HASHES))
+    (call,) = glance.calls_to('images.add_location')
+    assert call.args == (IMAGE_ID, URL, {})
+    assert call.kwargs == {'validation_data': HASHES}
+    assert image['locations'] == [{'url': URL, 'metadata': {}}]
+
+
+def test_add_location_without_service_credentials_uses_the_legacy_patch(
+    service, glance, ctx
+):
+    glance.add_image(id=IMAGE_ID)
+    service.add_location(ctx, IMAGE_ID, URL, {})
+    assert 'images.add_image_location' not in glance.names
+    (call,) = glance.calls_to('images.add_location')
+    assert call.args == (IMAGE_ID, URL, {})
+
+
+def test_add_location_returns_the_image_in_the_seed_shape(
+    service, glance, ctx
+):
+    glance.add_image(id=IMAGE_ID, hw_disk_bus='scsi')
+    image = service.add_location(ctx, IMAGE_ID, URL, {'store': 'web'})
+    assert image['properties'] == {'hw_disk_bus': 'scsi'}
+    assert 'schema' not in image
+
+
+@pytest.mark.parametrize(
+    ('error', 'expected', 'message'),
+    [
+        (
+            glance_exc.HTTPBadRequest('Invalid location'),
+            exception.Invalid,
+            'Unacceptable parameters: Invalid location',
+        ),
+        (
+            glance_exc.HTTPConflict('location already exists'),
+            exception.ImageConflict,
+            f'Image {IMAGE_ID} is in a state that does not allow this '
+            'request: location already exists',
+        ),
+        (
+            glance_exc.HTTPNotFound('no such image'),
+            exception.ImageNotFound,
+            f'Image {IMAGE_ID} could not be found.',
+        ),
+    ],
+    ids=['400', '409', '404'],
+)
+@pytest.mark.parametrize(
+    'glance_call', ['images.add_image_location', 'images.add_location']
+)
+def test_add_location_errors_are_translated(
+    service,
+    glance,
+    ctx,
+    service_credentials,
+    glance_call,
+    error,
+    expected,
+    message,
+):
+    glance.add_image(id=IMAGE_ID)
+    glance.script(glance_call, error)
+    metadata = {} if glance_call == 'images.add_image_location' else {'a': 1}
+    with pytest.raises(expected) as excinfo:
+        service.add_location(ctx, IMAGE_ID, URL, metadata)
+    assert str(excinfo.value) == message
+    assert excinfo.value.__cause__ is error
