@@ -2,15 +2,14 @@
 
 Everything a second process needs to reuse a running deployment (ports,
 pids, URLs, passwords, paths) lives in ``<state_dir>/deployment.json``.
-Every server runs in its own process group and carries a marker in its
-environment naming the state dir, so ``stop`` finds and kills exactly what
-was started for that state dir, from any process.
+Every server runs in its own process group and carries a tag derived from
+the state dir (in its command line or environment), so ``stop`` finds and
+kills exactly what was started for that state dir, from any process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from tools.testenv.util import DeploymentError
 from tools.testenv.util import http_ok
 from tools.testenv.util import kill_group
 from tools.testenv.util import kill_groups
+from tools.testenv.util import lock_file
 from tools.testenv.util import owned_by
 from tools.testenv.util import owned_processes
 from tools.testenv.util import progress
@@ -37,6 +37,8 @@ DEFAULT_STATE_DIR = '/tmp/image-agent-testenv'
 STATE_FILE = 'deployment.json'
 LOCK_FILE = '.lock'
 READY_TIMEOUT = 60.0
+# A start that builds the venv holds the lock that long at most.
+LOCK_TIMEOUT = 1200.0
 
 
 def default_state_dir() -> str:
@@ -82,7 +84,9 @@ class Deployment:
     def _locked(self):
         os.makedirs(self.state_dir, exist_ok=True)
         with open(os.path.join(self.state_dir, LOCK_FILE), 'w') as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            lock_file(
+                lock, LOCK_TIMEOUT, 'the deployment in %s' % self.state_dir
+            )
             yield
 
     # -- accessors ----------------------------------------------------------

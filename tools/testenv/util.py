@@ -2,7 +2,7 @@
 
 Progress printing, free ports, JSON over urllib, waiting with a deadline,
 and starting/stopping server process groups that can be recognised again
-from another process (through a marker in their environment).
+from another process (through an owner tag, see ``owned_by``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterable
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -22,7 +23,8 @@ import urllib.error
 import urllib.request
 
 #: Environment variable put into every server we start; its value is the
-#: state dir, so ``stop`` never kills a process that merely reuses a pid.
+#: owner tag of the state dir, so ``stop`` never kills a process that merely
+#: reuses a pid.
 MARKER_ENV = 'IMAGE_AGENT_TESTENV_OWNER'
 
 
@@ -117,6 +119,22 @@ def wait_for(
         time.sleep(interval)
     extra = on_fail() if on_fail else ''
     raise DeploymentError(reason + ('\n' + extra if extra else ''))
+
+
+def lock_file(f, timeout: float, what: str) -> None:
+    """flock ``f`` exclusively, waiting at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise DeploymentError(
+                    '%s: still locked by another start/stop after %.0f s'
+                    % (what, timeout)
+                ) from None
+            time.sleep(0.2)
 
 
 def tail(path: str, lines: int = 40) -> str:

@@ -7,7 +7,6 @@ that file's hash changes; the hash is stored inside the venv.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -15,6 +14,7 @@ import sys
 import time
 
 from tools.testenv.util import DeploymentError
+from tools.testenv.util import lock_file
 from tools.testenv.util import progress
 from tools.testenv.util import run
 
@@ -59,7 +59,7 @@ def ensure_venv(venv: str | None = None) -> str:
     os.makedirs(os.path.dirname(venv), exist_ok=True)
     # Two starts at once (pytest and a shell) must not build it twice.
     with open(venv + '.lock', 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        lock_file(lock, PIP_TIMEOUT + 300, 'the venv %s' % venv)
         if is_current(venv, wanted):
             return venv
         _build(venv, wanted)
