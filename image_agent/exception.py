@@ -116,3 +116,43 @@ class ImageChecksumMismatch(ImageDownloadFailed):
 
 class ImageUnacceptable(Invalid):
     msg_fmt = _('Image %(image_id)s is unacceptable: %(reason)s')
+
+
+# -- the agent: local paths, transfers, RPC ---------------------------------
+
+
+class InvalidPath(Invalid):
+    msg_fmt = _('Invalid path %(path)s: %(reason)s')
+
+
+class PathNotAllowed(InvalidPath):
+    msg_fmt = _('Path %(path)s is not under an allowed directory (%(roots)s).')
+    code = 403
+
+
+class LocalFileNotFound(NotFound):
+    msg_fmt = _('Local file %(path)s does not exist.')
+
+
+class DestinationExists(Conflict):
+    msg_fmt = _(
+        'Destination %(path)s already exists with other content; '
+        'ask for overwrite to replace it.'
+    )
+
+
+class InsufficientSpace(ImageAgentException):
+    msg_fmt = _(
+        'Not enough free space under %(path)s for image '
+        '%(image_id)s: %(needed)d bytes needed, %(available)d '
+        'available.'
+    )
+    code = 507
+
+
+class ImageUploadFailed(ImageAgentException):
+    msg_fmt = _('Failed to upload image data from %(path)s: %(reason)s')
+
+
+class AgentError(ImageAgentException):
+    msg_fmt = _('The image agent failed to %(operation)s: %(reason)s')

@@ -8,10 +8,12 @@ oslo.messaging registers some of its own options only there (see
 
 from oslo_config import cfg
 
+from image_agent.conf import agent
 from image_agent.conf import default
 from image_agent.conf import glance
 
 CONF = cfg.CONF
 
+agent.register_opts(CONF)
 default.register_opts(CONF)
 glance.register_opts(CONF)

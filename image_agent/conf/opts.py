@@ -1,9 +1,10 @@
 """Entry point for oslo-config-generator: every option group of the agent."""
 
+from image_agent.conf import agent
 from image_agent.conf import default
 from image_agent.conf import glance
 
-_MODULES = (default, glance)
+_MODULES = (default, agent, glance)
 
 
 def list_opts() -> list:

@@ -1,0 +1,38 @@
+"""``image-agent``: the daemon serving the image API over RPC."""
+
+import sys
+
+from oslo_log import log as logging
+from oslo_service import backend
+from oslo_service import service
+
+from image_agent import conf
+from image_agent import service as agent_service
+from image_agent import version
+
+LOG = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if backend.get_backend_type() is not backend.BackendType.THREADING:
+        sys.exit(
+            'image-agent: the threading backend of oslo.service could '
+            'not be selected'
+        )
+    config = conf.CONF
+    logging.register_options(config)
+    config(
+        sys.argv[1:] if argv is None else argv,
+        project='image-agent',
+        version=version.version_string(),
+    )
+    logging.setup(config, 'image-agent')
+    config.log_opt_values(LOG, logging.DEBUG)
+    launcher = service.launch(
+        config, agent_service.AgentService(config), restart_method='mutate'
+    )
+    return launcher.wait() or 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

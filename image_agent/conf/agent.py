@@ -1,0 +1,118 @@
+"""Options of the ``[agent]`` group: RPC topic, local paths and transfers.
+
+The RPC options are read on both sides: by the agent, which listens on the
+topic, and by ``image_agent.rpcapi`` in the services that call it.
+"""
+
+from oslo_config import cfg
+
+GROUP = 'agent'
+
+agent_group = cfg.OptGroup(
+    GROUP,
+    title='Agent options',
+    help='The RPC topic of the agent, the local directories it may write '
+    'downloads to and read uploads from, and the limits of its transfers.',
+)
+
+rpc_opts = [
+    cfg.StrOpt(
+        'topic',
+        default='image-agent',
+        help='RPC topic the agents listen on. Every agent also listens on '
+        '"<topic>.<host>", so a caller can reach one agent by host name.',
+    ),
+    cfg.StrOpt(
+        'version_cap',
+        help='Highest RPC API version callers send, for rolling upgrades: '
+        'set it to the version of the oldest agent still running. Unset: '
+        'the newest version this library knows.',
+    ),
+    cfg.IntOpt(
+        'transfer_timeout',
+        default=6 * 3600,
+        min=1,
+        help='Seconds a caller waits for a download or an upload from a '
+        'local path to finish. Long on purpose: the agent heartbeats such '
+        'calls, so a dead agent is noticed after call_monitor_timeout, not '
+        'after this.',
+    ),
+    cfg.IntOpt(
+        'call_monitor_timeout',
+        default=10,
+        min=2,
+        help='Seconds without a reply or a heartbeat after which a caller '
+        'gives up a transfer call: the agent heartbeats every half of it. '
+        'This is how soon a caller learns that the agent died.',
+    ),
+]
+
+path_opts = [
+    cfg.ListOpt(
+        'download_roots',
+        default=[],
+        help='Absolute directories under which downloads may be written. '
+        'Nothing outside them is ever written; symbolic links and ".." that '
+        'lead outside are refused. Empty: downloads to local paths are '
+        'refused.',
+    ),
+    cfg.ListOpt(
+        'upload_roots',
+        help='Absolute directories from which image data may be uploaded '
+        '(regular files only). Unset: the download roots.',
+    ),
+    cfg.StrOpt(
+        'file_mode',
+        default='0644',
+        regex=r'^0?[0-7]{3,4}$',
+        help='Permission bits of downloaded files, in octal.',
+    ),
+    cfg.IntOpt(
+        'max_concurrent_downloads',
+        default=4,
+        min=1,
+        help='Downloads running at once; further downloads wait for a slot. '
+        'Two requests for the same image to the same path share one '
+        'transfer.',
+    ),
+    cfg.IntOpt(
+        'max_concurrent_uploads',
+        default=4,
+        min=1,
+        help='Uploads from local paths running at once; further uploads '
+        'wait for a slot.',
+    ),
+    cfg.IntOpt(
+        'free_space_margin_mb',
+        default=64,
+        min=0,
+        help='Space, in MiB, that must remain free on the destination '
+        'filesystem after a download of the announced image size.',
+    ),
+    cfg.IntOpt(
+        'orphan_scan_depth',
+        default=4,
+        min=0,
+        help='How many directory levels below each download root are '
+        'scanned at start for temporary files left by a crash (they are '
+        'removed). 0 scans only the roots themselves.',
+    ),
+    cfg.IntOpt(
+        'drain_timeout',
+        default=45,
+        min=0,
+        help='On SIGTERM, seconds to let running calls finish before the '
+        'transfers still running are cancelled (their callers get an '
+        'error, their temporary files are removed). Keep it below '
+        '[DEFAULT] graceful_shutdown_timeout.',
+    ),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(agent_group)
+    conf.register_opts(rpc_opts + path_opts, group=agent_group)
+
+
+def list_opts() -> dict:
+    return {agent_group: rpc_opts + path_opts}

@@ -1,0 +1,167 @@
+"""The RPC endpoint of the agent: one method per operation of the API.
+
+Every method takes the caller's context first and returns JSON-able data.
+Errors of ``image_agent.exception`` reach the caller as the same classes;
+anything else is logged here and reaches the caller as ``AgentError``, so a
+caller never has to handle oslo.messaging's ``RemoteError``.
+
+Only the public methods below are callable over RPC (the dispatcher's
+default access policy refuses names starting with ``_``); the agent's own
+lifecycle lives in ``service``.
+"""
+
+from collections.abc import Callable
+import datetime
+import functools
+import os
+import time
+from typing import Any
+
+from oslo_log import log as logging
+import oslo_messaging as messaging
+
+from image_agent import conf
+from image_agent import exception
+from image_agent.i18n import _
+
+LOG = logging.getLogger(__name__)
+CONF = conf.CONF
+
+RPC_API_VERSION = '1.0'
+
+
+def _rpc_method(func: Callable) -> Callable:
+    """Authorize the caller, keep errors typed, and log outcomes."""
+    name = func.__name__
+
+    def wrapper(self, context, **kwargs):
+        if CONF.auth_strategy == 'keystone' and not context.auth_token:
+            LOG.info('Refused %s: the request carries no token', name)
+            raise exception.NotAuthorized(
+                _('image-agent calls need the caller\'s token')
+            )
+        try:
+            return func(self, context, **kwargs)
+        except exception.ImageAgentException as e:
+            LOG.info(
+                '%(method)s failed: %(error)s', {'method': name, 'error': e}
+            )
+            raise
+        except Exception as e:
+            LOG.exception('Unexpected error in %s', name)
+            raise exception.AgentError(operation=name, reason=str(e)) from e
+
+    expected = messaging.expected_exceptions(exception.ImageAgentException)
+    return functools.wraps(func)(expected(wrapper))
+
+
+class ImageAgentManager:
+    """Serves the image API over RPC for the callers on the bus."""
+
+    target = messaging.Target(version=RPC_API_VERSION)
+
+    def __init__(
+        self, host: str, topic: str, image_service, transfers
+    ) -> None:
+        self._host = host
+        self._topic = topic
+        self._images = image_service
+        self._transfers = transfers
+        self._started = time.monotonic()
+        self._started_at = datetime.datetime.now(datetime.UTC)
+
+    @_rpc_method
+    def ping(self, context) -> dict[str, Any]:
+        """Who answers, since when, and the transfers it is running."""
+        return {
+            'host': self._host,
+            'topic': self._topic,
+            'version': RPC_API_VERSION,
+            'pid': os.getpid(),
+            'started_at': self._started_at,
+            'uptime': round(time.monotonic() - self._started, 3),
+            'transfers': self._transfers.status(),
+        }
+
+    @_rpc_method
+    def show(self, context, image_id: str) -> dict:
+        return self._images.show(context, image_id)
+
+    @_rpc_method
+    def detail(self, context, **params) -> list[dict]:
+        return self._images.detail(context, **params)
+
+    @_rpc_method
+    def download(
+        self, context, image_id: str, path: str, overwrite: bool = False
+    ) -> dict:
+        return self._transfers.download(context, image_id, path, overwrite)
+
+    @_rpc_method
+    def create(
+        self, context, image_meta: dict, path: str | None = None
+    ) -> dict:
+        if path is None:
+            return self._images.create(context, image_meta)
+        return self._transfers.upload(
+            context,
+            path,
+            lambda data: self._images.create(context, image_meta, data=data),
+        )
+
+    @_rpc_method
+    def update(
+        self,
+        context,
+        image_id: str,
+        image_meta: dict,
+        path: str | None = None,
+        purge_props: bool = True,
+        store_id: str | None = None,
+        base_image_ref: str | None = None,
+    ) -> dict:
+        def send(data=None) -> dict:
+            return self._images.update(
+                context,
+                image_id,
+                image_meta,
+                data=data,
+                purge_props=purge_props,
+                store_id=store_id,
+                base_image_ref=base_image_ref,
+            )
+
+        if path is None:
+            return send()
+        request = {
+            'image_meta': image_meta,
+            'purge_props': purge_props,
+            'store_id': store_id,
+            'base_image_ref': base_image_ref,
+        }
+        return self._transfers.upload(
+            context, path, send, image_id=image_id, request=request
+        )
+
+    @_rpc_method
+    def delete(self, context, image_id: str) -> bool:
+        return self._images.delete(context, image_id)
+
+    @_rpc_method
+    def get_location(self, context, image_id: str) -> dict:
+        direct_url, locations = self._images.get_location(context, image_id)
+        return {'direct_url': direct_url, 'locations': locations}
+
+    @_rpc_method
+    def add_location(
+        self, context, image_id: str, url: str, metadata: dict
+    ) -> dict:
+        return self._images.add_location(context, image_id, url, metadata)
+
+    @_rpc_method
+    def get_stores(self, context) -> list[dict]:
+        return self._images.get_stores(context)
+
+    @_rpc_method
+    def list_members(self, context, image_id: str) -> list[dict]:
+        return self._images.list_members(context, image_id)

@@ -1,0 +1,119 @@
+"""The agent as an oslo.service service.
+
+The transport, the RPC server and the transfer machinery are built in
+``start()``, which runs in the worker process after the launcher forked, and
+released in ``stop()``. On SIGTERM the server stops taking new calls, lets
+the running ones finish (up to ``[agent] drain_timeout``), then cancels the
+transfers still running so that they fail cleanly instead of being killed
+halfway.
+"""
+
+import threading
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_service import service
+
+from image_agent import manager
+from image_agent import notifications
+from image_agent import rpc
+from image_agent import transfers
+from image_agent.image import glance
+
+LOG = logging.getLogger(__name__)
+# Left of graceful_shutdown_timeout for cancelled transfers to clean up.
+_CANCEL_MARGIN = 5
+
+
+class AgentService(service.ServiceBase):
+    """Listens on ``[agent] topic`` and ``<topic>.<host>``."""
+
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.conf = conf
+        self.host = conf.host
+        self.topic = conf.agent.topic
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._transport = None
+        self._server = None
+        self._notifier = None
+        self._transfers = None
+
+    def start(self) -> None:
+        with self._lock:
+            self._stopped.clear()
+            images = glance.get_default_image_service()
+            self._notifier = notifications.Notifier(self.conf, self.host)
+            self._transfers = transfers.Transfers.from_conf(
+                self.conf, images, self._notifier
+            )
+            removed = self._transfers.remove_orphans(
+                self.conf.agent.orphan_scan_depth
+            )
+            if removed:
+                LOG.info(
+                    'Removed %d temporary file(s) of interrupted transfers',
+                    len(removed),
+                )
+            endpoint = manager.ImageAgentManager(
+                self.host,
+                self.topic,
+                images,
+                self._transfers,
+            )
+            self._transport = rpc.get_transport(self.conf)
+            self._server = rpc.get_server(
+                self._transport, self.topic, self.host, [endpoint]
+            )
+            self._server.start()
+            LOG.info(
+                'image-agent %(host)s listening on %(topic)s and '
+                '%(topic)s.%(host)s (download roots: %(roots)s)',
+                {
+                    'host': self.host,
+                    'topic': self.topic,
+                    'roots': ', '.join(self._transfers.downloads.roots)
+                    or 'none',
+                },
+            )
+
+    def stop(self, graceful: bool = True) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.stop()
+                self._drain()
+                self._server = None
+            if self._transport is not None:
+                self._transport.cleanup()
+                self._transport = None
+            if self._notifier is not None:
+                self._notifier.cleanup()
+                self._notifier = None
+            self._stopped.set()
+            LOG.info('image-agent %s stopped', self.host)
+
+    def _drain(self) -> None:
+        """Wait for running calls; cancel transfers that take too long."""
+        timeout = self.conf.agent.drain_timeout
+        try:
+            limit = self.conf.graceful_shutdown_timeout
+        except cfg.NoSuchOptError:
+            limit = 0
+        if limit:
+            timeout = max(0, min(timeout, limit - _CANCEL_MARGIN))
+        waiter = threading.Thread(target=self._server.wait, daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        if waiter.is_alive():
+            LOG.warning(
+                'Calls still running after %d s: cancelling the transfers',
+                timeout,
+            )
+            self._transfers.cancel_all()
+            waiter.join()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def reset(self) -> None:
+        """Nothing to reload: options are read when they are used."""

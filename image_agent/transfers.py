@@ -1,0 +1,410 @@
+"""Downloads to and uploads from local paths: limits, sharing and reuse.
+
+``Transfers`` decides *whether* and *when* bytes move; ``writer`` moves them
+and ``paths`` says where they may go. A bounded number of transfers run at
+once; the same request made twice at once (same image, same path) is one
+transfer whose result both callers get; a verified identical file already
+at the destination is reused instead of downloaded again.
+"""
+
+from collections.abc import Callable
+import dataclasses
+import datetime
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from oslo_log import log as logging
+
+from image_agent import exception
+from image_agent import paths
+from image_agent import writer
+from image_agent.i18n import _
+from image_agent.image import verify
+
+LOG = logging.getLogger(__name__)
+
+_SLOT_POLL = 0.5
+_SHUTTING_DOWN = _('the agent is shutting down')
+
+
+class _Flight:
+    """One running transfer and the callers waiting for its outcome."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SingleFlight:
+    """Run one call per key at a time; concurrent callers share its outcome."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[Any, _Flight] = {}
+
+    def run(self, key: Any, func: Callable[[], Any]) -> Any:
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.result
+        try:
+            flight.result = func()
+            return flight.result
+        except BaseException as e:
+            flight.error = e
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+
+@dataclasses.dataclass
+class Progress:
+    """What a running transfer has done so far (reported by ``ping``)."""
+
+    kind: str
+    image_id: str | None
+    path: str
+    size: int | None
+    started_at: str
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            'kind': self.kind,
+            'image_id': self.image_id,
+            'path': self.path,
+            'size': self.size,
+            'bytes': self.bytes,
+            'started_at': self.started_at,
+            'elapsed': round(time.monotonic() - self.started, 3),
+        }
+
+
+class _CancellableReader:
+    """A file wrapper that counts what is read and stops on cancel."""
+
+    def __init__(self, source, progress: Progress, cancel: threading.Event):
+        self._source = source
+        self._progress = progress
+        self._cancel = cancel
+
+    def read(self, size: int = -1) -> bytes:
+        if self._cancel.is_set():
+            raise writer.Cancelled()
+        data = self._source.read(size)
+        self._progress.bytes += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._source.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._source.seek(offset, whence)
+        self._progress.bytes = position
+        return position
+
+
+def _notify_none(context, event: str, payload: dict, error: bool = False):
+    """The notifier used when none is given: send nothing."""
+
+
+class Transfers:
+    """Every local-path transfer of one agent."""
+
+    def __init__(
+        self,
+        image_service,
+        download_roots: list[str],
+        upload_roots: list[str] | None,
+        file_mode: int = 0o644,
+        max_downloads: int = 4,
+        max_uploads: int = 4,
+        free_space_margin: int = 0,
+        notify: Callable[..., None] = _notify_none,
+    ) -> None:
+        self._images = image_service
+        self.downloads = paths.PathPolicy(download_roots, 'download')
+        if upload_roots is None:
+            upload_roots = download_roots
+        self.uploads = paths.PathPolicy(upload_roots, 'upload')
+        self._mode = file_mode
+        self._margin = free_space_margin
+        self._download_slots = threading.BoundedSemaphore(max_downloads)
+        self._upload_slots = threading.BoundedSemaphore(max_uploads)
+        self._flights = SingleFlight()
+        self._notify = notify
+        self._cancel = threading.Event()
+        self._active: dict[int, Progress] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_conf(
+        cls, conf, image_service, notify=_notify_none
+    ) -> 'Transfers':
+        agent = conf.agent
+        return cls(
+            image_service,
+            agent.download_roots,
+            agent.upload_roots,
+            file_mode=writer.parse_mode(agent.file_mode),
+            max_downloads=agent.max_concurrent_downloads,
+            max_uploads=agent.max_concurrent_uploads,
+            free_space_margin=agent.free_space_margin_mb * 1024 * 1024,
+            notify=notify,
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def remove_orphans(self, depth: int) -> list[str]:
+        """Remove temporary files left by a crash under the download roots."""
+        return paths.remove_orphans(self.downloads.roots, depth)
+
+    def cancel_all(self) -> None:
+        """Abandon running and waiting transfers (the agent is stopping)."""
+        self._cancel.set()
+
+    def status(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [p.as_dict() for p in self._active.values()]
+
+    # -- helpers -----------------------------------------------------------
+
+    def _acquire(self, slots: threading.BoundedSemaphore) -> None:
+        while not slots.acquire(timeout=_SLOT_POLL):
+            if self._cancel.is_set():
+                raise writer.Cancelled()
+
+    def _track(self, progress: Progress) -> int:
+        with self._lock:
+            self._active[id(progress)] = progress
+        return id(progress)
+
+    def _untrack(self, key: int) -> None:
+        with self._lock:
+            self._active.pop(key, None)
+
+    @staticmethod
+    def _now() -> str:
+        return datetime.datetime.now(datetime.UTC).isoformat()
+
+    # -- downloads ---------------------------------------------------------
+
+    def download(
+        self, context, image_id: str, path: str, overwrite: bool = False
+    ) -> dict[str, Any]:
+        """Download an image to ``path`` on this host.
+
+        Returns ``path``, ``size``, ``os_hash_algo``, ``os_hash_value`` and
+        ``reused`` (True when a verified identical file was already there).
+        """
+        destination = self.downloads.destination(path)
+        # The caller's own right to the image is checked before it may join
+        # a transfer someone else started.
+        image = self._images.show(context, image_id)
+        key = ('download', image['id'], destination.path, bool(overwrite))
+        return self._flights.run(
+            key, lambda: self._download(context, image, destination, overwrite)
+        )
+
+    def _download(self, context, image, destination, overwrite) -> dict:
+        image_id = image['id']
+        size = image.get('size')
+        hasher = verify.ImageHasher(image)
+        result = {
+            'path': destination.path,
+            'size': size,
+            'os_hash_algo': hasher.algorithm,
+            'os_hash_value': hasher.expected,
+            'reused': False,
+        }
+        existing = self.downloads.check_existing(destination)
+        if existing is not None:
+            if writer.matches_image(destination.path, image, existing.st_size):
+                LOG.info(
+                    'Reusing %s: it already holds image %s',
+                    destination.path,
+                    image_id,
+                )
+                result['reused'] = True
+                return result
+            if not overwrite:
+                raise exception.DestinationExists(
+                    path=paths.display(destination.requested)
+                )
+        if size:
+            writer.check_free_space(destination, image_id, size, self._margin)
+        try:
+            self._acquire(self._download_slots)
+        except writer.Cancelled as e:
+            raise exception.ImageDownloadFailed(
+                image_id=image_id, reason=_SHUTTING_DOWN
+            ) from e
+        try:
+            result['size'] = self._transfer_download(
+                context, image, destination, overwrite
+            )
+        finally:
+            self._download_slots.release()
+        return result
+
+    def _transfer_download(
+        self, context, image, destination, overwrite
+    ) -> int:
+        image_id = image['id']
+        progress = Progress(
+            'download',
+            image_id,
+            destination.path,
+            image.get('size'),
+            self._now(),
+        )
+        payload = {'image_id': image_id, 'path': destination.path}
+        self._notify(context, 'image.download.start', dict(payload))
+        tracked = self._track(progress)
+        dir_fd = None
+        try:
+            dir_fd = self.downloads.open_directory(destination)
+            chunks = self._images.download(context, image_id)
+            written = writer.write_atomically(
+                destination,
+                dir_fd,
+                chunks,
+                self._mode,
+                overwrite,
+                cancel=self._cancel,
+                progress=lambda n: setattr(progress, 'bytes', n),
+                expected_size=image.get('size'),
+            )
+        except BaseException as e:
+            error = e
+            if isinstance(e, writer.Cancelled):
+                error = exception.ImageDownloadFailed(
+                    image_id=image_id, reason=_SHUTTING_DOWN
+                )
+            elif isinstance(e, (OSError, writer.SizeMismatch)):
+                error = exception.ImageDownloadFailed(
+                    image_id=image_id, reason=str(e)
+                )
+            self._notify(
+                context,
+                'image.download.error',
+                self._finished(payload, progress, error=error),
+                error=True,
+            )
+            if error is not e:
+                raise error from e
+            raise
+        finally:
+            self._untrack(tracked)
+            if dir_fd is not None:
+                os.close(dir_fd)
+        self._notify(
+            context, 'image.download.end', self._finished(payload, progress)
+        )
+        LOG.info(
+            'Downloaded image %(id)s to %(path)s: %(bytes)d bytes in '
+            '%(duration).2f s',
+            {
+                'id': image_id,
+                'path': destination.path,
+                'bytes': written,
+                'duration': time.monotonic() - progress.started,
+            },
+        )
+        return written
+
+    @staticmethod
+    def _finished(payload: dict, progress: Progress, error=None) -> dict:
+        payload = dict(payload)
+        payload['bytes'] = progress.bytes
+        payload['duration'] = round(time.monotonic() - progress.started, 3)
+        if error is not None:
+            payload['error'] = str(error)
+            payload['error_class'] = type(error).__name__
+        return payload
+
+    # -- uploads -----------------------------------------------------------
+
+    def upload(
+        self,
+        context,
+        path: str,
+        send: Callable[[Any], dict],
+        image_id: str | None = None,
+        request: dict | None = None,
+    ) -> dict:
+        """Upload the file at ``path`` with ``send(data)``; return its result.
+
+        ``send`` is the image service call (create or update) that consumes
+        the data. With an ``image_id``, the same request (same image, path
+        and ``request`` arguments) made twice at once is sent once.
+        """
+        source = self.uploads.open_source(path)
+        with source:
+            size = os.fstat(source.fileno()).st_size
+            real = paths.fd_path(source.fileno()) or path
+
+            def run() -> dict:
+                return self._upload(
+                    context, source, real, size, send, image_id
+                )
+
+            if image_id is None:
+                return run()
+            key = (
+                'upload',
+                image_id,
+                real,
+                json.dumps(request or {}, sort_keys=True, default=str),
+            )
+            return self._flights.run(key, run)
+
+    def _upload(self, context, source, path, size, send, image_id) -> dict:
+        try:
+            self._acquire(self._upload_slots)
+        except writer.Cancelled as e:
+            raise exception.ImageUploadFailed(
+                path=path, reason=_SHUTTING_DOWN
+            ) from e
+        progress = Progress('upload', image_id, path, size, self._now())
+        payload = {'image_id': image_id, 'path': path}
+        self._notify(context, 'image.upload.start', dict(payload))
+        tracked = self._track(progress)
+        try:
+            image = send(_CancellableReader(source, progress, self._cancel))
+        except BaseException as e:
+            error = e
+            if self._cancel.is_set():
+                error = exception.ImageUploadFailed(
+                    path=path, reason=_SHUTTING_DOWN
+                )
+            self._notify(
+                context,
+                'image.upload.error',
+                self._finished(payload, progress, error=error),
+                error=True,
+            )
+            if error is not e:
+                raise error from e
+            raise
+        finally:
+            self._untrack(tracked)
+            self._upload_slots.release()
+        payload['image_id'] = image.get('id', image_id)
+        self._notify(
+            context, 'image.upload.end', self._finished(payload, progress)
+        )
+        return image

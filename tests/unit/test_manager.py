@@ -1,0 +1,209 @@
+"""The RPC endpoint: who may call, what comes back, which errors."""
+
+import contextlib
+import datetime
+import json
+import os
+import re
+
+import oslo_messaging as messaging
+from oslo_messaging.rpc import dispatcher as rpc_dispatcher
+import pytest
+
+from image_agent import exception
+from image_agent import manager
+from image_agent import rpc
+from image_agent import transfers
+from image_agent.image import glance as glance_mod
+
+DATA = b'image bytes' * 100
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path
+
+
+@pytest.fixture
+def endpoint(glance, root):
+    service = glance_mod.GlanceImageService()
+    xfers = transfers.Transfers(service, [str(root)], None)
+    return manager.ImageAgentManager('node-1', 'image-agent', service, xfers)
+
+
+@pytest.fixture
+def image(glance):
+    return glance.add_image(data=DATA)
+
+
+@contextlib.contextmanager
+def raises(cls, match=None):
+    """The error an endpoint method raised, as the RPC server unwraps it."""
+    with pytest.raises(rpc_dispatcher.ExpectedException) as e:
+        yield
+    error = e.value.exc_info[1]
+    assert isinstance(error, cls), repr(error)
+    if match:
+        assert re.search(match, str(error)), str(error)
+
+
+def as_sent(result):
+    """The result as the serializer puts it on the wire."""
+    return json.loads(json.dumps(rpc.to_primitive(result)))
+
+
+class TestAuthorization:
+    def test_keystone_mode_refuses_a_call_without_token(
+        self, endpoint, anon_ctx, glance
+    ):
+        with raises(exception.NotAuthorized, match='token'):
+            endpoint.ping(anon_ctx)
+        with raises(exception.NotAuthorized):
+            endpoint.show(anon_ctx, image_id='x')
+        assert glance.calls == []
+
+    def test_noauth_mode_accepts_it(self, endpoint, anon_ctx, config):
+        config.config(auth_strategy='noauth')
+        assert endpoint.ping(anon_ctx)['host'] == 'node-1'
+
+    def test_a_token_is_accepted(self, endpoint, ctx):
+        assert endpoint.ping(ctx)['host'] == 'node-1'
+
+    def test_the_token_is_never_logged(self, endpoint, ctx, image, caplog):
+        caplog.set_level('DEBUG')
+        endpoint.show(ctx, image_id=image['id'])
+        with raises(exception.ImageNotFound):
+            endpoint.show(ctx, image_id='11111111-2222-3333-4444-555555555555')
+        assert ctx.auth_token not in caplog.text
+
+
+class TestResults:
+    def test_ping_tells_who_answers(self, endpoint, ctx):
+        status = as_sent(endpoint.ping(ctx))
+        assert status['host'] == 'node-1'
+        assert status['topic'] == 'image-agent'
+        assert status['version'] == manager.RPC_API_VERSION
+        assert status['pid'] == os.getpid()
+        assert status['transfers'] == []
+        datetime.datetime.fromisoformat(status['started_at'])
+
+    def test_show_gives_iso_datetimes_on_the_wire(self, endpoint, ctx, image):
+        shown = as_sent(endpoint.show(ctx, image_id=image['id']))
+        assert shown['id'] == image['id']
+        parsed = datetime.datetime.fromisoformat(shown['created_at'])
+        assert parsed.tzinfo is not None
+
+    def test_detail_passes_the_listing_parameters(
+        self, endpoint, ctx, image, glance
+    ):
+        images = endpoint.detail(ctx, limit=5, filters={'name': 'cirros'})
+        assert [i['id'] for i in images] == [image['id']]
+        assert glance.calls_to('images.list')[-1].kwargs['limit'] == 5
+
+    def test_download_writes_under_the_roots(self, endpoint, ctx, image, root):
+        result = endpoint.download(
+            ctx, image_id=image['id'], path=str(root / 'd')
+        )
+        assert result['size'] == len(DATA)
+        assert (root / 'd').read_bytes() == DATA
+
+    def test_create_and_update_from_a_path(self, endpoint, ctx, root, glance):
+        (root / 'src').write_bytes(DATA)
+        created = endpoint.create(
+            ctx, image_meta={'name': 'up'}, path=str(root / 'src')
+        )
+        assert glance.data[created['id']] == DATA
+        (root / 'src2').write_bytes(b'other')
+        endpoint.update(
+            ctx,
+            image_id=created['id'],
+            image_meta={'name': 'up2'},
+            path=str(root / 'src2'),
+            purge_props=False,
+        )
+        assert glance.data[created['id']] == b'other'
+        assert glance.images[created['id']]['name'] == 'up2'
+
+    def test_create_and_update_without_path_touch_only_metadata(
+        self, endpoint, ctx, glance
+    ):
+        created = endpoint.create(ctx, image_meta={'name': 'meta-only'})
+        updated = endpoint.update(
+            ctx, image_id=created['id'], image_meta={'name': 'renamed'}
+        )
+        assert updated['name'] == 'renamed'
+        assert created['id'] not in glance.data
+
+    def test_get_location_is_a_dict_on_the_wire(self, endpoint, ctx, glance):
+        image = glance.add_image(
+            direct_url='http://store/x', locations=[{'url': 'http://store/x'}]
+        )
+        assert endpoint.get_location(ctx, image_id=image['id']) == {
+            'direct_url': 'http://store/x',
+            'locations': [{'url': 'http://store/x'}],
+        }
+
+    def test_delete_members_and_stores(self, endpoint, ctx, image, glance):
+        glance.stores = [{'id': 'fast', 'default': 'true'}]
+        assert endpoint.get_stores(ctx)[0]['default'] is True
+        assert endpoint.list_members(ctx, image_id=image['id']) == []
+        assert endpoint.delete(ctx, image_id=image['id']) is True
+        assert image['id'] not in glance.images
+
+
+class TestErrors:
+    def test_project_errors_are_expected_and_keep_their_class(
+        self, endpoint, ctx
+    ):
+        with pytest.raises(rpc_dispatcher.ExpectedException) as e:
+            endpoint.show(ctx, image_id='11111111-2222-3333-4444-555555555555')
+        assert isinstance(e.value.exc_info[1], exception.ImageNotFound)
+
+    def test_path_errors_are_typed(self, endpoint, ctx, image, tmp_path):
+        with pytest.raises(rpc_dispatcher.ExpectedException) as e:
+            endpoint.download(ctx, image_id=image['id'], path='relative')
+        assert isinstance(e.value.exc_info[1], exception.InvalidPath)
+
+    def test_unexpected_errors_become_agent_errors(
+        self, endpoint, ctx, glance, monkeypatch
+    ):
+        monkeypatch.setattr(
+            endpoint._images, 'get_stores', lambda c: {}['boom']
+        )
+        with pytest.raises(rpc_dispatcher.ExpectedException) as e:
+            endpoint.get_stores(ctx)
+        error = e.value.exc_info[1]
+        assert isinstance(error, exception.AgentError)
+        assert 'get_stores' in str(error)
+
+    def test_an_unknown_argument_is_an_agent_error(self, endpoint, ctx):
+        with pytest.raises(rpc_dispatcher.ExpectedException) as e:
+            endpoint.show(ctx, image_id='x', extra=1)
+        assert isinstance(e.value.exc_info[1], exception.AgentError)
+
+
+class TestDispatch:
+    def test_only_public_methods_are_callable(self, endpoint):
+        policy = rpc_dispatcher.DefaultRPCAccessPolicy()
+        assert policy.is_allowed(endpoint, 'download')
+        assert not policy.is_allowed(endpoint, '_transfers')
+
+    def test_the_endpoint_speaks_version_1_0(self, endpoint):
+        assert endpoint.target.version == '1.0'
+
+    def test_a_call_through_a_fake_transport(self, endpoint, ctx, config):
+        transport = rpc.get_transport(config.conf, url='fake://')
+        server = rpc.get_server(transport, 'ia-unit', 'node-1', [endpoint])
+        server.start()
+        try:
+            client = rpc.get_client(transport, 'ia-unit', '1.0')
+            status = client.prepare(server='node-1', timeout=10).call(
+                ctx, 'ping'
+            )
+            assert status['host'] == 'node-1'
+            with pytest.raises(messaging.UnsupportedVersion):
+                client.prepare(version='2.0', timeout=10).call(ctx, 'ping')
+        finally:
+            server.stop()
+            server.wait()
+            transport.cleanup()

@@ -1,0 +1,388 @@
+"""Downloads and uploads of local files through the image service.
+
+A real GlanceImageService over the fake glanceclient of ``conftest``: the
+stream is verified against the hash the fake Glance recorded.
+"""
+
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+
+from image_agent import exception
+from image_agent import paths
+from image_agent import transfers
+from image_agent.image import glance as glance_mod
+
+DATA = b'0123456789' * 1000
+
+
+class Recorder:
+    """A notifier that remembers what it was asked to send."""
+
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, context, event_type, payload, error=False):
+        self.events.append((event_type, payload, error))
+
+    def types(self):
+        return [event for event, _, _ in self.events]
+
+
+@pytest.fixture
+def root(tmp_path):
+    root = tmp_path / 'root'
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def notes():
+    return Recorder()
+
+
+@pytest.fixture
+def service(glance):
+    return glance_mod.GlanceImageService()
+
+
+@pytest.fixture
+def make_transfers(service, root, notes):
+    def make(**options):
+        options.setdefault('notify', notes)
+        return transfers.Transfers(service, [str(root)], None, **options)
+
+    return make
+
+
+@pytest.fixture
+def xfers(make_transfers):
+    return make_transfers()
+
+
+@pytest.fixture
+def image(glance):
+    return glance.add_image(data=DATA)
+
+
+def leftovers(root):
+    return [
+        os.path.join(d, n)
+        for d, _, names in os.walk(root)
+        for n in names
+        if paths.is_temp_name(n)
+    ]
+
+
+class TestDownload:
+    def test_the_image_lands_verified_with_its_hash(
+        self, xfers, ctx, image, root
+    ):
+        result = xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert (root / 'disk').read_bytes() == DATA
+        assert result == {
+            'path': os.path.realpath(root / 'disk'),
+            'size': len(DATA),
+            'os_hash_algo': 'sha512',
+            'os_hash_value': hashlib.sha512(DATA).hexdigest(),
+            'reused': False,
+        }
+        assert oct(os.stat(root / 'disk').st_mode & 0o777) == oct(0o644)
+
+    def test_altered_bytes_fail_and_leave_nothing(
+        self, xfers, ctx, image, root, glance
+    ):
+        glance.data[image['id']] = DATA[:-1] + b'X'
+        with pytest.raises(exception.ImageChecksumMismatch):
+            xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert os.listdir(root) == []
+
+    def test_a_missing_image_is_image_not_found(self, xfers, ctx, root):
+        with pytest.raises(exception.ImageNotFound):
+            xfers.download(
+                ctx, '11111111-2222-3333-4444-555555555555', str(root / 'x')
+            )
+        assert os.listdir(root) == []
+
+    def test_the_path_is_checked_before_glance_is_asked(
+        self, xfers, ctx, image, glance, tmp_path
+    ):
+        with pytest.raises(exception.PathNotAllowed):
+            xfers.download(ctx, image['id'], str(tmp_path / 'x'))
+        assert glance.calls == []
+
+    def test_an_identical_file_is_reused(
+        self, xfers, ctx, image, root, glance, notes
+    ):
+        (root / 'disk').write_bytes(DATA)
+        result = xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert result['reused'] is True
+        assert 'images.data' not in glance.names
+        assert notes.events == []
+
+    def test_a_different_file_is_kept_without_overwrite(
+        self, xfers, ctx, image, root
+    ):
+        (root / 'disk').write_bytes(b'other')
+        with pytest.raises(exception.DestinationExists):
+            xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert (root / 'disk').read_bytes() == b'other'
+
+    def test_a_different_file_is_replaced_with_overwrite(
+        self, xfers, ctx, image, root
+    ):
+        (root / 'disk').write_bytes(b'other')
+        result = xfers.download(
+            ctx, image['id'], str(root / 'disk'), overwrite=True
+        )
+        assert result['reused'] is False
+        assert (root / 'disk').read_bytes() == DATA
+
+    def test_free_space_is_checked_from_the_image_size(
+        self, xfers, ctx, glance, root
+    ):
+        huge = glance.add_image(data=b'x')
+        glance.images[huge['id']]['size'] = 2**60
+        with pytest.raises(exception.InsufficientSpace):
+            xfers.download(ctx, huge['id'], str(root / 'disk'))
+        assert 'images.data' not in glance.names
+        assert os.listdir(root) == []
+
+    def test_the_file_mode_is_configurable(
+        self, make_transfers, ctx, image, root
+    ):
+        make_transfers(file_mode=0o600).download(
+            ctx, image['id'], str(root / 'disk')
+        )
+        assert os.stat(root / 'disk').st_mode & 0o777 == 0o600
+
+    def test_notifications_tell_start_and_end(
+        self, xfers, ctx, image, root, notes
+    ):
+        xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert notes.types() == ['image.download.start', 'image.download.end']
+        end = notes.events[-1][1]
+        assert end['image_id'] == image['id']
+        assert end['path'] == os.path.realpath(root / 'disk')
+        assert end['bytes'] == len(DATA)
+        assert end['duration'] >= 0
+
+    def test_notifications_tell_errors(
+        self, xfers, ctx, image, root, notes, glance
+    ):
+        glance.data[image['id']] = b'X' * len(DATA)
+        with pytest.raises(exception.ImageChecksumMismatch):
+            xfers.download(ctx, image['id'], str(root / 'disk'))
+        event, payload, error = notes.events[-1]
+        assert (event, error) == ('image.download.error', True)
+        assert payload['error_class'] == 'ImageChecksumMismatch'
+
+
+class Gate:
+    """A chunk source that blocks until the test opens it."""
+
+    def __init__(self, glance, image_id):
+        self.opened = threading.Event()
+        self.started = threading.Semaphore(0)
+        self.count = 0
+        glance.script('images.data', *[self.body] * 8)
+        self._glance = glance
+        self._image_id = image_id
+
+    def body(self, image_id, do_checksum=True):
+        self.count += 1
+        self.started.release()
+        assert self.opened.wait(10)
+        return iter([self._glance.data[image_id]])
+
+
+def run_in_threads(n, func):
+    results, errors = [None] * n, [None] * n
+
+    def target(i):
+        try:
+            results[i] = func(i)
+        except Exception as e:
+            errors[i] = e
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads, results, errors
+
+
+class TestConcurrency:
+    def test_the_same_image_to_the_same_path_is_one_transfer(
+        self, xfers, ctx, image, root, glance
+    ):
+        gate = Gate(glance, image['id'])
+        path = str(root / 'disk')
+        threads, results, errors = run_in_threads(
+            3, lambda i: xfers.download(ctx, image['id'], path)
+        )
+        assert gate.started.acquire(timeout=5)
+        time.sleep(0.2)  # the others join the running transfer
+        gate.opened.set()
+        for t in threads:
+            t.join(10)
+        assert errors == [None] * 3
+        assert gate.count == 1
+        assert results[0] == results[1] == results[2]
+        assert (root / 'disk').read_bytes() == DATA
+
+    def test_a_failed_shared_transfer_fails_every_caller(
+        self, xfers, ctx, image, root, glance
+    ):
+        glance.data[image['id']] = b'Y' * len(DATA)
+        gate = Gate(glance, image['id'])
+        threads, _, errors = run_in_threads(
+            2, lambda i: xfers.download(ctx, image['id'], str(root / 'd'))
+        )
+        assert gate.started.acquire(timeout=5)
+        time.sleep(0.2)
+        gate.opened.set()
+        for t in threads:
+            t.join(10)
+        assert gate.count == 1
+        assert all(
+            isinstance(e, exception.ImageChecksumMismatch) for e in errors
+        )
+        assert os.listdir(root) == []
+
+    def test_downloads_are_bounded(
+        self, make_transfers, ctx, image, root, glance
+    ):
+        xfers = make_transfers(max_downloads=2)
+        gate = Gate(glance, image['id'])
+        threads, _, errors = run_in_threads(
+            4,
+            lambda i: xfers.download(ctx, image['id'], str(root / str(i))),
+        )
+        assert gate.started.acquire(timeout=5)
+        assert gate.started.acquire(timeout=5)
+        time.sleep(0.3)
+        assert gate.count == 2
+        assert len(xfers.status()) == 2
+        gate.opened.set()
+        for t in threads:
+            t.join(10)
+        assert errors == [None] * 4
+        assert gate.count == 4
+        assert xfers.status() == []
+
+    def test_cancel_fails_running_and_waiting_transfers_cleanly(
+        self, make_transfers, ctx, image, root, glance
+    ):
+        xfers = make_transfers(max_downloads=1)
+
+        def slow_body(image_id, do_checksum=True):
+            started.set()
+            for _ in range(100):
+                time.sleep(0.05)
+                yield b'x' * 100
+
+        started = threading.Event()
+        glance.script('images.data', slow_body)
+        threads, _, errors = run_in_threads(
+            2,
+            lambda i: xfers.download(ctx, image['id'], str(root / str(i))),
+        )
+        assert started.wait(5)
+        xfers.cancel_all()
+        for t in threads:
+            t.join(10)
+        assert all(
+            isinstance(e, exception.ImageDownloadFailed) for e in errors
+        )
+        assert all('shutting down' in str(e) for e in errors)
+        assert os.listdir(root) == []
+
+
+class TestUpload:
+    def test_create_from_a_local_file(self, xfers, ctx, service, root, glance):
+        (root / 'src').write_bytes(DATA)
+        image = xfers.upload(
+            ctx,
+            str(root / 'src'),
+            lambda data: service.create(ctx, {'name': 'n'}, data=data),
+        )
+        assert glance.data[image['id']] == DATA
+
+    def test_update_twice_at_once_is_one_upload(
+        self, xfers, ctx, service, root, glance
+    ):
+        target = glance.add_image()
+        (root / 'src').write_bytes(DATA)
+        started, release = threading.Event(), threading.Event()
+        sent = []
+
+        def send(data):
+            sent.append(data.read())
+            started.set()
+            assert release.wait(10)
+            return {'id': target['id']}
+
+        threads, results, errors = run_in_threads(
+            2,
+            lambda i: xfers.upload(
+                ctx, str(root / 'src'), send, image_id=target['id']
+            ),
+        )
+        assert started.wait(5)
+        time.sleep(0.2)
+        release.set()
+        for t in threads:
+            t.join(10)
+        assert errors == [None, None]
+        assert sent == [DATA]
+        assert results[0] == results[1]
+
+    def test_a_file_outside_the_upload_roots_is_refused(
+        self, xfers, ctx, tmp_path
+    ):
+        (tmp_path / 'secret').write_bytes(b'x')
+        with pytest.raises(exception.PathNotAllowed):
+            xfers.upload(ctx, str(tmp_path / 'secret'), lambda data: {})
+
+    def test_upload_roots_default_to_the_download_roots(
+        self, service, root, tmp_path
+    ):
+        xfers = transfers.Transfers(service, [str(root)], None)
+        assert xfers.uploads.roots == [os.path.realpath(root)]
+        other = tmp_path / 'up'
+        other.mkdir()
+        xfers = transfers.Transfers(service, [str(root)], [str(other)])
+        assert xfers.uploads.roots == [os.path.realpath(other)]
+
+    def test_a_device_is_refused(self, make_transfers, ctx, service):
+        xfers = transfers.Transfers(service, ['/dev'], None)
+        with pytest.raises(exception.InvalidPath, match='not a regular'):
+            xfers.upload(ctx, '/dev/null', lambda data: {})
+
+    def test_upload_notifications(self, xfers, ctx, service, root, notes):
+        (root / 'src').write_bytes(DATA)
+        image = xfers.upload(
+            ctx,
+            str(root / 'src'),
+            lambda data: service.create(ctx, {'name': 'n'}, data=data),
+        )
+        assert notes.types() == ['image.upload.start', 'image.upload.end']
+        end = notes.events[-1][1]
+        assert end['image_id'] == image['id']
+        assert end['bytes'] == len(DATA)
+
+
+class TestSingleFlight:
+    def test_different_keys_run_separately(self):
+        flights = transfers.SingleFlight()
+        assert flights.run('a', lambda: 1) == 1
+        assert flights.run('b', lambda: 2) == 2
+
+    def test_a_key_is_free_again_after_its_call(self):
+        flights = transfers.SingleFlight()
+        with pytest.raises(ValueError):
+            flights.run('a', lambda: int('x'))
+        assert flights.run('a', lambda: 3) == 3

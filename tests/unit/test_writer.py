@@ -1,0 +1,269 @@
+"""Writing chunks to a local file: all or nothing, in place atomically."""
+
+import hashlib
+import os
+import stat
+import threading
+
+import pytest
+
+from image_agent import exception
+from image_agent import paths
+from image_agent import writer
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path
+
+
+@pytest.fixture
+def policy(root):
+    return paths.PathPolicy([str(root)], 'download')
+
+
+@pytest.fixture
+def write(policy):
+    """write(path, chunks, **options) through an opened directory."""
+
+    def write(path, chunks, mode=0o644, overwrite=False, **kwargs):
+        dest = policy.destination(str(path))
+        dir_fd = policy.open_directory(dest)
+        try:
+            return writer.write_atomically(
+                dest, dir_fd, chunks, mode, overwrite, **kwargs
+            )
+        finally:
+            os.close(dir_fd)
+
+    return write
+
+
+def leftovers(root):
+    return [name for name in os.listdir(root) if paths.is_temp_name(name)]
+
+
+def failing_after(chunks, error):
+    """Chunks, then ``error`` (as the verified Glance stream does)."""
+    yield from chunks
+    raise error
+
+
+class TestWriteAtomically:
+    def test_the_file_gets_every_chunk_and_the_mode(self, write, root):
+        written = write(root / 'disk', [b'abc', b'', b'def'], mode=0o640)
+        assert written == 6
+        assert (root / 'disk').read_bytes() == b'abcdef'
+        assert stat.S_IMODE(os.stat(root / 'disk').st_mode) == 0o640
+        assert leftovers(root) == []
+
+    def test_the_mode_ignores_the_umask(self, write, root):
+        old = os.umask(0o077)
+        try:
+            write(root / 'disk', [b'x'], mode=0o644)
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE(os.stat(root / 'disk').st_mode) == 0o644
+
+    def test_a_failing_stream_leaves_nothing(self, write, root):
+        error = exception.ImageChecksumMismatch(
+            image_id='i', algorithm='sha512', actual='a', expected='b'
+        )
+        with pytest.raises(exception.ImageChecksumMismatch):
+            write(root / 'disk', failing_after([b'abc'], error))
+        assert os.listdir(root) == []
+
+    def test_a_failing_stream_leaves_an_old_file_untouched(self, write, root):
+        (root / 'disk').write_bytes(b'old')
+        with pytest.raises(OSError):
+            write(
+                root / 'disk',
+                failing_after([b'new'], OSError('reset')),
+                overwrite=True,
+            )
+        assert (root / 'disk').read_bytes() == b'old'
+        assert leftovers(root) == []
+
+    def test_no_overwrite_keeps_an_existing_file(self, write, root):
+        (root / 'disk').write_bytes(b'old')
+        with pytest.raises(exception.DestinationExists):
+            write(root / 'disk', [b'new'])
+        assert (root / 'disk').read_bytes() == b'old'
+        assert leftovers(root) == []
+
+    def test_a_file_appearing_during_the_transfer_is_not_replaced(
+        self, write, root
+    ):
+        def chunks():
+            yield b'new'
+            (root / 'disk').write_bytes(b'theirs')
+
+        with pytest.raises(exception.DestinationExists):
+            write(root / 'disk', chunks())
+        assert (root / 'disk').read_bytes() == b'theirs'
+        assert leftovers(root) == []
+
+    def test_overwrite_replaces(self, write, root):
+        (root / 'disk').write_bytes(b'old')
+        write(root / 'disk', [b'new'], overwrite=True)
+        assert (root / 'disk').read_bytes() == b'new'
+
+    def test_the_temporary_file_is_ours_and_locked_while_written(
+        self, write, root
+    ):
+        seen = []
+
+        def chunks():
+            yield b'a'
+            [name] = leftovers(root)
+            seen.append(name)
+            # A scan for orphans finds it locked and leaves it alone.
+            assert paths.remove_orphans([str(root)], depth=0) == []
+            yield b'b'
+
+        write(root / 'disk', chunks())
+        assert seen and seen[0].startswith('.disk' + paths.TEMP_MARK)
+        assert (root / 'disk').read_bytes() == b'ab'
+
+    def test_a_short_stream_fails_when_the_size_is_known(self, write, root):
+        with pytest.raises(writer.SizeMismatch):
+            write(root / 'disk', [b'abc'], expected_size=4)
+        assert os.listdir(root) == []
+
+    def test_cancel_stops_and_cleans_up(self, write, root):
+        cancel = threading.Event()
+
+        def chunks():
+            yield b'a'
+            cancel.set()
+            yield b'b'
+            raise AssertionError('read on after the cancel')
+
+        with pytest.raises(writer.Cancelled):
+            write(root / 'disk', chunks(), cancel=cancel)
+        assert os.listdir(root) == []
+
+    def test_the_stream_is_closed_when_abandoned(self, write, root):
+        closed = []
+
+        def chunks():
+            try:
+                yield b'a'
+                yield b'b'
+            finally:
+                closed.append(True)
+
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(writer.Cancelled):
+            write(root / 'disk', chunks(), cancel=cancel)
+        assert closed == [True]
+
+    def test_progress_is_reported(self, write, root):
+        seen = []
+        write(root / 'disk', [b'ab', b'cde'], progress=seen.append)
+        assert seen == [2, 5]
+
+    def test_fsync_of_file_then_rename_then_directory(
+        self, write, root, monkeypatch
+    ):
+        events = []
+        real_fsync, real_link = os.fsync, os.link
+
+        def fsync(fd):
+            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+            events.append('fsync dir' if is_dir else 'fsync file')
+            real_fsync(fd)
+
+        def link(*args, **kwargs):
+            events.append('link')
+            real_link(*args, **kwargs)
+
+        monkeypatch.setattr(os, 'fsync', fsync)
+        monkeypatch.setattr(os, 'link', link)
+        write(root / 'disk', [b'x'])
+        assert events == ['fsync file', 'link', 'fsync dir']
+
+    def test_without_hard_links_a_check_and_rename_is_used(
+        self, write, root, monkeypatch
+    ):
+        def no_link(*args, **kwargs):
+            raise PermissionError(1, 'Operation not permitted')
+
+        monkeypatch.setattr(os, 'link', no_link)
+        write(root / 'disk', [b'x'])
+        assert (root / 'disk').read_bytes() == b'x'
+        with pytest.raises(exception.DestinationExists):
+            write(root / 'disk', [b'y'])
+        assert (root / 'disk').read_bytes() == b'x'
+        assert leftovers(root) == []
+
+
+class TestMatchesImage:
+    def image(self, data):
+        return {
+            'id': 'i',
+            'size': len(data),
+            'os_hash_algo': 'sha512',
+            'os_hash_value': hashlib.sha512(data).hexdigest(),
+        }
+
+    def test_same_bytes_match(self, root):
+        (root / 'f').write_bytes(b'data')
+        assert writer.matches_image(str(root / 'f'), self.image(b'data'), 4)
+
+    def test_other_bytes_of_the_same_size_do_not(self, root):
+        (root / 'f').write_bytes(b'DATA')
+        assert not writer.matches_image(
+            str(root / 'f'), self.image(b'data'), 4
+        )
+
+    def test_another_size_is_not_even_read(self, root, monkeypatch):
+        monkeypatch.setattr('builtins.open', None)
+        assert not writer.matches_image('/nowhere', self.image(b'data'), 5)
+
+    def test_an_image_without_hash_never_matches(self, root):
+        (root / 'f').write_bytes(b'data')
+        image = {'id': 'i', 'size': 4}
+        assert not writer.matches_image(str(root / 'f'), image, 4)
+
+    def test_the_md5_checksum_is_the_fallback(self, root):
+        (root / 'f').write_bytes(b'data')
+        image = {
+            'id': 'i',
+            'size': 4,
+            'checksum': hashlib.md5(b'data').hexdigest(),  # noqa: S324
+        }
+        assert writer.matches_image(str(root / 'f'), image, 4)
+
+
+class TestFreeSpaceAndMode:
+    def test_enough_space_passes(self, policy, root):
+        dest = policy.destination(str(root / 'x'))
+        writer.check_free_space(dest, 'i', 1, 0)
+
+    def test_too_little_space_is_a_typed_error(self, policy, root):
+        dest = policy.destination(str(root / 'x'))
+        st = os.statvfs(root)
+        free = st.f_bavail * st.f_frsize
+        with pytest.raises(exception.InsufficientSpace) as e:
+            writer.check_free_space(dest, 'img', free + 2**40, 0)
+        assert 'img' in str(e.value)
+
+    def test_the_margin_counts(self, policy, root):
+        dest = policy.destination(str(root / 'x'))
+        st = os.statvfs(root)
+        free = st.f_bavail * st.f_frsize
+        with pytest.raises(exception.InsufficientSpace):
+            writer.check_free_space(dest, 'img', 1, free + 2**40)
+
+    @pytest.mark.parametrize(
+        'text, mode', [('0644', 0o644), ('600', 0o600), ('0440', 0o440)]
+    )
+    def test_modes_are_octal(self, text, mode):
+        assert writer.parse_mode(text) == mode
+
+    @pytest.mark.parametrize('text', ['rw-r--r--', '0o9', '99999'])
+    def test_bad_modes_are_configuration_errors(self, text):
+        with pytest.raises(exception.InvalidConfigurationValue):
+            writer.parse_mode(text)
