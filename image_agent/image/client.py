@@ -23,6 +23,52 @@ CONF = conf.CONF
 _LISTINGS = frozenset({('images', 'list'), ('image_members', 'list')})
 
 
+# The schema each controller's models are built from.
+_CONTROLLER_SCHEMAS = {'images': 'image', 'image_members': 'member'}
+
+
+class _SchemaCache:
+    """Glance's schemas, fetched once per wrapper.
+
+    python-glanceclient fetches a schema before every request that builds a
+    model (every show, create, update): one more round trip each time and,
+    for a create, a GET inside the call that must not be retried blindly.
+    """
+
+    def __init__(self) -> None:
+        self._schemas: dict = {}
+        self._lock = threading.Lock()
+
+    def has(self, name: str) -> bool:
+        return name in self._schemas
+
+    def install(self, client: glanceclient.Client) -> None:
+        """Make every schema lookup of ``client`` go through the cache."""
+        cached = _CachedSchemas(self, client.schemas)
+        client.schemas = cached
+        for controller in _CONTROLLER_SCHEMAS:
+            getattr(client, controller).schema_client = cached
+
+    def get(self, name: str, fetch: Callable[[str], Any]) -> Any:
+        schema = self._schemas.get(name)
+        if schema is None:
+            schema = fetch(name)
+            with self._lock:
+                self._schemas.setdefault(name, schema)
+        return schema
+
+
+class _CachedSchemas:
+    """Stands in for a client's schema controller, served from the cache."""
+
+    def __init__(self, cache: _SchemaCache, controller: Any) -> None:
+        self._cache = cache
+        self._controller = controller
+
+    def get(self, name: str) -> Any:
+        return self._cache.get(name, self._controller.get)
+
+
 class _DataRewinder:
     """Puts file-like arguments back where they were before a new attempt."""
 
@@ -57,6 +103,7 @@ class GlanceClientWrapper:
         self._fixed_server = f'{scheme}://{netloc}' if netloc else None
         self._cycles: dict[tuple[str, ...], Iterator[str]] = {}
         self._lock = threading.Lock()
+        self._schemas = _SchemaCache()
 
     def _server_picker(self, context) -> tuple[int, Callable[[], str]]:
         """How many servers there are, and a function giving the next one."""
@@ -76,15 +123,14 @@ class GlanceClientWrapper:
 
         return len(set(urls)), next_server
 
-    @staticmethod
     def _make_client(
-        context, server: str, privileged: bool, headers: dict[str, str]
+        self, context, server: str, privileged: bool, headers: dict[str, str]
     ) -> glanceclient.Client:
         headers = dict(headers)
         if CONF.auth_strategy == 'noauth':
             headers.update(auth.noauth_identity_headers(context))
         global_request_id = getattr(context, 'global_request_id', None)
-        return glanceclient.Client(
+        client = glanceclient.Client(
             '2',
             session=auth.get_session(),
             auth=auth.auth_for(context, privileged),
@@ -92,6 +138,15 @@ class GlanceClientWrapper:
             global_request_id=global_request_id,
             additional_headers=headers,
         )
+        self._schemas.install(client)
+        return client
+
+    def _ensure_schema(self, context, controller: str) -> None:
+        """Fetch a model's schema in a call of its own (idempotent, so
+        retried freely) before a call that must not be repeated."""
+        name = _CONTROLLER_SCHEMAS.get(controller)
+        if name and not self._schemas.has(name):
+            self.call(context, 'get', name, controller='schemas')
 
     def call(self, context, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a glance client method.
@@ -111,6 +166,8 @@ class GlanceClientWrapper:
         privileged = bool(kwargs.pop('privileged_user', False))
 
         idempotent = (controller, method) not in retry.NON_IDEMPOTENT
+        if not idempotent:
+            self._ensure_schema(context, controller)
         attempts = CONF.glance.num_retries + 1
         backoff = retry.Backoff(
             CONF.glance.retry_backoff_base, CONF.glance.retry_backoff_max
@@ -135,11 +192,7 @@ class GlanceClientWrapper:
                 return result
             except glance_exc.HTTPOverLimit as e:
                 raise exception.ImageLimitExceeded(reason=e.details) from e
-            except Exception as e:
-                if not (
-                    rewinder.rewindable and retry.is_retriable(e, idempotent)
-                ):
-                    raise
+            except retry.TRANSIENT_ERRORS as e:
                 last_error = e
                 LOG.warning(
                     'Glance %(controller)s.%(method)s failed on %(server)s '
@@ -153,6 +206,12 @@ class GlanceClientWrapper:
                         'error': e,
                     },
                 )
+                if not (
+                    rewinder.rewindable and retry.is_retriable(e, idempotent)
+                ):
+                    # The server may have acted: a retry could duplicate
+                    # what it did.
+                    break
         raise exception.GlanceConnectionFailed(
             attempts=len(tried),
             servers=', '.join(dict.fromkeys(tried)),

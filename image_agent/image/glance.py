@@ -116,6 +116,17 @@ class GlanceImageService:
             raise exception.ImageNotFound(image_id=image_id)
         return image
 
+    @staticmethod
+    def _check_may_modify(context, image: dict[str, Any]) -> None:
+        """Refuse a caller that neither owns the image nor is admin.
+
+        Needed before calls made with the service credentials, which Glance
+        would allow on any image.
+        """
+        is_admin = context.is_admin or 'admin' in (context.roles or ())
+        if not is_admin and image.get('owner') != context.project_id:
+            raise exception.ImageNotAuthorized(image_id=image['id'])
+
     def _call_on_image(
         self, context, image_id: str, method: str, *args, **kwargs
     ):
@@ -186,7 +197,9 @@ class GlanceImageService:
         The location API (as the service user) is preferred; a Glance
         without it (501) or refusing it (403) is asked for the image body.
         """
-        _check_image_id(image_id)
+        # Asked as the caller first: the service credentials below must not
+        # reveal an image that Glance hides from the caller.
+        image = self._get_raw(context, image_id)
         if CONF.auth_strategy == 'keystone' and auth.get_service_auth():
             try:
                 locations = self._client.call(
@@ -206,7 +219,6 @@ class GlanceImageService:
                 if not locations:
                     return None, None
                 return locations[0].get('url'), locations
-        image = self._get_raw(context, image_id)
         return image.get('direct_url'), image.get('locations')
 
     def add_location(
@@ -216,7 +228,7 @@ class GlanceImageService:
 
         Returns a dict containing image metadata on success.
         """
-        _check_image_id(image_id)
+        self._check_may_modify(context, self._get_raw(context, image_id))
         location_meta = dict(metadata or {})
         validation = {
             key: location_meta.pop(key)
@@ -450,6 +462,10 @@ def get_remote_image_service(
     if not isinstance(image_href, str):
         raise exception.InvalidImageRef(
             image_href=repr(image_href)[:200], reason=_('not a string')
+        )
+    if not image_href.strip():
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=_('the href is empty')
         )
     if '/' not in image_href:
         return get_default_image_service(), image_href

@@ -28,6 +28,9 @@ NON_IDEMPOTENT = frozenset(
 )
 
 CONNECTION_ERRORS = (glance_exc.InvalidEndpoint, glance_exc.CommunicationError)
+# Failures that say nothing about the request itself: worth another try
+# when repeating the request is safe.
+TRANSIENT_ERRORS = (glance_exc.HTTPServiceUnavailable, *CONNECTION_ERRORS)
 
 # Failures that happen before a single byte of the request left this host.
 _NOT_SENT = (

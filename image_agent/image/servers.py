@@ -8,7 +8,7 @@ Keystone itself through the service credentials.
 from collections.abc import Iterator
 import itertools
 import random
-import urllib.parse
+import re
 
 from oslo_log import log as logging
 
@@ -27,6 +27,18 @@ _V2_ENDPOINT_TYPES = {
 }
 
 
+_HOST_PORT_PATH = re.compile(
+    r'(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:(?P<port>[0-9]{1,5}))?'
+    r'(?P<path>/[^\s]*)?'
+)
+
+
+def _invalid_server(value: str, reason: str) -> Exception:
+    return exception.InvalidConfigurationValue(
+        option='[glance] api_servers', value=value, reason=reason
+    )
+
+
 def normalize_server_url(value: str) -> str:
     """Turn one ``api_servers`` entry into a URL without a trailing slash.
 
@@ -34,26 +46,16 @@ def normalize_server_url(value: str) -> str:
     the path of a URL is kept because Glance may be served under one.
     """
     text = (value or '').strip()
-    if not text:
-        raise exception.InvalidConfigurationValue(
-            option='[glance] api_servers', value=value, reason=_('empty entry')
+    scheme, sep, rest = text.partition('://')
+    if not sep:
+        scheme, rest = 'http', text
+    if scheme not in ('http', 'https'):
+        raise _invalid_server(value, _('the scheme must be http or https'))
+    if not _HOST_PORT_PATH.fullmatch(rest):
+        raise _invalid_server(
+            value, _('expected http(s)://host[:port][/path] or host:port')
         )
-    if '//' not in text:
-        text = 'http://' + text
-    try:
-        parsed = urllib.parse.urlsplit(text)
-        parsed.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as e:
-        raise exception.InvalidConfigurationValue(
-            option='[glance] api_servers', value=value, reason=str(e)
-        ) from e
-    if parsed.scheme not in ('http', 'https') or not parsed.netloc:
-        raise exception.InvalidConfigurationValue(
-            option='[glance] api_servers',
-            value=value,
-            reason=_('expected http(s)://host[:port][/path] or host:port'),
-        )
-    return text.rstrip('/')
+    return ('%s://%s' % (scheme, rest)).rstrip('/')
 
 
 def parse_catalog_info(value: str) -> tuple[str, str, str]:

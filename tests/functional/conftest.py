@@ -4,6 +4,7 @@ contexts carrying real Keystone tokens."""
 import contextlib
 import uuid
 
+from keystoneauth1 import loading as ks_loading
 from oslo_config import fixture as config_fixture
 import pytest
 
@@ -35,7 +36,12 @@ def config(deployment):  # noqa: F811
         region_name=None,
         allowed_direct_url_schemes=[],
     )
-    fixture.load_raw_values(
+    # keystoneauth registers a plugin's options when it first loads it;
+    # register them now so that they can be set like any other.
+    conf.CONF.register_opts(
+        ks_loading.get_auth_plugin_conf_options('password'), group='glance'
+    )
+    fixture.config(
         group='glance',
         auth_type='password',
         auth_url=deployment.keystone_url,

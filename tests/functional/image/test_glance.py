@@ -224,7 +224,7 @@ def test_update_ignores_server_owned_keys(image_service, demo_context, images):
 def test_update_of_another_projects_image_is_refused(
     image_service, demo_context, alt_context, images
 ):
-    made = images(demo_context, visibility='public')
+    made = images(demo_context, visibility='community')
     with pytest.raises(exception.ImageNotAuthorized):
         image_service.update(alt_context, made['id'], {'name': 'mine now'})
 
@@ -403,10 +403,17 @@ def test_add_location_refused_by_glance_is_invalid(
     image_service, demo_context, images
 ):
     made = images(demo_context)
-    with pytest.raises((exception.Invalid, exception.ImageNotAuthorized)):
+    refused = 'http://203.0.113.1/x'
+    # The location API names the reason...
+    with pytest.raises(exception.Invalid) as info:
+        image_service.add_location(demo_context, made['id'], refused, {})
+    assert 'does not pass filtering' in str(info.value)
+    # ...the legacy call only says that the location is invalid.
+    with pytest.raises(exception.Invalid) as info:
         image_service.add_location(
-            demo_context, made['id'], 'http://203.0.113.1/x', {'a': 'b'}
+            demo_context, made['id'], refused, {'a': 'b'}
         )
+    assert 'Invalid location' in str(info.value)
 
 
 def test_get_stores_lists_the_configured_stores(image_service, demo_context):
