@@ -130,24 +130,58 @@ class _Schema:
         return self._raw
 
 
+# The schema glanceclient looks up (through the controller's schema_client)
+# to build the models a method returns; ``create`` looks it up before it
+# sends anything, the others once the answer is in.
+MODEL_SCHEMAS = {
+    'images.get': 'image',
+    'images.list': 'image',
+    'images.create': 'image',
+    'images.update': 'image',
+    'images.add_location': 'image',
+    'image_members.get': 'member',
+    'image_members.list': 'member',
+    'image_members.create': 'member',
+    'image_members.update': 'member',
+}
+
+
 class _Controller:
-    def __init__(self, glance: 'FakeGlance', client: dict, name: str) -> None:
+    def __init__(
+        self,
+        glance: 'FakeGlance',
+        client: dict,
+        name: str,
+        schema_client: Any = None,
+    ) -> None:
         self._glance = glance
         self._client = client
         self._name = name
+        self.schema_client = schema_client
 
     def __getattr__(self, method: str) -> Callable:
-        return functools.partial(
-            self._glance.dispatch, self._client, f'{self._name}.{method}'
-        )
+        name = f'{self._name}.{method}'
+        schema = MODEL_SCHEMAS.get(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if schema and method == 'create':
+                self.schema_client.get(schema)
+            result = self._glance.dispatch(self._client, name, *args, **kwargs)
+            if schema and method != 'create':
+                self.schema_client.get(schema)
+            return result
+
+        return call
 
 
 class _Client:
     def __init__(self, glance: 'FakeGlance', kwargs: dict) -> None:
         self.kwargs = kwargs
-        self.images = _Controller(glance, kwargs, 'images')
-        self.image_members = _Controller(glance, kwargs, 'image_members')
         self.schemas = _Controller(glance, kwargs, 'schemas')
+        self.images = _Controller(glance, kwargs, 'images', self.schemas)
+        self.image_members = _Controller(
+            glance, kwargs, 'image_members', self.schemas
+        )
 
 
 class FakeGlance:

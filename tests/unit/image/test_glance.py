@@ -76,11 +76,12 @@ def test_image_schema_is_fetched_once_per_service(service, glance, ctx):
     assert len(glance.calls_to('schemas.get')) == 1
 
 
-def test_schema_refused_is_not_authorized(service, glance, ctx):
+def test_schema_refused_while_listing_is_not_authorized(service, glance, ctx):
     glance.add_image(id=IMAGE_ID)
     glance.script('schemas.get', glance_exc.HTTPUnauthorized('bad token'))
     with pytest.raises(exception.NotAuthorized) as excinfo:
-        service.show(ctx, IMAGE_ID)
+        service.detail(ctx)
+    assert type(excinfo.value) is exception.NotAuthorized
     assert str(excinfo.value) == 'bad token'
 
 
@@ -692,14 +693,11 @@ def test_remote_service_refuses_a_bad_href(glance, ctx, href, reason):
     assert reason in str(excinfo.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: glance.py get_remote_image_service returns '
-    '(default service, "") for an empty href instead of InvalidImageRef',
-)
-def test_remote_service_refuses_an_empty_href(glance, ctx):
-    with pytest.raises(exception.InvalidImageRef):
-        glance_mod.get_remote_image_service(ctx, '')
+@pytest.mark.parametrize('href', ['', '   '])
+def test_remote_service_refuses_an_empty_href(glance, ctx, href):
+    with pytest.raises(exception.InvalidImageRef) as excinfo:
+        glance_mod.get_remote_image_service(ctx, href)
+    assert 'the href is empty' in str(excinfo.value)
 
 
 @pytest.mark.parametrize('href', [None, 42, [IMAGE_ID]])

@@ -24,15 +24,18 @@ def service(glance) -> glance_mod.GlanceImageService:
 # -- get_location -------------------------------------------------------------
 
 
-def test_get_location_uses_the_location_api_as_the_service_user(
+def test_get_location_asks_as_the_caller_then_as_the_service_user(
     service, glance, ctx, service_credentials
 ):
     glance.add_image(id=IMAGE_ID, locations=LOCATIONS)
     assert service.get_location(ctx, IMAGE_ID) == (URL, LOCATIONS)
+    image_calls = [n for n in glance.names if n.startswith('images.')]
+    assert image_calls == ['images.get', 'images.get_image_locations']
+    (user_call,) = glance.calls_to('images.get')
+    assert isinstance(user_call.auth, token_endpoint.Token)
     (call,) = glance.calls_to('images.get_image_locations')
     assert call.args == (IMAGE_ID,)
     assert call.auth is service_credentials
-    assert 'images.get' not in glance.names
 
 
 def test_get_location_without_locations_is_none_none(
@@ -208,3 +211,61 @@ def test_add_location_errors_are_translated(
         service.add_location(ctx, IMAGE_ID, URL, metadata)
     assert str(excinfo.value) == message
     assert excinfo.value.__cause__ is error
+
+
+# -- the service credentials serve only callers who may see the image -------
+
+
+def test_get_location_of_an_image_hidden_from_the_caller_is_not_found(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID, owner='another-project', locations=LOCATIONS)
+    # Glance answers the caller's own request: no such image for you.
+    glance.script('images.get', glance_exc.HTTPNotFound('No image found'))
+    with pytest.raises(exception.ImageNotFound):
+        service.get_location(ctx, IMAGE_ID)
+
+
+def test_add_location_to_an_image_hidden_from_the_caller_is_refused(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID, owner='another-project')
+    glance.script('images.get', glance_exc.HTTPNotFound('No image found'))
+    with pytest.raises(exception.ImageNotFound):
+        service.add_location(ctx, IMAGE_ID, URL, {})
+    assert 'images.add_image_location' not in glance.names
+    assert glance.images[IMAGE_ID].get('locations') is None
+
+
+def test_get_location_of_an_image_unavailable_without_token_is_not_found(
+    service, glance, anon_ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID, owner='another-project', locations=LOCATIONS)
+    with pytest.raises(exception.ImageNotFound):
+        service.get_location(anon_ctx, IMAGE_ID)
+    assert 'images.get_image_locations' not in glance.names
+
+
+@pytest.mark.parametrize('metadata', [{}, {'store': 'web'}])
+@pytest.mark.parametrize('visibility', ['public', 'shared'])
+def test_add_location_to_another_projects_image_is_not_authorized(
+    service, glance, ctx, service_credentials, metadata, visibility
+):
+    glance.add_image(
+        id=IMAGE_ID, owner='another-project', visibility=visibility
+    )
+    with pytest.raises(exception.ImageNotAuthorized) as excinfo:
+        service.add_location(ctx, IMAGE_ID, URL, metadata)
+    assert str(excinfo.value) == f'Not authorized for image {IMAGE_ID}.'
+    assert 'images.add_image_location' not in glance.names
+    assert 'images.add_location' not in glance.names
+
+
+def test_an_admin_may_add_a_location_to_any_image(
+    service, glance, ctx, service_credentials
+):
+    ctx.roles = ['admin', 'member', 'reader']
+    glance.add_image(id=IMAGE_ID, owner='another-project')
+    image = service.add_location(ctx, IMAGE_ID, URL, {})
+    assert image['locations'] == [{'url': URL, 'metadata': {}}]
+    assert len(glance.calls_to('images.add_image_location')) == 1
