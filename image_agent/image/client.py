@@ -76,11 +76,13 @@ class _DataRewinder:
         self._positions = []
         self.rewindable = True
         for value in (*args, *kwargs.values()):
-            if not hasattr(value, 'read'):
-                continue
-            try:
-                self._positions.append((value, value.tell()))
-            except (AttributeError, OSError, ValueError):
+            if hasattr(value, 'read'):
+                try:
+                    self._positions.append((value, value.tell()))
+                except (AttributeError, OSError, ValueError):
+                    self.rewindable = False
+            elif isinstance(value, Iterator):
+                # Chunks already sent cannot be sent again.
                 self.rewindable = False
 
     def rewind(self) -> None:
@@ -109,7 +111,9 @@ class GlanceClientWrapper:
         """How many servers there are, and a function giving the next one."""
         if self._fixed_server:
             return 1, lambda: self._fixed_server
-        urls = tuple(servers_mod.find_servers(context))
+        # Keystone does not keep the catalog's order: the same servers in
+        # another order are the same rotation.
+        urls = tuple(sorted(set(servers_mod.find_servers(context))))
         with self._lock:
             cycle = self._cycles.get(urls)
             if cycle is None:

@@ -80,13 +80,14 @@ class Backoff:
         self,
         base: float,
         maximum: float,
-        sleep: Callable[[float], None] = time.sleep,
-        rand: Callable[[float, float], float] = random.uniform,
+        sleep: Callable[[float], None] | None = None,
+        rand: Callable[[float, float], float] | None = None,
     ) -> None:
         self.base = base
         self.maximum = maximum
-        self._sleep = sleep
-        self._rand = rand
+        # Looked up at call time, so that tests can patch the modules.
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self._rand = rand or (lambda low, high: random.uniform(low, high))
 
     def delay(self, round_: int) -> float:
         if round_ <= 0 or self.base <= 0:

@@ -10,6 +10,7 @@ import itertools
 import random
 import re
 
+from keystoneauth1 import exceptions as ks_exc
 from oslo_log import log as logging
 
 from image_agent import conf
@@ -47,14 +48,17 @@ def normalize_server_url(value: str) -> str:
     """
     text = (value or '').strip()
     scheme, sep, rest = text.partition('://')
-    if not sep:
-        scheme, rest = 'http', text
+    scheme = scheme.lower() if sep else 'http'
+    rest = rest if sep else text
     if scheme not in ('http', 'https'):
         raise _invalid_server(value, _('the scheme must be http or https'))
-    if not _HOST_PORT_PATH.fullmatch(rest):
+    match = _HOST_PORT_PATH.fullmatch(rest)
+    if not match or match['host'].strip('.') == '':
         raise _invalid_server(
             value, _('expected http(s)://host[:port][/path] or host:port')
         )
+    if match['port'] is not None and not 0 < int(match['port']) < 65536:
+        raise _invalid_server(value, _('the port must be 1 to 65535'))
     return ('%s://%s' % (scheme, rest)).rstrip('/')
 
 
@@ -122,7 +126,12 @@ def servers_from_keystone() -> list[str]:
     service_auth = auth.get_service_auth()
     if service_auth is None:
         return []
-    access = service_auth.get_access(auth.get_session())
+    try:
+        access = service_auth.get_access(auth.get_session())
+    except ks_exc.ClientException as e:
+        raise exception.GlanceServersNotFound(
+            reason=_('Keystone could not be asked: %s') % e
+        ) from e
     urls = access.service_catalog.get_urls(
         service_type='image',
         interface=CONF.glance.interface,

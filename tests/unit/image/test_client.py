@@ -90,12 +90,6 @@ def test_rotation_continues_after_a_retry(three_servers, glance, ctx, wrapper):
     assert sorted(tried) == SERVERS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: client.py keys its server cycles by the catalog order, so '
-    'a catalog listing the same servers in another order starts a new cycle '
-    'and the rotation does not continue',
-)
 def test_rotation_continues_when_the_catalog_lists_servers_in_another_order(
     config, glance, ctx, wrapper, monkeypatch
 ):
@@ -559,11 +553,6 @@ def test_data_that_cannot_be_rewound_is_not_retried(
     assert len(glance.calls_to('images.upload')) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: client.py _DataRewinder only knows file-like arguments; an '
-    'iterator of chunks is retried after a 503 and uploads what is left of it',
-)
 def test_an_iterator_of_chunks_is_not_retried(
     three_servers, glance, ctx, wrapper
 ):

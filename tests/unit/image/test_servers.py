@@ -431,11 +431,6 @@ def test_cycle_over_an_empty_list_raises_servers_not_found():
     assert 'the server list is empty' in str(excinfo.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: servers.py normalize_server_url checks the port with a '
-    '1-5 digit regex only, so a port above 65535 is accepted',
-)
 @pytest.mark.parametrize('entry', ['glance:99999', 'http://glance:65536/x'])
 def test_normalize_server_url_refuses_a_port_out_of_range(entry):
     with pytest.raises(exception.InvalidConfigurationValue):
