@@ -12,11 +12,11 @@ import warnings
 from oslo_service import backend
 from oslo_service.backend import exceptions as backend_exceptions
 
+# futurist imports eventlet when it is installed, which only warns that
+# eventlet is deprecated: noise for users of the commands, who never use it.
+warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
+
 # Only a process that imported oslo.messaging before this package (a test
 # run) finds a backend already selected; ``agent.main`` refuses to run then.
 with contextlib.suppress(backend_exceptions.BackendAlreadySelected):
     backend.init_backend(backend.BackendType.THREADING)
-
-# futurist imports eventlet when it is installed, which only warns that
-# eventlet is deprecated: noise for users of the commands, who never use it.
-warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')

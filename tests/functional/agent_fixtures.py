@@ -1,0 +1,449 @@
+"""Fixtures for the agent's functional tests: real agents over real RabbitMQ.
+
+Import what a test module needs::
+
+    from tests.functional.agent_fixtures import (  # noqa: F401
+        agent,
+        agent_factory,
+        api,
+        rabbit_url,
+        topic,
+    )
+
+Every agent is a real ``image-agent --config-file ...`` process (a master
+and its worker, in their own process group) with its own config file,
+roots, host name and log, talking to the real deployment's Keystone and
+Glance. Each pytest session uses its own RPC topic, so sessions sharing the
+broker never serve each other's calls. Every process started here is killed
+at the end, by process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import kombu
+import oslo_messaging as messaging
+import pytest
+
+from image_agent import conf
+from image_agent import rpc
+from image_agent import rpcapi
+
+RABBIT_URL = os.environ.get(
+    'IMAGE_AGENT_TEST_TRANSPORT_URL', 'rabbit://guest:guest@127.0.0.1:5672/'
+)
+SERVICE_USER = 'image-agent'
+READY_TIMEOUT = 30.0
+
+
+def agent_command() -> list[str]:
+    """The installed console script, or the module when it is missing."""
+    script = os.path.join(os.path.dirname(sys.executable), 'image-agent')
+    if os.access(script, os.X_OK):
+        return [script]
+    return [sys.executable, '-m', 'image_agent.cmd.agent']
+
+
+def rabbit_alive(url: str) -> bool:
+    parsed = messaging.TransportURL.parse(conf.CONF, url)
+    host = parsed.hosts[0]
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(
+            (host.hostname, host.port or 5672), timeout=2
+        ),
+    ):
+        return True
+    return False
+
+
+class AgentProcess:
+    """One ``image-agent`` process group with its own directory."""
+
+    def __init__(
+        self,
+        base: str,
+        host: str,
+        topic: str,
+        transport_url: str,
+        deployment,
+        glance_urls: list[str] | None = None,
+        options: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        self.host = host
+        self.topic = topic
+        self.transport_url = transport_url
+        self.dir = os.path.join(base, host)
+        self.root = os.path.join(self.dir, 'root')
+        self.log = os.path.join(self.dir, 'agent.log')
+        self.config_file = os.path.join(self.dir, 'image-agent.conf')
+        os.makedirs(self.root)
+        sections = {
+            'DEFAULT': {
+                'transport_url': transport_url,
+                'host': host,
+                'auth_strategy': 'keystone',
+                'graceful_shutdown_timeout': '30',
+                'debug': 'false',
+            },
+            'agent': {
+                'topic': topic,
+                'download_roots': self.root,
+                'drain_timeout': '20',
+            },
+            'glance': {
+                'api_servers': ','.join(glance_urls or deployment.glance_urls),
+                'num_retries': '1',
+                'retry_backoff_base': '0.05',
+                'auth_type': 'password',
+                'auth_url': deployment.keystone_url,
+                'username': SERVICE_USER,
+                'password': deployment.password(SERVICE_USER),
+                'project_name': 'service',
+                'user_domain_name': 'Default',
+                'project_domain_name': 'Default',
+            },
+        }
+        for section, values in (options or {}).items():
+            sections.setdefault(section, {}).update(values)
+        with open(self.config_file, 'w') as f:
+            for section, values in sections.items():
+                f.write('[%s]\n' % section)
+                for key, value in values.items():
+                    f.write('%s = %s\n' % (key, value))
+                f.write('\n')
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> AgentProcess:
+        with open(self.log, 'ab') as log:
+            self.popen = subprocess.Popen(
+                [*agent_command(), '--config-file', self.config_file],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.wait_for_log('listening on')
+        return self
+
+    def log_text(self) -> str:
+        with open(self.log, errors='replace') as f:
+            return f.read()
+
+    def tail(self, size: int = 3000) -> str:
+        return self.log_text()[-size:]
+
+    def wait_for_log(self, text: str, count: int = 1, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while self.log_text().count(text) < count:
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    'image-agent %s exited (%s):\n%s'
+                    % (
+                        self.host,
+                        self.popen.returncode,
+                        self.log_text()[-3000:],
+                    )
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    'image-agent %s: no %r in its log after %.0f s:\n%s'
+                    % (self.host, text, timeout, self.tail())
+                )
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.popen.pid, signum)
+
+    def stop(self, timeout: float = 40.0) -> int | None:
+        """SIGTERM the master; SIGKILL the whole group if it lingers."""
+        if self.popen is None:
+            return None
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+        return self.popen.returncode
+
+
+@pytest.fixture(scope='session')
+def rabbit_url() -> str:
+    if not rabbit_alive(RABBIT_URL):
+        pytest.fail('RabbitMQ does not answer at %s' % RABBIT_URL)
+    return RABBIT_URL
+
+
+@pytest.fixture(scope='session')
+def topic() -> str:
+    """An RPC topic of this session only."""
+    return 'image-agent-test-%s' % uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope='session')
+def agents_dir():
+    path = tempfile.mkdtemp(prefix='image-agent-ft-')
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def _all_agents():
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        agent.stop(timeout=10)
+    delete_queues(started)
+
+
+def delete_queues(agents: list[AgentProcess]) -> None:
+    """Remove the RPC queues our agents declared on the shared broker."""
+    by_url: dict[str, set[str]] = {}
+    for agent in agents:
+        names = by_url.setdefault(agent.transport_url, set())
+        names.update({agent.topic, '%s.%s' % (agent.topic, agent.host)})
+    for url, names in by_url.items():
+        amqp_url = url.replace('rabbit://', 'amqp://', 1)
+        with (
+            contextlib.suppress(Exception),
+            kombu.Connection(amqp_url, connect_timeout=2) as conn,
+        ):
+            conn.ensure_connection(max_retries=1)
+            channel = conn.channel()
+            for name in names:
+                with contextlib.suppress(Exception):
+                    channel.queue_delete(name)
+
+
+@pytest.fixture(scope='session')
+def agent_factory(deployment, rabbit_url, topic, agents_dir, _all_agents):
+    """make(host=None, **options): start an agent; stopped at the end."""
+
+    def make(
+        host: str | None = None,
+        topic_: str | None = None,
+        transport_url: str | None = None,
+        glance_urls: list[str] | None = None,
+        options: dict | None = None,
+        start: bool = True,
+    ) -> AgentProcess:
+        agent = AgentProcess(
+            agents_dir,
+            host or 'agent-%s' % uuid.uuid4().hex[:6],
+            topic_ or topic,
+            transport_url or rabbit_url,
+            deployment,
+            glance_urls=glance_urls,
+            options=options,
+        )
+        _all_agents.append(agent)
+        return agent.start() if start else agent
+
+    return make
+
+
+@pytest.fixture(scope='session')
+def agent(agent_factory) -> AgentProcess:
+    """The agent most tests talk to (host ``agent-a``)."""
+    return agent_factory('agent-a')
+
+
+@pytest.fixture(scope='session')
+def transport(rabbit_url):
+    transport = rpc.get_transport(conf.CONF, url=rabbit_url)
+    yield transport
+    transport.cleanup()
+
+
+@pytest.fixture(scope='session')
+def api(transport, topic) -> rpcapi.ImageAgentAPI:
+    """The client library on this session's topic, as a service uses it."""
+    return rpcapi.ImageAgentAPI(transport=transport, topic=topic, timeout=30)
+
+
+# -- a slow Glance --------------------------------------------------------
+
+
+class ThrottledProxy:
+    """A TCP proxy to one server whose answers flow at ``rate`` bytes/s."""
+
+    def __init__(self, target: tuple[str, int], rate: int) -> None:
+        self.target = target
+        self.rate = rate
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self._sockets: list[socket.socket] = []
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self._sockets += [client, server]
+            threading.Thread(
+                target=self._relay, args=(client, server, None), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._relay,
+                args=(server, client, self.rate),
+                daemon=True,
+            ).start()
+
+    def _relay(self, src, dst, rate) -> None:
+        block = 64 * 1024 if rate is None else max(1, rate // 20)
+        try:
+            while data := src.recv(block):
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+@pytest.fixture
+def slow_glance(deployment):
+    """slow_glance(rate): a URL serving Glance's answers at ``rate`` B/s."""
+    proxies: list[ThrottledProxy] = []
+
+    def make(rate: int) -> str:
+        url = deployment.glance_urls[0]
+        host, port = url.split('//', 1)[1].rsplit(':', 1)
+        proxy = ThrottledProxy((host, int(port)), rate)
+        proxies.append(proxy)
+        return proxy.url
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
+
+
+# -- a private RabbitMQ node ----------------------------------------------
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of our own on a free port, to stop and start freely.
+
+    The machine's broker is shared with other test sessions; stopping it
+    would break them. This node has its own name, ports and data.
+    """
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix='image-agent-rmq-')
+        self.port = _free_port()
+        self.node = 'ia-test-%d@localhost' % self.port
+        self.url = 'rabbit://guest:guest@127.0.0.1:%d/' % self.port
+        with open(os.path.join(self.dir, 'rabbitmq.conf'), 'w') as f:
+            f.write('listeners.tcp.local = 127.0.0.1:%d\n' % self.port)
+            f.write('loopback_users = none\n')
+        with open(os.path.join(self.dir, 'enabled_plugins'), 'w') as f:
+            f.write('[].\n')
+        for name in ('', 'rabbitmq.conf', 'enabled_plugins'):
+            shutil.chown(os.path.join(self.dir, name), 'rabbitmq', 'rabbitmq')
+        self.env = dict(
+            os.environ,
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(_free_port()),
+            RABBITMQ_CONFIG_FILE=os.path.join(self.dir, 'rabbitmq'),
+            RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(
+                self.dir, 'enabled_plugins'
+            ),
+            RABBITMQ_MNESIA_BASE=os.path.join(self.dir, 'mnesia'),
+            RABBITMQ_LOG_BASE=os.path.join(self.dir, 'log'),
+            RABBITMQ_PID_FILE=os.path.join(self.dir, 'pid'),
+        )
+
+    def ctl(self, *args: str, timeout: float = 60) -> None:
+        subprocess.run(
+            ['rabbitmqctl', '-q', '-n', self.node, *args],
+            env=self.env,
+            check=True,
+            timeout=timeout,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start(self) -> PrivateRabbit:
+        subprocess.run(
+            ['rabbitmq-server', '-detached'],
+            env=self.env,
+            cwd=self.dir,
+            check=True,
+            timeout=30,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.ctl('await_startup', timeout=30)
+                return self
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        try:
+            self.ctl('stop', timeout=60)
+        except Exception:
+            # The node we started does not answer: kill it by its pid file.
+            pid_file = self.env['RABBITMQ_PID_FILE']
+            with contextlib.suppress(OSError, ValueError), open(pid_file) as f:
+                os.kill(int(f.read().strip()), signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def private_rabbit():
+    if not shutil.which('rabbitmq-server') or not shutil.which('rabbitmqctl'):
+        pytest.skip('rabbitmq-server is not installed here')
+    rabbit = PrivateRabbit()
+    try:
+        yield rabbit.start()
+    finally:
+        rabbit.stop()

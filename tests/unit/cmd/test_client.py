@@ -1,0 +1,189 @@
+"""image-agent-client without a broker: arguments, output, errors."""
+
+import io
+import json
+import threading
+from unittest import mock
+
+import oslo_messaging as messaging
+import pytest
+
+from image_agent import exception
+from image_agent.cmd import client
+from image_agent.cmd import output
+
+IMAGE_ID = '9b6ab1f6-56cc-4b4c-9d53-2b3e5e6f5a01'
+
+
+def parse(*argv):
+    return client.build_parser().parse_args(argv)
+
+
+class TestArguments:
+    def test_every_operation_is_a_subcommand(self):
+        commands = {
+            'ping': (),
+            'show': (IMAGE_ID,),
+            'detail': (),
+            'download': (IMAGE_ID, '/srv/x'),
+            'create': (),
+            'update': (IMAGE_ID,),
+            'delete': (IMAGE_ID,),
+            'get-location': (IMAGE_ID,),
+            'add-location': (IMAGE_ID, 'http://x'),
+            'get-stores': (),
+            'list-members': (IMAGE_ID,),
+        }
+        for command, args in commands.items():
+            assert parse(command, *args).command == command
+
+    def test_credentials_come_from_the_environment(self, monkeypatch):
+        monkeypatch.setenv('OS_AUTH_URL', 'http://keystone/v3')
+        monkeypatch.setenv('OS_USERNAME', 'demo')
+        monkeypatch.setenv('OS_PROJECT_NAME', 'demo')
+        args = parse('ping')
+        assert args.os_auth_url == 'http://keystone/v3'
+        assert args.os_username == 'demo'
+        assert args.os_user_domain_name == 'Default'
+
+    def test_image_metadata_from_options(self):
+        args = parse(
+            'create', '--name', 'n', '--disk-format', 'raw',
+            '--property', 'a=1', '--property', 'b=x=y',
+            '--meta', '{"min_ram": 64, "properties": {"c": "3"}}',
+        )  # fmt: skip
+        assert client._image_meta(args) == {
+            'name': 'n',
+            'disk_format': 'raw',
+            'min_ram': 64,
+            'properties': {'a': '1', 'b': 'x=y', 'c': '3'},
+        }
+
+    def test_bad_options_are_usage_errors(self):
+        with pytest.raises(SystemExit) as e:
+            parse('create', '--property', 'novalue')
+        assert e.value.code == 2
+        with pytest.raises(SystemExit):
+            parse('add-location', IMAGE_ID, 'http://x', '--metadata', '[1]')
+
+    def test_update_keeps_properties_unless_asked(self):
+        assert parse('update', IMAGE_ID).purge_props is False
+        assert parse('update', IMAGE_ID, '--purge-props').purge_props
+
+
+class TestCommands:
+    def test_detail_sends_only_what_was_given(self):
+        api = mock.Mock()
+        args = parse('detail', '--filter', 'name=x', '--limit', '3')
+        client.run_command(api, 'ctx', args)
+        api.detail.assert_called_once_with(
+            'ctx', host=None, filters={'name': 'x'}, limit=3
+        )
+
+    def test_update_with_a_file(self):
+        api = mock.Mock()
+        args = parse('--host', 'h', 'update', IMAGE_ID, '--file', '/srv/f')
+        client.run_command(api, 'ctx', args)
+        api.update.assert_called_once_with(
+            'ctx', IMAGE_ID, {}, path='/srv/f', purge_props=False,
+            store_id=None, base_image_ref=None, host='h',
+        )  # fmt: skip
+
+    def test_noauth_identity_without_keystone(self):
+        args = parse(
+            '--os-user-id', 'u', '--os-project-id', 'p', '--os-roles', 'a,b',
+            'ping',
+        )  # fmt: skip
+        args.os_auth_url = None
+        ctxt = client.make_context(args)
+        assert (ctxt.user_id, ctxt.project_id) == ('u', 'p')
+        assert ctxt.roles == ['a', 'b']
+        assert ctxt.auth_token is None
+
+
+class TestErrors:
+    def test_a_remote_error_is_its_message_without_traceback(self):
+        error = exception.ImageNotFound(
+            'Image x could not be found.', image_id='x'
+        )
+        error.__class__ = type(
+            'ImageNotFound_Remote',
+            (exception.ImageNotFound,),
+            {'__str__': lambda self: 'Image x...\nTraceback (most recent)'},
+        )
+        assert client._one_line(error) == 'Image x could not be found.'
+
+    def test_a_timeout_is_one_line(self):
+        error = messaging.MessagingTimeout('Timed out waiting\nmore')
+        line = client._one_line(error)
+        assert line.startswith('no answer from an image agent')
+        assert '\n' not in line
+
+    def test_main_prints_one_line_and_returns_1(self, capsys, monkeypatch):
+        monkeypatch.setattr(
+            client, 'make_context', mock.Mock(side_effect=ValueError('a\nb'))
+        )
+        assert client.main(['--config-file', '/dev/null', 'ping']) == 1
+        assert capsys.readouterr().err == 'ERROR: ValueError: a\n'
+
+
+class TestOutput:
+    def test_json(self):
+        text = output.render({'b': 1, 'a': [1]}, 'json', 'show')
+        assert json.loads(text) == {'a': [1], 'b': 1}
+
+    def test_a_dict_is_a_property_table(self):
+        text = output.render({'name': 'n', 'tags': ['a']}, 'table', 'show')
+        lines = text.splitlines()
+        assert lines[1] == '| Property | Value |'
+        assert '| name     | n     |' in lines
+        assert '| tags     | ["a"] |' in lines
+
+    def test_a_list_shows_the_commands_columns(self):
+        images = [{'id': 'i1', 'name': 'a', 'status': 'active', 'x': 1}]
+        text = output.render(images, 'table', 'detail')
+        assert 'disk_format' in text.splitlines()[1]
+        assert ' x ' not in text.splitlines()[1]
+
+    @pytest.mark.parametrize(
+        'size, text',
+        [(0, '0 B'), (1536, '1.5 KiB'), (3 * 2**30, '3.0 GiB'), (None, '?')],
+    )
+    def test_sizes(self, size, text):
+        assert output.human_size(size) == text
+
+    def test_progress_animates_on_a_terminal_and_polls(self):
+        stream = io.StringIO()
+        release = threading.Event()
+        progress = output.Progress(
+            'download x',
+            stream=stream,
+            poll=lambda: (512, 1024),
+            poll_interval=0,
+            enabled=True,
+        )
+        threading.Timer(0.5, release.set).start()
+        result = progress.run(lambda: release.wait(5) and 'done')
+        assert result == 'done'
+        shown = stream.getvalue()
+        assert 'download x' in shown
+        assert '512 B / 1.0 KiB (50%)' in shown
+        assert shown.endswith('\r\x1b[K')
+
+    def test_progress_is_silent_off_a_terminal(self):
+        stream = io.StringIO()
+        progress = output.Progress('d', stream=stream)
+        assert progress.run(lambda: 42) == 42
+        assert stream.getvalue() == ''
+
+    def test_progress_reraises_the_calls_error(self):
+        progress = output.Progress('d', stream=io.StringIO())
+        with pytest.raises(exception.ImageNotFound):
+            progress.run(
+                mock.Mock(side_effect=exception.ImageNotFound(image_id='x'))
+            )
+
+    def test_summary_gives_size_time_and_rate(self):
+        progress = output.Progress('download x', stream=io.StringIO())
+        assert '/s)' in progress.summary(2**20, reused=False)
+        assert 'reused' in progress.summary(2**20, reused=True)

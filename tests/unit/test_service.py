@@ -1,0 +1,74 @@
+"""The service's life: built in start(), drained and released in stop()."""
+
+import threading
+import time
+from unittest import mock
+
+import pytest
+
+from image_agent import service
+
+
+@pytest.fixture
+def agent(config, tmp_path, glance, monkeypatch):
+    config.config(host='node-1')
+    config.config(group='agent', download_roots=[str(tmp_path)])
+    real = service.rpc.get_transport
+    monkeypatch.setattr(
+        service.rpc, 'get_transport', lambda conf: real(conf, url='fake://')
+    )
+    return service.AgentService(config.conf)
+
+
+def test_start_listens_and_stop_releases(agent, tmp_path):
+    orphan = tmp_path / '.disk.image-agent-tmp-abcdefgh'
+    orphan.write_bytes(b'partial')
+    agent.start()
+    try:
+        assert agent._server is not None
+        assert not orphan.exists()
+    finally:
+        agent.stop()
+    assert agent._server is None and agent._transport is None
+    waiter = threading.Thread(target=agent.wait)
+    waiter.start()
+    waiter.join(5)
+    assert not waiter.is_alive()
+
+
+def test_stop_waits_for_running_calls(agent, config):
+    config.config(group='agent', drain_timeout=5)
+    server, transfers = mock.Mock(), mock.Mock()
+    server.wait.side_effect = lambda: time.sleep(0.3)
+    agent._server, agent._transfers = server, transfers
+    agent.stop()
+    server.stop.assert_called_once_with()
+    transfers.cancel_all.assert_not_called()
+
+
+def test_stop_cancels_transfers_after_the_drain_timeout(agent, config):
+    config.config(group='agent', drain_timeout=0)
+    cancelled = threading.Event()
+    server, transfers = mock.Mock(), mock.Mock()
+    server.wait.side_effect = lambda: cancelled.wait(5)
+    transfers.cancel_all.side_effect = cancelled.set
+    agent._server, agent._transfers = server, transfers
+    started = time.monotonic()
+    agent.stop()
+    assert time.monotonic() - started < 2
+    transfers.cancel_all.assert_called_once_with()
+
+
+def test_the_drain_stays_below_the_graceful_shutdown_timeout(agent, config):
+    config.register_opts(
+        [service.cfg.IntOpt('graceful_shutdown_timeout', default=60)]
+    )
+    config.config(graceful_shutdown_timeout=6)
+    config.config(group='agent', drain_timeout=100)
+    joined = []
+    with mock.patch.object(service.threading, 'Thread') as thread:
+        thread.return_value.join.side_effect = joined.append
+        thread.return_value.is_alive.return_value = False
+        agent._server, agent._transfers = mock.Mock(), mock.Mock()
+        agent._drain()
+    assert joined == [1]
