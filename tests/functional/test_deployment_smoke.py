@@ -1,4 +1,4 @@
-"""The test deployment itself works: tokens, catalog, both Glance servers.
+"""The test deployment itself works: tokens, catalog, the Glance servers.
 
 The ``deployment`` fixture comes from tests/functional/conftest.py.
 """
@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from tools.testenv.__main__ import _env_lines
 from tools.testenv.util import http
 
 SERVICE_USER = 'image-agent'
@@ -184,6 +185,99 @@ def test_location_api_with_fileserver(deployment):
     assert resp.body == data
 
 
+def _identity(project_id, roles='member,reader', **extra):
+    """Headers a Glance with the trusted pipeline takes as the caller."""
+    headers = {
+        'X-Identity-Status': 'Confirmed',
+        'X-User-Id': 'user-of-' + project_id,
+        'X-Project-Id': project_id,
+        'X-Roles': roles,
+    }
+    headers.update(extra)
+    return headers
+
+
+def test_noauth_glance_is_reported_and_not_in_the_catalog(deployment):
+    url = deployment.noauth_glance_url
+    assert url.startswith('http://127.0.0.1:')
+    assert url not in deployment.glance_urls
+    assert deployment.info['glance_noauth']['flavor'] == 'trusted'
+    assert deployment.health()['glance-noauth'] is None
+    assert 'export IMAGE_AGENT_NOAUTH_GLANCE_URL=%s' % url in _env_lines(
+        deployment
+    )
+    assert 'glance-noauth %s' % url in deployment.summary()
+    catalog = deployment.authenticate('demo')['catalog']
+    urls = {e['url'] for s in catalog for e in s['endpoints']}
+    assert url not in urls
+    assert len(deployment.glance_urls) == 2
+
+
+def test_noauth_glance_trusts_identity_headers(deployment):
+    url = deployment.noauth_glance_url
+    project = uuid.uuid4().hex
+    assert http('GET', url + '/healthcheck').status == 200
+    # Without X-Identity-Status: Confirmed nobody is anybody: 401.
+    assert http('GET', url + '/v2/images').status == 401
+    unconfirmed = _identity(project)
+    del unconfirmed['X-Identity-Status']
+    assert http('GET', url + '/v2/images', headers=unconfirmed).status == 401
+    # A token is not even looked at (there is no authtoken here).
+    token = deployment.authenticate('demo')['token']
+    assert http('GET', url + '/v2/images', headers=_h(token)).status == 401
+    # Glance's default policies: listing needs the reader role.
+    assert (
+        http(
+            'GET', url + '/v2/images', headers=_identity(project, 'member')
+        ).status
+        == 403
+    )
+    resp = http('GET', url + '/v2/images', headers=_identity(project))
+    assert resp.status == 200
+    assert resp.json()['images'] == []
+
+    resp = http(
+        'POST',
+        url + '/v2/images',
+        headers=_identity(project),
+        body={
+            'name': 'smoke-noauth',
+            'disk_format': 'raw',
+            'container_format': 'bare',
+        },
+    )
+    assert resp.status == 201, resp.body
+    image = resp.json()
+    assert image['owner'] == project
+    assert image['visibility'] == 'shared'
+    resp = http('GET', url + '/v2/images', headers=_identity(project))
+    assert [i['id'] for i in resp.json()['images']] == [image['id']]
+    # Another project does not see it; an admin does.
+    other = http(
+        'GET',
+        '%s/v2/images/%s' % (url, image['id']),
+        headers=_identity(uuid.uuid4().hex),
+    )
+    assert other.status == 404
+    # Same database as the Keystone-backed servers.
+    g1 = deployment.glance_urls[0]
+    admin = deployment.admin_token()
+    resp = http(
+        'GET', '%s/v2/images/%s' % (g1, image['id']), headers=_h(admin)
+    )
+    assert resp.status == 200 and resp.json()['owner'] == project
+    resp = http(
+        'DELETE',
+        '%s/v2/images/%s' % (url, image['id']),
+        headers=_identity('admin-project', 'admin,member,reader'),
+    )
+    assert resp.status == 204, resp.body
+    resp = http(
+        'GET', '%s/v2/images/%s' % (g1, image['id']), headers=_h(admin)
+    )
+    assert resp.status == 404
+
+
 @pytest.mark.slow
 def test_restart_one_glance(deployment):
     token = deployment.authenticate('demo')['token']
@@ -203,3 +297,18 @@ def test_restart_one_glance(deployment):
     finally:
         deployment.start_glance(1)
     assert http('GET', url + '/v2/images', headers=_h(token)).status == 200
+
+
+@pytest.mark.slow
+def test_restart_the_noauth_glance(deployment):
+    url = deployment.noauth_glance_url
+    deployment.kill_glance('noauth')
+    try:
+        with pytest.raises(OSError):
+            http('GET', url + '/healthcheck', timeout=2)
+        assert deployment.health()['glance-noauth'] == 'not running'
+    finally:
+        deployment.start_glance('noauth')
+    assert deployment.health()['glance-noauth'] is None
+    resp = http('GET', url + '/v2/images', headers=_identity('p'))
+    assert resp.status == 200

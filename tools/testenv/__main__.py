@@ -26,6 +26,7 @@ def _env_lines(dep: Deployment) -> list[str]:
         ('IMAGE_AGENT_TESTENV_DIR', dep.state_dir),
         ('IMAGE_AGENT_KEYSTONE_URL', dep.keystone_url),
         ('IMAGE_AGENT_GLANCE_URLS', ','.join(dep.glance_urls)),
+        ('IMAGE_AGENT_NOAUTH_GLANCE_URL', dep.noauth_glance_url),
         ('IMAGE_AGENT_SERVICE_USER', 'image-agent'),
         ('IMAGE_AGENT_SERVICE_PASSWORD', dep.password('image-agent')),
         (
@@ -43,8 +44,8 @@ def _env_lines(dep: Deployment) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='python3 -m tools.testenv',
-        description='Keystone + two Glance APIs + a file server on loopback '
-        'for image-agent tests.',
+        description='Keystone + two Glance APIs (and one trusting identity '
+        'headers) + a file server on loopback for image-agent tests.',
     )
     parser.add_argument(
         '--state-dir',
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == 'status':
             health = dep.health()
             for name, problem in health.items():
-                print('%-11s %s' % (name, problem or 'ok'))
+                print('%-13s %s' % (name, problem or 'ok'))
             return 0 if health and not any(health.values()) else 1
         elif args.command == 'env':
             if not dep.is_healthy():

@@ -1,4 +1,10 @@
-"""The whole test deployment: Keystone, two Glance APIs, a file server.
+"""The whole test deployment: Keystone, three Glance APIs, a file server.
+
+Two Glance APIs authenticate with Keystone and are its image endpoints (in
+RegionOne and RegionTwo); the third, ``glance-noauth``, trusts the identity
+headers of each request (``X-Identity-Status: Confirmed``, ``X-User-Id``,
+``X-Project-Id``, ``X-Roles``) and is in no catalog. All three share the
+database and the stores.
 
 Everything a second process needs to reuse a running deployment (ports,
 pids, URLs, passwords, paths) lives in ``<state_dir>/deployment.json``.
@@ -21,6 +27,7 @@ from tools.testenv import databases
 from tools.testenv import keystone as ks
 from tools.testenv import venv as venvmod
 from tools.testenv.glance import GlanceInstance
+from tools.testenv.startup import NOAUTH_NAME
 from tools.testenv.startup import Startup
 from tools.testenv.util import DeploymentError
 from tools.testenv.util import http_ok
@@ -100,6 +107,11 @@ class Deployment:
         return [g['url'] for g in self.info['glance']]
 
     @property
+    def noauth_glance_url(self) -> str:
+        """The Glance that trusts identity headers (not in the catalog)."""
+        return self.info['glance_noauth']['url']
+
+    @property
     def store_dirs(self) -> dict:
         return dict(self.info['store_dirs'])
 
@@ -163,6 +175,10 @@ class Deployment:
         checks += [
             (g['name'], g, g['url'] + '/healthcheck') for g in info['glance']
         ]
+        # A deployment started before the noauth instance existed lacks it:
+        # reported as not running, so start() replaces the deployment.
+        noauth = info.get('glance_noauth') or {'name': NOAUTH_NAME, 'url': ''}
+        checks.append((noauth['name'], noauth, noauth['url'] + '/healthcheck'))
         result = {}
         for name, entry, url in checks:
             if not entry.get('pid') or not owned_by(entry['pid'], self.owner):
@@ -213,6 +229,7 @@ class Deployment:
         try:
             info = self.info
             pids = [g.get('pid') for g in info['glance']]
+            pids.append(info.get('glance_noauth', {}).get('pid'))
             pids += [
                 info['keystone'].get('pid'),
                 info['fileserver'].get('pid'),
@@ -299,11 +316,20 @@ class Deployment:
 
     # -- one Glance instance ------------------------------------------------
 
-    def stop_glance(self, index: int) -> None:
-        """SIGTERM (then SIGKILL) Glance instance ``index`` (0 or 1)."""
+    @staticmethod
+    def _glance_entry(info: dict, index: int | str) -> dict:
+        """The state entry of Glance ``index``: 0, 1, or ``'noauth'``."""
+        if index == 'noauth':
+            return info['glance_noauth']
+        if isinstance(index, str):
+            raise ValueError('a Glance index is 0, 1 or "noauth"')
+        return info['glance'][index]
+
+    def stop_glance(self, index: int | str) -> None:
+        """SIGTERM (then SIGKILL) Glance ``index`` (0, 1 or ``'noauth'``)."""
         with self._locked():
             info = self.info
-            entry = info['glance'][index]
+            entry = self._glance_entry(info, index)
             if entry.get('pid'):
                 kill_group(
                     entry['pid'],
@@ -313,11 +339,11 @@ class Deployment:
             entry['pid'] = None
             self._save(info)
 
-    def kill_glance(self, index: int) -> None:
-        """SIGKILL Glance instance ``index`` at once (a crash, not a stop)."""
+    def kill_glance(self, index: int | str) -> None:
+        """SIGKILL Glance ``index`` at once (a crash, not a stop)."""
         with self._locked():
             info = self.info
-            entry = info['glance'][index]
+            entry = self._glance_entry(info, index)
             if entry.get('pid'):
                 kill_group(
                     entry['pid'],
@@ -328,11 +354,11 @@ class Deployment:
             entry['pid'] = None
             self._save(info)
 
-    def start_glance(self, index: int) -> None:
-        """(Re)start Glance instance ``index`` on its port, wait for health."""
+    def start_glance(self, index: int | str) -> None:
+        """(Re)start Glance ``index`` on its port, wait for health."""
         with self._locked():
             info = self.info
-            entry = info['glance'][index]
+            entry = self._glance_entry(info, index)
             if entry.get('pid') and owned_by(entry['pid'], self.owner):
                 if http_ok(entry['url'] + '/healthcheck'):
                     return
@@ -342,12 +368,14 @@ class Deployment:
                     popen=self._popen_for(entry['pid']),
                 )
             g = GlanceInstance(
-                index,
+                2 if index == 'noauth' else index,
                 info['venv'],
                 self.state_dir,
                 os.path.dirname(entry['log']),
                 entry['port'],
                 self.owner,
+                name=entry['name'],
+                flavor=entry.get('flavor', 'keystone'),
             )
             self._track(g.name, g.spawn(), info, entry)
             self._wait_ready(g.name, g.health_url, g.log)
@@ -357,27 +385,32 @@ class Deployment:
     def summary(self) -> str:
         info = self.info
         lines = [
-            'state dir   %s' % self.state_dir,
-            'keystone    %s (pid %s)'
+            'state dir     %s' % self.state_dir,
+            'keystone      %s (pid %s)'
             % (info['keystone']['auth_url'], info['keystone']['pid']),
         ]
         for g in info['glance']:
             lines.append(
-                '%-11s %s  %s (pid %s)'
+                '%-13s %s  %s (pid %s)'
                 % (g['name'], g['url'], g['region'], g['pid'])
             )
+        noauth = info['glance_noauth']
         lines.append(
-            'fileserver  %s -> %s'
+            '%-13s %s  trusts identity headers, not in the catalog (pid %s)'
+            % (noauth['name'], noauth['url'], noauth['pid'])
+        )
+        lines.append(
+            'fileserver    %s -> %s'
             % (info['fileserver']['url'], info['fileserver']['dir'])
         )
         lines.append(
-            'stores      fast=%s cheap=%s web=http (default fast)'
+            'stores        fast=%s cheap=%s web=http (default fast)'
             % (info['store_dirs']['fast'], info['store_dirs']['cheap'])
         )
         users = ', '.join(
             '%s/%s@%s' % (u, v['password'], v['project'])
             for u, v in info['users'].items()
         )
-        lines.append('users       %s' % users)
-        lines.append('logs        %s' % os.path.join(self.state_dir, 'logs'))
+        lines.append('users         %s' % users)
+        lines.append('logs          %s' % os.path.join(self.state_dir, 'logs'))
         return '\n'.join(lines)

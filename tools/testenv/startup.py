@@ -1,8 +1,9 @@
 """The start sequence of a deployment, phase by phase.
 
 venv -> PostgreSQL and fresh databases -> file server -> configs ->
-database setup (or template copies) -> Keystone and both Glance servers
-(spawned together) -> Keystone provisioning over REST -> health checks.
+database setup (or template copies) -> Keystone, both catalog Glance servers
+and the trusted-headers Glance (``glance-noauth``, not in the catalog),
+spawned together -> Keystone provisioning over REST -> health checks.
 Each spawned server's pid reaches the state file at once, so a failure at
 any later point can still be cleaned up by ``Deployment.stop``.
 """
@@ -27,6 +28,9 @@ from tools.testenv.glance import GlanceInstance
 from tools.testenv.util import free_port
 from tools.testenv.util import progress
 from tools.testenv.util import spawn
+
+#: The Glance instance that trusts identity headers (no Keystone).
+NOAUTH_NAME = 'glance-noauth'
 
 FILESERVER = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), 'fileserver.py'
@@ -71,7 +75,7 @@ class Startup:
         self._lap('venv')
         os.makedirs(self.logs)
         python = venvmod.bin_path(venv, 'python')
-        ports = _distinct_ports(4)
+        ports = _distinct_ports(5)
         keystone = ks.Keystone(
             venv,
             self.state_dir,
@@ -86,7 +90,17 @@ class Startup:
             )
             for i in range(2)
         ]
-        info = self._initial_info(venv, ports[0], keystone, glances)
+        noauth = GlanceInstance(
+            2,
+            venv,
+            self.state_dir,
+            self.logs,
+            ports[4],
+            self.owner,
+            name=NOAUTH_NAME,
+            flavor='trusted',
+        )
+        info = self._initial_info(venv, ports[0], keystone, glances, noauth)
         self.save(info)
 
         self._track(
@@ -95,17 +109,19 @@ class Startup:
             info,
             info['fileserver'],
         )
-        self._write_configs(keystone, glances, info)
+        self._write_configs(keystone, [*glances, noauth], info)
         self._setup_databases(python, keystone, glances[0])
 
         self._track('keystone', keystone.spawn(), info, info['keystone'])
-        for g, entry in zip(glances, info['glance'], strict=True):
+        all_glances = [*glances, noauth]
+        entries = [*info['glance'], info['glance_noauth']]
+        for g, entry in zip(all_glances, entries, strict=True):
             self._track(g.name, g.spawn(), info, entry)
         self.wait_ready('keystone', keystone.auth_url, keystone.log)
         self._lap('keystone_ready')
         info['keystone'].update(keystone.provision([g.url for g in glances]))
         self._lap('keystone_provisioned')
-        for g in glances:
+        for g in all_glances:
             self.wait_ready(g.name, g.health_url, g.log)
         self.wait_ready(
             'fileserver',
@@ -130,7 +146,7 @@ class Startup:
         entry['pid'] = popen.pid
         self.save(info)
 
-    def _initial_info(self, venv, fs_port, keystone, glances) -> dict:
+    def _initial_info(self, venv, fs_port, keystone, glances, noauth) -> dict:
         store_dirs = {
             name: os.path.join(self.state_dir, 'stores', name)
             for name in FILE_STORES
@@ -176,6 +192,16 @@ class Startup:
                 }
                 for g, region in zip(glances, ks.REGIONS, strict=True)
             ],
+            # Trusts identity headers; in no region and not in the catalog.
+            'glance_noauth': {
+                'name': noauth.name,
+                'url': noauth.url,
+                'port': noauth.port,
+                'flavor': noauth.flavor,
+                'pid': None,
+                'config_dir': noauth.dir,
+                'log': noauth.log,
+            },
             'store_dirs': store_dirs,
             'default_store': DEFAULT_STORE,
             'stores': [*FILE_STORES, HTTP_STORE],
@@ -202,12 +228,14 @@ class Startup:
     def _write_configs(self, keystone, glances, info) -> None:
         keystone.write_config()
         keystone.write_keys()
-        for g, entry in zip(glances, info['glance'], strict=True):
+        # The trusted-headers instance has no region (and no Keystone).
+        regions = {entry['name']: entry['region'] for entry in info['glance']}
+        for g in glances:
             g.write_config(
                 db_name=self.db_names['glance'],
                 keystone_url=keystone.url,
                 glance_password=ks.USERS['glance'][0],
-                region=entry['region'],
+                region=regions.get(g.name),
                 store_dirs=info['store_dirs'],
                 fileserver_port=info['fileserver']['port'],
             )
