@@ -267,3 +267,56 @@ class TestFreeSpaceAndMode:
     def test_bad_modes_are_configuration_errors(self, text):
         with pytest.raises(exception.InvalidConfigurationValue):
             writer.parse_mode(text)
+
+
+class TestReadAhead:
+    def test_chunks_arrive_in_order(self):
+        chunks = [bytes([i]) * 10 for i in range(50)]
+        assert list(writer.ReadAhead(iter(chunks), 4)) == chunks
+
+    def test_an_error_of_the_source_reaches_the_reader_after_its_chunks(self):
+        error = exception.ImageChecksumMismatch(
+            image_id='i', algorithm='sha512', actual='a', expected='b'
+        )
+        got = []
+        with pytest.raises(exception.ImageChecksumMismatch):
+            for chunk in writer.ReadAhead(
+                failing_after([b'a', b'b'], error), 1
+            ):
+                got.append(chunk)
+        assert got == [b'a', b'b']
+
+    def test_close_stops_reading_and_closes_the_source(self):
+        closed = threading.Event()
+        produced = []
+
+        def chunks():
+            try:
+                for i in range(1000):
+                    produced.append(i)
+                    yield b'x'
+            finally:
+                closed.set()
+
+        reader = writer.ReadAhead(chunks(), 2)
+        next(reader)
+        reader.close()
+        assert closed.wait(5)
+        assert len(produced) < 10
+
+    def test_the_writer_uses_it_and_still_cleans_up(self, write, root):
+        error = OSError('connection reset')
+        with pytest.raises(OSError):
+            write(root / 'disk', failing_after([b'x'] * 20, error))
+        assert os.listdir(root) == []
+
+
+def test_writeback_is_started_while_writing(write, root, monkeypatch):
+    ranges = []
+    monkeypatch.setattr(writer, 'WRITEBACK_STEP', 4)
+    monkeypatch.setattr(
+        os, 'posix_fadvise', lambda fd, off, n, advice: ranges.append((off, n))
+    )
+    write(root / 'disk', [b'ab'] * 6)
+    assert (root / 'disk').read_bytes() == b'ab' * 6
+    assert ranges == [(0, 4), (0, 8), (4, 8)]

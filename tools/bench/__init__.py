@@ -1,0 +1,1 @@
+"""Benchmarks of image-agent against plain tools on the same deployment."""
