@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -173,15 +174,19 @@ class AgentProcess:
     def signal(self, signum: int) -> None:
         os.kill(self.popen.pid, signum)
 
+    def terminate(self) -> None:
+        """SIGTERM the master (a graceful stop), without waiting."""
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, signal.SIGTERM)
+
     def stop(self, timeout: float = 40.0) -> int | None:
         """SIGTERM the master; SIGKILL the whole group if it lingers."""
         if self.popen is None:
             return None
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
+        self.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -202,9 +207,53 @@ def topic() -> str:
     return 'image-agent-test-%s' % uuid.uuid4().hex[:8]
 
 
+AGENTS_DIR_PREFIX = 'image-agent-ft-'
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_agents() -> None:
+    """Kill agents left by a test session that was killed itself.
+
+    Their directories are named after the pytest process that made them;
+    an agent whose config file lies in the directory of a dead session is
+    killed (its process group) and the directory removed.
+    """
+    base = tempfile.gettempdir()
+    stale = re.compile(
+        re.escape(os.path.join(base, AGENTS_DIR_PREFIX)) + r'(\d+)-'
+    )
+    for pid_dir in os.listdir('/proc'):
+        if not pid_dir.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid_dir, 'rb') as f:
+                cmdline = f.read().decode(errors='replace')
+        except OSError:
+            continue
+        match = stale.search(cmdline)
+        orphan = match and not _pid_alive(int(match.group(1)))
+        if orphan and 'image-agent' in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(os.getpgid(int(pid_dir)), signal.SIGKILL)
+    for name in os.listdir(base):
+        match = re.fullmatch(re.escape(AGENTS_DIR_PREFIX) + r'(\d+)-.*', name)
+        if match and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
 @pytest.fixture(scope='session')
 def agents_dir():
-    path = tempfile.mkdtemp(prefix='image-agent-ft-')
+    remove_stale_agents()
+    path = tempfile.mkdtemp(prefix='%s%d-' % (AGENTS_DIR_PREFIX, os.getpid()))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
@@ -213,6 +262,8 @@ def agents_dir():
 def _all_agents():
     started: list[AgentProcess] = []
     yield started
+    for agent in started:  # all at once, then wait for each
+        agent.terminate()
     for agent in started:
         agent.stop(timeout=10)
     delete_queues(started)
