@@ -102,7 +102,9 @@ def is_image_available(
         return True
     if image.get('visibility') in ('public', 'community'):
         return True
-    if getattr(context, 'is_admin', False):
+    if getattr(context, 'is_admin', False) or 'admin' in (
+        getattr(context, 'roles', None) or ()
+    ):
         return True
     project_id = getattr(context, 'project_id', None)
     if project_id and image.get('owner') == project_id:

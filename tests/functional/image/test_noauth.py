@@ -465,15 +465,6 @@ def test_public_image_of_the_admin_is_visible_to_every_project(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: metadata.is_image_available takes only context.is_admin as '
-    'admin, not the admin role that Glance (and '
-    'GlanceImageService._check_may_modify) go by: a noauth context with '
-    'roles admin,member,reader but is_admin False (what '
-    'cmd/client.make_context builds) gets ImageNotFound for another '
-    "project's private image that Glance returns to it",
-)
 def test_admin_role_without_the_is_admin_flag_sees_other_projects_images(
     service, project_a, make_image, members
 ):
