@@ -198,10 +198,12 @@ def make_context(args: argparse.Namespace) -> ia_context.RequestContext:
     """The caller's context: a Keystone token, or noauth identity."""
     if not args.os_auth_url:
         roles = [r for r in (args.os_roles or '').split(',') if r]
+        # Without Keystone nothing else says who is an administrator.
         return ia_context.RequestContext(
             user_id=args.os_user_id,
             project_id=args.os_project_id,
             roles=roles,
+            is_admin='admin' in roles,
             overwrite=False,
         )
     auth = v3.Password(

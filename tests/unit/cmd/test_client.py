@@ -99,6 +99,12 @@ class TestCommands:
         assert (ctxt.user_id, ctxt.project_id) == ('u', 'p')
         assert ctxt.roles == ['a', 'b']
         assert ctxt.auth_token is None
+        assert ctxt.is_admin is False
+
+    def test_noauth_admin_role_makes_an_admin_context(self):
+        args = parse('--os-roles', 'admin,member', 'ping')
+        args.os_auth_url = None
+        assert client.make_context(args).is_admin is True
 
 
 class TestErrors:
