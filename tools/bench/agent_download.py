@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+import kombu
+
 from image_agent import conf
 from image_agent import context as ia_context
 from image_agent import rpc
@@ -77,6 +79,15 @@ def start_agent(workdir: str, dep: Deployment, topic: str) -> tuple:
         start_new_session=True,
     )
     return proc, root
+
+
+def delete_queues(names: list[str]) -> None:
+    """Remove the agent's RPC queues from the shared broker."""
+    amqp_url = RABBIT_URL.replace('rabbit://', 'amqp://', 1)
+    with contextlib.suppress(Exception), kombu.Connection(amqp_url) as conn:
+        channel = conn.channel()
+        for name in names:
+            channel.queue_delete(name)
 
 
 def timed(func) -> float:
@@ -193,6 +204,7 @@ def main() -> int:
         agent.wait(30)
         images.delete(ctxt, image['id'])
         shutil.rmtree(workdir, ignore_errors=True)
+        delete_queues([topic, topic + '.bench'])
     return 0
 
 
