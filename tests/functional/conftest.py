@@ -12,6 +12,16 @@ from image_agent import conf
 from image_agent import context as ia_context
 from image_agent.image import auth
 from image_agent.image import glance
+from tests.functional.agent_fixtures import _all_agents  # noqa: F401
+from tests.functional.agent_fixtures import agent  # noqa: F401
+from tests.functional.agent_fixtures import agent_factory  # noqa: F401
+from tests.functional.agent_fixtures import agents_dir  # noqa: F401
+from tests.functional.agent_fixtures import api  # noqa: F401
+from tests.functional.agent_fixtures import private_rabbit  # noqa: F401
+from tests.functional.agent_fixtures import rabbit_url  # noqa: F401
+from tests.functional.agent_fixtures import slow_glance  # noqa: F401
+from tests.functional.agent_fixtures import topic  # noqa: F401
+from tests.functional.agent_fixtures import transport  # noqa: F401
 from tests.functional.deployment_fixture import deployment  # noqa: F401
 
 IMAGE_AGENT_USER = 'image-agent'

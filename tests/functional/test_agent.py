@@ -21,14 +21,6 @@ import pytest
 from image_agent import context as ia_context
 from image_agent import exception
 from image_agent import paths
-from tests.functional.agent_fixtures import _all_agents  # noqa: F401
-from tests.functional.agent_fixtures import agent  # noqa: F401
-from tests.functional.agent_fixtures import agent_factory  # noqa: F401
-from tests.functional.agent_fixtures import agents_dir  # noqa: F401
-from tests.functional.agent_fixtures import api  # noqa: F401
-from tests.functional.agent_fixtures import rabbit_url  # noqa: F401
-from tests.functional.agent_fixtures import topic  # noqa: F401
-from tests.functional.agent_fixtures import transport  # noqa: F401
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 MISSING = '6f1d8c1e-0000-4000-8000-000000000000'

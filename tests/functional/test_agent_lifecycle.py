@@ -18,15 +18,6 @@ from image_agent import exception
 from image_agent import paths
 from image_agent import rpc
 from image_agent import rpcapi
-from tests.functional.agent_fixtures import _all_agents  # noqa: F401
-from tests.functional.agent_fixtures import agent_factory  # noqa: F401
-from tests.functional.agent_fixtures import agents_dir  # noqa: F401
-from tests.functional.agent_fixtures import api  # noqa: F401
-from tests.functional.agent_fixtures import private_rabbit  # noqa: F401
-from tests.functional.agent_fixtures import rabbit_url  # noqa: F401
-from tests.functional.agent_fixtures import slow_glance  # noqa: F401
-from tests.functional.agent_fixtures import topic  # noqa: F401
-from tests.functional.agent_fixtures import transport  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

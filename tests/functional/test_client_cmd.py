@@ -14,13 +14,6 @@ import uuid
 
 import pytest
 
-from tests.functional.agent_fixtures import _all_agents  # noqa: F401
-from tests.functional.agent_fixtures import agent  # noqa: F401
-from tests.functional.agent_fixtures import agent_factory  # noqa: F401
-from tests.functional.agent_fixtures import agents_dir  # noqa: F401
-from tests.functional.agent_fixtures import rabbit_url  # noqa: F401
-from tests.functional.agent_fixtures import topic  # noqa: F401
-
 DATA = os.urandom(512 * 1024)
 
 
