@@ -66,8 +66,10 @@ class InvalidInput(Invalid):
 
 
 class InvalidConfigurationValue(Invalid):
-    msg_fmt = _('Value "%(value)s" is not valid for configuration option '
-                '"%(option)s": %(reason)s')
+    msg_fmt = _(
+        'Value "%(value)s" is not valid for configuration option '
+        '"%(option)s": %(reason)s'
+    )
 
 
 class NotFound(ImageAgentException):
@@ -85,8 +87,10 @@ class Conflict(ImageAgentException):
 
 
 class ImageConflict(Conflict):
-    msg_fmt = _('Image %(image_id)s is in a state that does not allow this '
-                'request: %(reason)s')
+    msg_fmt = _(
+        'Image %(image_id)s is in a state that does not allow this '
+        'request: %(reason)s'
+    )
 
 
 class ImageLimitExceeded(ImageAgentException):
@@ -95,14 +99,17 @@ class ImageLimitExceeded(ImageAgentException):
 
 
 class GlanceConnectionFailed(ImageAgentException):
-    msg_fmt = _('Connection to Glance failed after %(attempts)d attempt(s) '
-                'on %(servers)s: %(reason)s')
+    msg_fmt = _(
+        'Connection to Glance failed after %(attempts)d attempt(s) '
+        'on %(servers)s: %(reason)s'
+    )
     code = 503
 
 
 class GlanceServersNotFound(ImageAgentException):
-    msg_fmt = _('No Glance API server is configured or can be found: '
-                '%(reason)s')
+    msg_fmt = _(
+        'No Glance API server is configured or can be found: %(reason)s'
+    )
 
 
 class ImageDownloadFailed(ImageAgentException):
@@ -110,8 +117,10 @@ class ImageDownloadFailed(ImageAgentException):
 
 
 class ImageChecksumMismatch(ImageDownloadFailed):
-    msg_fmt = _('Image %(image_id)s failed verification: its %(algorithm)s '
-                'is %(actual)s but Glance recorded %(expected)s.')
+    msg_fmt = _(
+        'Image %(image_id)s failed verification: its %(algorithm)s '
+        'is %(actual)s but Glance recorded %(expected)s.'
+    )
 
 
 class ImageUnacceptable(Invalid):
