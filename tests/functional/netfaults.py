@@ -1,12 +1,14 @@
 """Network faults on loopback for functional tests.
 
 ``LoopbackProxy`` forwards each request to a real server and records what
-was sent. With ``drop_responses`` it lets the server act on the request and
-answer, then closes the client's connection without passing the answer on:
+was sent. With ``drop_responses`` (True, or a predicate on the request line)
+it lets the server act on the request and answer, then closes the client's
+connection without passing the answer on:
 a request that surely reached the server but whose response was lost, the
 case where a retry could duplicate a side effect.
 """
 
+from collections.abc import Callable
 import socket
 import threading
 
@@ -59,7 +61,9 @@ class LoopbackProxy:
     """Forwards requests to ``target`` (host, port), one per connection."""
 
     def __init__(
-        self, target: tuple[str, int], drop_responses: bool = False
+        self,
+        target: tuple[str, int],
+        drop_responses: bool | Callable[[bytes], bool] = False,
     ) -> None:
         self.target = target
         self.drop_responses = drop_responses
@@ -82,6 +86,11 @@ class LoopbackProxy:
         self._thread.join(5)
         self._server.close()
 
+    def _should_drop(self, request_line: bytes) -> bool:
+        if callable(self.drop_responses):
+            return self.drop_responses(request_line)
+        return bool(self.drop_responses)
+
     def _serve(self) -> None:
         while not self._stop.is_set():
             try:
@@ -94,14 +103,16 @@ class LoopbackProxy:
                 if not request:
                     continue
                 request = _with_connection_close(request)
-                self.requests.append(request.split(b'\r\n', 1)[0])
+                line = request.split(b'\r\n', 1)[0]
+                self.requests.append(line)
+                drop = self._should_drop(line)
                 self.heads.append(request.partition(b'\r\n\r\n')[0])
                 with socket.create_connection(self.target, 30) as upstream:
                     upstream.sendall(request)
                     while chunk := upstream.recv(65536):
                         # When dropping, the server acts and answers but
                         # the client hears nothing.
-                        if not self.drop_responses:
+                        if not drop:
                             conn.sendall(chunk)
 
 

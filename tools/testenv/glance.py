@@ -25,6 +25,10 @@ from tools.testenv.venv import bin_path
 FILE_STORES = ('fast', 'cheap')
 HTTP_STORE = 'web'
 DEFAULT_STORE = 'fast'
+DEFAULT_IMAGE_SIZE_CAP = 1 << 40  # Glance's own default
+# The trusted (noauth) instance refuses images over 8 MiB, so that tests can
+# meet Glance's 413 without uploading a terabyte.
+NOAUTH_IMAGE_SIZE_CAP = 8 << 20
 
 CONF_TEMPLATE = """\
 [DEFAULT]
@@ -40,6 +44,7 @@ public_endpoint = {url}
 image_cache_dir = {inst}/image-cache
 enabled_import_methods = [glance-direct,web-download,copy-image]
 lock_path = {inst}/locks
+image_size_cap = {image_size_cap}
 
 [database]
 connection = {db_url}
@@ -218,6 +223,11 @@ class GlanceInstance:
             db_url=postgres.url(db_name),
             flavor=self.flavor,
             auth_section=auth_section,
+            image_size_cap=(
+                NOAUTH_IMAGE_SIZE_CAP
+                if self.flavor == 'trusted'
+                else DEFAULT_IMAGE_SIZE_CAP
+            ),
             default_store=DEFAULT_STORE,
             store_fast=store_dirs['fast'],
             store_cheap=store_dirs['cheap'],

@@ -416,6 +416,16 @@ def test_add_location_refused_by_glance_is_invalid(
     assert 'Invalid location' in str(info.value)
 
 
+def test_location_api_on_an_active_image_is_a_conflict(
+    image_service, demo_context, images, deployment
+):
+    made = images(demo_context, data=io.BytesIO(b'already has data'))
+    url = _served_file(deployment, b'other bytes')
+    with pytest.raises(exception.ImageConflict) as info:
+        image_service.add_location(demo_context, made['id'], url, {})
+    assert made['id'] in str(info.value)
+
+
 def test_get_stores_lists_the_configured_stores(image_service, demo_context):
     stores = {s['id']: s for s in image_service.get_stores(demo_context)}
     assert {'fast', 'cheap', 'web'} <= set(stores)

@@ -20,6 +20,7 @@ import pytest
 from image_agent import context as ia_context
 from image_agent import exception
 from image_agent.image import glance
+from tools.testenv.glance import NOAUTH_IMAGE_SIZE_CAP
 from tools.testenv.util import http
 
 DATA = os.urandom(1024 * 1024 + 7)
@@ -473,3 +474,21 @@ def test_admin_role_without_the_is_admin_flag_sees_other_projects_images(
     assert admin_by_role.is_admin is False
     assert members.raw_show(admin_by_role, made['id']) == 200
     assert service.show(admin_by_role, made['id']) == made
+
+
+# -- limits -------------------------------------------------------------------
+
+
+def test_an_image_over_glances_size_cap_is_refused_and_not_kept(
+    service, project_a
+):
+    """Glance answers 413; the new, empty image is not left behind."""
+    name = 'too-big-' + uuid.uuid4().hex[:8]
+    with pytest.raises(exception.ImageLimitExceeded) as info:
+        service.create(
+            project_a,
+            {'name': name, 'disk_format': 'raw', 'container_format': 'bare'},
+            data=io.BytesIO(b'\0' * (NOAUTH_IMAGE_SIZE_CAP + 1)),
+        )
+    assert 'limit exceeded' in str(info.value)
+    assert service.detail(project_a, filters={'name': name}) == []

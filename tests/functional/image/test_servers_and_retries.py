@@ -211,3 +211,32 @@ def test_global_request_id_and_caller_token_travel_to_glance(
         'x-openstack-request-id: %s' % demo_context.global_request_id
     ).lower() in head
     assert ('x-auth-token: %s' % demo_context.auth_token).lower() in head
+
+
+def test_a_lost_page_of_a_listing_is_retried(
+    deployment, config, demo_context, images
+):
+    """The second page of a listing is lost once; the listing is retried
+    inside the call and comes back whole."""
+    made = [images(demo_context) for _ in range(3)]
+    names = ','.join(m['name'] for m in made)
+    lost = []
+
+    def lose_first_second_page(request_line):
+        if b'marker=' in request_line and not lost:
+            lost.append(request_line)
+            return True
+        return False
+
+    host, port = deployment.glance_urls[0].rsplit('/', 1)[-1].split(':')
+    service = glance.GlanceImageService()
+    service.show(demo_context, made[0]['id'])
+    with netfaults.LoopbackProxy(
+        (host, int(port)), drop_responses=lose_first_second_page
+    ) as proxy:
+        config.config(group='glance', api_servers=[proxy.url], num_retries=2)
+        found = service.detail(
+            demo_context, filters={'name': 'in:' + names}, page_size=2
+        )
+    assert len(lost) == 1
+    assert sorted(i['id'] for i in found) == sorted(m['id'] for m in made)
