@@ -1,0 +1,326 @@
+"""Helpers of the fault tests: background calls, files, processes, a proxy."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import socket
+import stat
+import threading
+import time
+
+import oslo_messaging as messaging
+
+from image_agent import exception
+from image_agent import paths
+
+MiB = 1024 * 1024
+
+
+# -- outcomes ---------------------------------------------------------------
+
+
+def is_typed(error: BaseException) -> bool:
+    """An error of image_agent's own, raised as itself on the caller's side.
+
+    ``AgentError`` is the agent's catch-all for unexpected failures: not a
+    typed answer to bad input or a fault.
+    """
+    return isinstance(error, exception.ImageAgentException) and not isinstance(
+        error, (exception.AgentError, messaging.RemoteError)
+    )
+
+
+def describe(error: BaseException) -> str:
+    return '%s: %s' % (type(error).__name__, str(error)[:300])
+
+
+class Background:
+    """Run a call in a thread; keep its result or error and its timing."""
+
+    def __init__(self, func, name: str = 'call') -> None:
+        self.result = None
+        self.error: BaseException | None = None
+        self.started_at = time.monotonic()
+        self.finished_at: float | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(func,), name=name, daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, func) -> None:
+        try:
+            self.result = func()
+        except BaseException as e:  # noqa: BLE001 - kept for the test
+            self.error = e
+        self.finished_at = time.monotonic()
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), (
+            'the call did not return within %.0f s' % timeout
+        )
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, 'timed out waiting for ' + what
+        time.sleep(interval)
+
+
+# -- files ------------------------------------------------------------------
+
+
+def sha512(data: bytes) -> str:
+    return hashlib.sha512(data).hexdigest()
+
+
+def file_sha512(path: str) -> str:
+    digest = hashlib.sha512()
+    with open(path, 'rb') as f:
+        while chunk := f.read(4 * MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def temp_files(*roots: str) -> list[str]:
+    """Temporary download files (ours) under ``roots``."""
+    found = []
+    for root in roots:
+        for directory, _, names in os.walk(root):
+            found += [
+                os.path.join(directory, n)
+                for n in names
+                if paths.is_temp_name(n)
+            ]
+    return found
+
+
+def largest_temp_file(root: str) -> int:
+    sizes = []
+    for path in temp_files(root):
+        with contextlib.suppress(OSError):
+            sizes.append(os.lstat(path).st_size)
+    return max(sizes, default=-1)
+
+
+def tree(root: str) -> dict[str, tuple]:
+    """Every entry under ``root`` (not following links) with what it holds.
+
+    Files by mode, size and sha512, links by target, directories and
+    special files by mode: two equal trees had nothing written to them.
+    """
+    found: dict[str, tuple] = {}
+    for directory, dirnames, names in os.walk(root):
+        for name in dirnames + names:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                found[path] = ('link', os.readlink(path))
+            elif stat.S_ISREG(st.st_mode):
+                found[path] = (
+                    'file',
+                    stat.S_IMODE(st.st_mode),
+                    st.st_size,
+                    file_sha512(path),
+                )
+            else:
+                found[path] = ('other', st.st_mode)
+    return found
+
+
+def fill_filesystem(path: str, block: int = 256 * 1024) -> int:
+    """Write ``path`` until the filesystem is full; return bytes written."""
+    written = 0
+    data = b'\0' * block
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            try:
+                n = os.write(fd, data)
+            except OSError:
+                if block <= 512:
+                    return written
+                block //= 4
+                data = data[:block]
+                continue
+            if n == 0:
+                return written
+            written += n
+    finally:
+        os.close(fd)
+
+
+# -- processes --------------------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+    raise AssertionError('no VmRSS for %d' % pid)
+
+
+def group_pids(pgid: int) -> list[int]:
+    found = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % name, 'rb') as f:
+                fields = f.read().rsplit(b')', 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b'Z', b'X'):
+            found.append(int(name))
+    return found
+
+
+def kill_agent(agent) -> None:
+    """SIGKILL an agent's whole process group (master and worker)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(agent.popen.pid, signal.SIGKILL)
+    agent.popen.wait(10)
+
+
+def restart_agent(agent):
+    """Start a stopped agent again with the same config, a fresh log.
+
+    The old log is kept next to it (``agent.log.<n>``), so that waiting for
+    "listening on" waits for this start.
+    """
+    n = 1
+    while os.path.exists('%s.%d' % (agent.log, n)):
+        n += 1
+    os.rename(agent.log, '%s.%d' % (agent.log, n))
+    return agent.start()
+
+
+# -- a proxy that counts and can be cut ---------------------------------------
+
+
+class CountingProxy:
+    """A TCP proxy to one server; answers flow at ``rate`` bytes/s.
+
+    Counts the bytes relayed from the server, so a test can act while a
+    download is halfway through, and can cut every connection at once.
+    """
+
+    def __init__(self, target: tuple[str, int], rate: int | None) -> None:
+        self.target = target
+        self.rate = rate
+        self.received = 0
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, server]
+            for args in ((client, server, False), (server, client, True)):
+                threading.Thread(
+                    target=self._relay, args=args, daemon=True
+                ).start()
+
+    def _relay(self, src, dst, answers: bool) -> None:
+        rate = self.rate if answers else None
+        block = 64 * 1024 if not rate else max(1024, rate // 20)
+        try:
+            while data := src.recv(block):
+                dst.sendall(data)
+                if answers:
+                    with self._lock:
+                        self.received += len(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class HoldingServer:
+    """A Glance that never answers: connections are held, then dropped.
+
+    Armed with ``hold(n)``, it keeps the next ``n`` connections open without
+    a word and drops them all at once when the ``n``-th arrives; otherwise
+    it drops every connection as soon as it is made.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self.url = 'http://127.0.0.1:%d' % self._listener.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._to_hold = 0
+        self.connections = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self, n: int) -> None:
+        with self._lock:
+            self._to_hold = n
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                if self._to_hold:
+                    self._held.append(conn)
+                    if len(self._held) < self._to_hold:
+                        continue
+                    dropped, self._held, self._to_hold = self._held, [], 0
+                else:
+                    dropped = [conn]
+            for sock in dropped:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._held:
+                sock.close()
+            self._held = []
