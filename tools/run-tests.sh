@@ -23,4 +23,4 @@ if [ ! -x "$tox_venv/bin/tox" ]; then
     "$tox_venv/bin/pip" install -q 'tox>=4.0.0'
 fi
 
-exec "$tox_venv/bin/tox" -e "${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,devstack,faults}" "$@"
+exec "$tox_venv/bin/tox" -e "${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,devstack,faults,quickstart}" "$@"
