@@ -1,6 +1,7 @@
 """GlanceClientWrapper: one glanceclient call, retried across servers."""
 
 from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Iterator
 import threading
 from typing import Any
@@ -107,10 +108,17 @@ class GlanceClientWrapper:
         self._lock = threading.Lock()
         self._schemas = _SchemaCache()
 
-    def _server_picker(self, context) -> tuple[int, Callable[[], str]]:
-        """How many servers there are, and a function giving the next one."""
+    def server_picker(self, context) -> tuple[int, Callable[..., str]]:
+        """How many servers there are, and a function giving the next one.
+
+        Used by every call, and by downloads that resume on the next server.
+        ``next_server(avoid)`` skips the servers in ``avoid`` (those a call
+        already tried) while others remain: concurrent calls advance the
+        same rotation, so a call's retry must not land on the server that
+        just failed it because another call took the server in between.
+        """
         if self._fixed_server:
-            return 1, lambda: self._fixed_server
+            return 1, lambda avoid=(): self._fixed_server
         # Keystone does not keep the catalog's order: the same servers in
         # another order are the same rotation.
         urls = tuple(sorted(set(servers_mod.find_servers(context))))
@@ -121,11 +129,15 @@ class GlanceClientWrapper:
                     list(urls)
                 )
 
-        def next_server() -> str:
+        def next_server(avoid: Collection[str] = ()) -> str:
             with self._lock:
+                for _ in urls:
+                    server = next(cycle)
+                    if server not in avoid:
+                        return server
                 return next(cycle)
 
-        return len(set(urls)), next_server
+        return len(urls), next_server
 
     def _make_client(
         self, context, server: str, privileged: bool, headers: dict[str, str]
@@ -177,11 +189,11 @@ class GlanceClientWrapper:
             CONF.glance.retry_backoff_base, CONF.glance.retry_backoff_max
         )
         rewinder = _DataRewinder(args, kwargs)
-        _, next_server = self._server_picker(context)
+        _, next_server = self.server_picker(context)
         tried: list[str] = []
         last_error: BaseException | None = None
         for attempt in range(attempts):
-            server = next_server()
+            server = next_server(tried)
             if attempt:
                 backoff.wait(tried.count(server))
                 rewinder.rewind()

@@ -662,3 +662,23 @@ def test_an_image_member_create_fetches_the_member_schema_first(
     wrapper.call(ctx, 'create', IMAGE_ID, 'p2', controller='image_members')
     assert glance.names == ['schemas.get', 'image_members.create']
     assert glance.calls_to('schemas.get')[0].args == ('member',)
+
+
+def test_a_retry_skips_the_server_that_failed_even_under_concurrency(
+    config,
+):
+    """Concurrent calls advance one rotation; a call's next attempt still
+    goes to a server it has not tried while there is one."""
+    config.config(
+        group='glance', api_servers=['http://a:9292', 'http://b:9292']
+    )
+    wrapper = client_mod.GlanceClientWrapper()
+    count, next_server = wrapper.server_picker(None)
+    assert count == 2
+    first = next_server()
+    other_call = next_server()
+    assert other_call != first
+    # The rotation would now give ``first`` again; this call avoids it.
+    assert next_server([first]) != first
+    # With every server tried, the rotation simply goes on.
+    assert next_server([first, other_call]) in (first, other_call)
