@@ -1,0 +1,147 @@
+"""The agent itself killed or stopped while a download runs.
+
+SIGKILL of the whole agent (master and worker): the caller learns within
+the heartbeat window (``[agent] call_monitor_timeout``) that the call is
+lost, nothing partial is at the destination, and the temporary file is
+removed by the next start. SIGTERM: the running download completes and its
+reply reaches the caller before the agent exits.
+
+Glance answers through a throttled proxy here, so that the signal lands
+while bytes flow.
+"""
+
+import io
+import os
+import signal
+import time
+
+import oslo_messaging as messaging
+import pytest
+
+from tests.faults import helpers
+from tests.faults.helpers import MiB
+
+pytestmark = pytest.mark.slow
+
+DATA = os.urandom(6 * MiB)
+DATA_HASH = helpers.sha512(DATA)
+RATE = 2 * MiB
+HEARTBEAT_WINDOW = 4
+
+
+@pytest.fixture
+def slow_agent(deployment, agent_factory):  # noqa: F811
+    """An agent whose Glance answers at RATE bytes/s; gone at the end."""
+    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
+    proxy = helpers.CountingProxy((host, int(port)), RATE)
+    agent = agent_factory(glance_urls=[proxy.url])
+    yield agent
+    agent.stop()
+    proxy.close()
+
+
+@pytest.fixture
+def image(images, demo_context):  # noqa: F811
+    return images(demo_context, data=io.BytesIO(DATA))
+
+
+@pytest.mark.scenario('3. Agent SIGKILL mid-download')
+def test_a_killed_agent_is_noticed_and_leaves_nothing(
+    row,
+    config,  # noqa: F811
+    slow_agent,
+    api,  # noqa: F811
+    demo_context,  # noqa: F811
+    image,
+):
+    agent = slow_agent
+    # The caller's own setting: how long it waits without a heartbeat.
+    config.config(group='agent', call_monitor_timeout=HEARTBEAT_WINDOW)
+    path = os.path.join(agent.root, 'killed')
+    call = helpers.Background(
+        lambda: api.download(demo_context, image['id'], path, host=agent.host)
+    )
+    helpers.wait_until(
+        lambda: helpers.largest_temp_file(agent.root) >= MiB,
+        30,
+        'the download to write',
+    )
+    helpers.kill_agent(agent)
+    killed_at = time.monotonic()
+    row.add(faults=1, calls=1)
+    call.join(HEARTBEAT_WINDOW + 30)
+    noticed = call.finished_at - killed_at
+    orphans = helpers.temp_files(agent.root)
+    if isinstance(call.error, messaging.MessagingTimeout):
+        row.error(call.error)
+    else:
+        row.add(failures=1)
+    if os.path.lexists(path):
+        row.add(bytes_lost=len(DATA))
+    row.note(
+        'agent SIGKILLed with %d bytes written: the caller got %s after '
+        '%.1f s (heartbeat window %d s); %d temporary file(s) left'
+        % (
+            max(os.path.getsize(p) for p in orphans) if orphans else 0,
+            type(call.error).__name__,
+            noticed,
+            HEARTBEAT_WINDOW,
+            len(orphans),
+        )
+    )
+    assert isinstance(call.error, messaging.MessagingTimeout), call.error
+    assert noticed < HEARTBEAT_WINDOW + 3
+    assert not os.path.lexists(path)
+
+    # The next start removes what the dead agent left.
+    helpers.restart_agent(agent)
+    log = agent.log_text()
+    assert helpers.temp_files(agent.root) == []
+    if orphans:
+        assert 'Removed %d temporary file' % len(orphans) in log
+    row.note('the next start removed them: "Removed ... temporary file(s)"')
+    result = api.download(demo_context, image['id'], path, host=agent.host)
+    row.add(calls=1)
+    assert result['size'] == len(DATA)
+    assert helpers.file_sha512(path) == DATA_HASH
+
+
+@pytest.mark.scenario('3. Agent SIGTERM mid-download')
+def test_sigterm_lets_the_download_finish_and_reply(
+    row,
+    slow_agent,
+    api,  # noqa: F811
+    demo_context,  # noqa: F811
+    image,
+):
+    agent = slow_agent
+    path = os.path.join(agent.root, 'drained')
+    call = helpers.Background(
+        lambda: api.download(demo_context, image['id'], path, host=agent.host)
+    )
+    helpers.wait_until(
+        lambda: helpers.largest_temp_file(agent.root) >= MiB,
+        30,
+        'the download to write',
+    )
+    agent.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    row.add(faults=1, calls=1)
+    call.join(60)
+    if call.error is not None:
+        row.add(failures=1)
+    exit_code = agent.popen.wait(60)
+    row.note(
+        'SIGTERM with the download in flight: reply after %.1f s (%s), '
+        'agent exited %s'
+        % (
+            call.finished_at - signalled,
+            'success' if call.error is None else type(call.error).__name__,
+            exit_code,
+        )
+    )
+    assert call.error is None, call.error
+    assert call.result['size'] == len(DATA)
+    assert helpers.file_sha512(path) == DATA_HASH
+    assert exit_code == 0
+    assert helpers.temp_files(agent.root) == []
