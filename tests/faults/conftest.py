@@ -17,12 +17,12 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
 import pytest
 
+from tests.faults import helpers
 from tests.faults import report as report_mod
 from tests.functional.agent_fixtures import PrivateRabbit
 from tests.functional.agent_fixtures import _all_agents  # noqa: F401
@@ -44,9 +44,7 @@ from tests.functional.deployment_fixture import (
 )
 from tools.testenv import Deployment
 
-#: Everything this suite creates on the machine is named after this prefix
-#: and the pid of the pytest process: a dead pid means a stale leftover.
-OWN_PREFIX = 'image-agent-faults-'
+OWN_PREFIX = helpers.OWN_PREFIX
 OWNER_FILE = 'faults-owner'
 DEFAULT_TEST_TIMEOUT = 240
 
@@ -150,19 +148,6 @@ def _mount_points() -> list[str]:
         ]
 
 
-def _unmount(path: str) -> None:
-    for args in (['umount', path], ['umount', '-l', path]):
-        result = subprocess.run(
-            args,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=30,
-            check=False,
-        )
-        if result.returncode == 0:
-            return
-
-
 _OWN_PATH = re.compile(
     re.escape(os.path.join(tempfile.gettempdir(), OWN_PREFIX)) + r'(\d+)-'
 )
@@ -209,7 +194,7 @@ def remove_leftovers(only_dead: bool = True) -> list[str]:
     for path in _mount_points():
         match = _OWN_PATH.match(path)
         if match and stale(int(match.group(1))):
-            _unmount(path)
+            helpers.unmount(path, remove=False)
             removed.append('mount %s' % path)
     for pid, (owner, base) in _our_brokers().items():
         if stale(owner):
@@ -237,11 +222,6 @@ def _no_leftovers():
         report_mod.REPORT.row('clean-up').note(
             'removed at the end: ' + ', '.join(left)
         )
-
-
-def own_tempdir(kind: str) -> str:
-    prefix = '%s%d-%s-' % (OWN_PREFIX, os.getpid(), kind)
-    return tempfile.mkdtemp(prefix=prefix)
 
 
 # -- the deployment -----------------------------------------------------------
@@ -280,20 +260,7 @@ def small_fs():
     mounted: list[str] = []
 
     def mount(size_mib: int) -> str:
-        path = own_tempdir('fs')
-        subprocess.run(
-            [
-                'mount',
-                '-t',
-                'tmpfs',
-                '-o',
-                'size=%dm,mode=0755' % size_mib,
-                'image-agent-faults',
-                path,
-            ],
-            check=True,
-            timeout=30,
-        )
+        path = helpers.mount_tmpfs(size_mib)
         mounted.append(path)
         return path
 
@@ -301,9 +268,7 @@ def small_fs():
         yield mount
     finally:
         for path in mounted:
-            _unmount(path)
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
+            helpers.unmount(path)
 
 
 # -- a private RabbitMQ node --------------------------------------------------

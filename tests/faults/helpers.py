@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -17,6 +19,9 @@ from image_agent import exception
 from image_agent import paths
 
 MiB = 1024 * 1024
+#: Everything this suite creates on the machine is named after this prefix
+#: and the pid of the pytest process: a dead pid means a stale leftover.
+OWN_PREFIX = 'image-agent-faults-'
 
 
 # -- outcomes ---------------------------------------------------------------
@@ -34,7 +39,10 @@ def is_typed(error: BaseException) -> bool:
 
 
 def describe(error: BaseException) -> str:
-    return '%s: %s' % (type(error).__name__, str(error)[:300])
+    """Class and message (without the remote traceback), cut short."""
+    name = type(error).__name__.removesuffix('_Remote')
+    text = getattr(error, 'msg', None) or str(error)
+    return '%s: %s' % (name, text.strip().split('\n')[0][:300])
 
 
 class Background:
@@ -161,6 +169,41 @@ def fill_filesystem(path: str, block: int = 256 * 1024) -> int:
             written += n
     finally:
         os.close(fd)
+
+
+def own_tempdir(kind: str) -> str:
+    """A new directory of this session (removed at the latest by the next)."""
+    prefix = '%s%d-%s-' % (OWN_PREFIX, os.getpid(), kind)
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def mount_tmpfs(size_mib: int) -> str:
+    """Mount a tmpfs of ``size_mib`` MiB on a new directory of ours."""
+    path = own_tempdir('fs')
+    subprocess.run(
+        ['mount', '-t', 'tmpfs', '-o', 'size=%dm,mode=0755' % size_mib]
+        + ['image-agent-faults', path],
+        check=True,
+        timeout=30,
+    )
+    return path
+
+
+def unmount(path: str, remove: bool = True) -> None:
+    """Unmount (lazily if busy) and remove the mount point."""
+    for args in (['umount', path], ['umount', '-l', path]):
+        result = subprocess.run(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode == 0:
+            break
+    if remove:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
 
 
 # -- processes --------------------------------------------------------------
