@@ -185,6 +185,7 @@ def verify_download(layout: Layout, client: Client, image_id: str) -> dict:
 
 def run_demo(layout: Layout, client: Client) -> dict:
     """Upload (once), show, download, update and verify; what happened."""
+    log_offset = os.path.getsize(layout.agent_log)
     image, reused = find_or_create_image(layout, client)
     image_id = image['id']
     client.show('show', image_id)
@@ -192,7 +193,6 @@ def run_demo(layout: Layout, client: Client) -> dict:
     # agent answers by verifying and keeping the file already there.
     with contextlib.suppress(FileNotFoundError):
         os.remove(layout.downloaded_image)
-    log_offset = os.path.getsize(layout.agent_log)
     client.show('download', image_id, layout.downloaded_image)
     again = client.json(
         'download', '--no-progress', image_id, layout.downloaded_image,
