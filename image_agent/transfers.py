@@ -80,8 +80,11 @@ class Progress:
     started_at: str
     started: float = dataclasses.field(default_factory=time.monotonic)
     bytes: int = 0
+    fetched: int | None = None
+    resumes: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
         return {
             'kind': self.kind,
             'image_id': self.image_id,
@@ -89,7 +92,9 @@ class Progress:
             'size': self.size,
             'bytes': self.bytes,
             'started_at': self.started_at,
-            'elapsed': round(time.monotonic() - self.started, 3),
+            'elapsed': round(elapsed, 3),
+            # Bytes per second since the start.
+            'rate': round(self.bytes / elapsed) if elapsed > 0 else 0,
         }
 
 
@@ -134,8 +139,10 @@ class Transfers:
         max_uploads: int = 4,
         free_space_margin: int = 0,
         notify: Callable[..., None] = _notify_none,
+        progress_interval: float = 0,
     ) -> None:
         self._images = image_service
+        self._progress_interval = progress_interval
         self.downloads = paths.PathPolicy(download_roots, 'download')
         if upload_roots is None:
             upload_roots = download_roots
@@ -164,6 +171,7 @@ class Transfers:
             max_uploads=agent.max_concurrent_uploads,
             free_space_margin=agent.free_space_margin_mb * 1024 * 1024,
             notify=notify,
+            progress_interval=agent.progress_interval,
         )
 
     # -- lifecycle ---------------------------------------------------------
@@ -277,17 +285,21 @@ class Transfers:
         dir_fd = None
         try:
             dir_fd = self.downloads.open_directory(destination)
-            chunks = self._images.download(context, image_id)
-            written = writer.write_atomically(
+            with writer.AtomicFile(
                 destination,
                 dir_fd,
-                chunks,
                 self._mode,
                 overwrite,
                 cancel=self._cancel,
-                progress=lambda n: setattr(progress, 'bytes', n),
                 expected_size=image.get('size'),
-            )
+            ) as out:
+                outcome = self._images.download_image(
+                    context,
+                    image,
+                    out.write,
+                    progress=self._progress_reporter(context, progress),
+                    cancel=self._cancel,
+                )
         except BaseException as e:
             error = e
             if isinstance(e, writer.Cancelled):
@@ -311,26 +323,60 @@ class Transfers:
             self._untrack(tracked)
             if dir_fd is not None:
                 os.close(dir_fd)
-        self._notify(
-            context, 'image.download.end', self._finished(payload, progress)
-        )
+        progress.fetched, progress.resumes = outcome.fetched, outcome.resumes
+        end = self._finished(payload, progress)
+        self._notify(context, 'image.download.end', end)
         LOG.info(
             'Downloaded image %(id)s to %(path)s: %(bytes)d bytes in '
-            '%(duration).2f s',
+            '%(duration).2f s (%(rate).0f MB/s), %(fetched)d bytes received '
+            'from Glance, %(resumes)d resumes',
             {
                 'id': image_id,
                 'path': destination.path,
-                'bytes': written,
-                'duration': time.monotonic() - progress.started,
+                'bytes': out.written,
+                'duration': end['duration'],
+                'rate': end['rate'] / 1e6,
+                'fetched': outcome.fetched,
+                'resumes': outcome.resumes,
             },
         )
-        return written
+        return out.written
+
+    def _progress_reporter(
+        self, context, progress: Progress
+    ) -> Callable[[int], None]:
+        """Count written bytes; notify ``image.download.progress`` at most
+        every ``progress_interval`` seconds (never when it is 0)."""
+        last = [progress.started]
+        payload = {'image_id': progress.image_id, 'path': progress.path}
+
+        def report(written: int) -> None:
+            progress.bytes = written
+            now = time.monotonic()
+            if self._progress_interval and (
+                now - last[0] >= self._progress_interval
+            ):
+                last[0] = now
+                self._notify(
+                    context,
+                    'image.download.progress',
+                    self._finished(payload, progress),
+                )
+
+        return report
 
     @staticmethod
     def _finished(payload: dict, progress: Progress, error=None) -> dict:
+        """The payload of a progress, end or error notification."""
         payload = dict(payload)
+        status = progress.as_dict()
         payload['bytes'] = progress.bytes
-        payload['duration'] = round(time.monotonic() - progress.started, 3)
+        payload['size'] = progress.size
+        payload['duration'] = status['elapsed']
+        payload['rate'] = status['rate']
+        if progress.kind == 'download':
+            payload['fetched'] = progress.fetched
+            payload['resumes'] = progress.resumes
         if error is not None:
             payload['error'] = str(error)
             payload['error_class'] = type(error).__name__

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import queue
 import threading
 
 from oslo_log import log as logging
@@ -22,19 +21,18 @@ from oslo_log import log as logging
 from image_agent import exception
 from image_agent import paths
 from image_agent.i18n import _
+from image_agent.image import pipeline
 from image_agent.image import verify
 
 LOG = logging.getLogger(__name__)
 
 READ_CHUNK = 4 * 1024 * 1024
-# Chunks (1 MiB from glanceclient) received ahead of the disk writes.
-READ_AHEAD = 8
 # Written bytes after which their writeback is started (see below).
 WRITEBACK_STEP = 32 * 1024 * 1024
 
 
-class Cancelled(Exception):
-    """The agent is shutting down; the transfer was abandoned."""
+# Raised when the agent abandons a transfer (it is shutting down).
+Cancelled = pipeline.Cancelled
 
 
 class SizeMismatch(Exception):
@@ -109,6 +107,97 @@ def _write_all(fd: int, chunk: bytes) -> None:
         view = view[written:]
 
 
+class AtomicFile:
+    """The temporary file of one download, published only if all went well.
+
+    ``dir_fd`` is the opened destination directory: every name is resolved
+    relative to it. Used as a context manager: ``write`` appends bytes (from
+    any one thread); a clean exit checks the size (SizeMismatch when
+    ``expected_size`` differs), applies the mode, fsyncs and moves the file
+    into place (DestinationExists without ``overwrite`` when a file is
+    there: a hard link makes the check and the move one atomic step); an
+    exit by an exception removes the temporary file.
+    """
+
+    def __init__(
+        self,
+        destination: paths.Destination,
+        dir_fd: int,
+        mode: int,
+        overwrite: bool,
+        cancel: threading.Event | None = None,
+        expected_size: int | None = None,
+    ) -> None:
+        self.destination = destination
+        self.written = 0
+        self._dir_fd = dir_fd
+        self._mode = mode
+        self._overwrite = overwrite
+        self._cancel = cancel
+        self._expected_size = expected_size
+        self._flushed = 0
+        self._tmp = paths.temp_name(destination.name)
+        self._fd = -1
+
+    def __enter__(self) -> 'AtomicFile':
+        self._fd = os.open(
+            self._tmp,
+            os.O_WRONLY
+            | os.O_CREAT
+            | os.O_EXCL
+            | os.O_NOFOLLOW
+            | os.O_CLOEXEC,
+            0o600,
+            dir_fd=self._dir_fd,
+        )
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def write(self, data) -> None:
+        """Append ``data`` (bytes or a memoryview), all of it."""
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled()
+        _write_all(self._fd, data)
+        self.written += len(data)
+        if self.written - self._flushed >= WRITEBACK_STEP:
+            _start_writeback(self._fd, self._flushed, self.written)
+            self._flushed = self.written
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._discard()
+            return
+        try:
+            if (
+                self._expected_size is not None
+                and self.written != self._expected_size
+            ):
+                raise SizeMismatch(
+                    _('got %(got)d bytes, expected %(expected)d')
+                    % {'got': self.written, 'expected': self._expected_size}
+                )
+            os.fchmod(self._fd, self._mode)
+            os.fsync(self._fd)
+            _publish(
+                self._tmp, self.destination, self._dir_fd, self._overwrite
+            )
+        except BaseException:
+            self._discard()
+            raise
+        os.close(self._fd)
+        os.fsync(self._dir_fd)
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self._tmp, dir_fd=self._dir_fd)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
 def write_atomically(
     destination: paths.Destination,
     dir_fd: int,
@@ -118,125 +207,25 @@ def write_atomically(
     cancel: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
     expected_size: int | None = None,
-    read_ahead: int = READ_AHEAD,
 ) -> int:
     """Write ``chunks`` to ``destination``; return the number of bytes.
 
-    ``dir_fd`` is the opened destination directory: every name is resolved
-    relative to it. Without ``overwrite`` an existing destination makes the
-    final step fail with DestinationExists (a hard link is used so that the
-    check and the rename are one atomic step). With ``expected_size``, a
-    stream of another length fails with SizeMismatch. With ``read_ahead``,
-    the stream is consumed that many chunks ahead in a thread of its own, so
-    that receiving and hashing overlap with writing.
+    The iterator form of AtomicFile (see there), for streams that are
+    verified by their producer: it raises after the last chunk when the
+    hash differs, and nothing is published then.
     """
-    tmp = paths.temp_name(destination.name)
-    fd = os.open(
-        tmp,
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-        0o600,
-        dir_fd=dir_fd,
-    )
-    written = flushed = 0
+    iterator = iter(chunks)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        source = ReadAhead(chunks, read_ahead) if read_ahead else chunks
-        with contextlib.closing(_ClosingIterator(source)) as stream:
-            for chunk in stream:
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled()
-                _write_all(fd, chunk)
-                written += len(chunk)
-                if written - flushed >= WRITEBACK_STEP:
-                    _start_writeback(fd, flushed, written)
-                    flushed = written
-                if progress is not None:
-                    progress(written)
-        if expected_size is not None and written != expected_size:
-            raise SizeMismatch(
-                _('got %(got)d bytes, expected %(expected)d')
-                % {'got': written, 'expected': expected_size}
-            )
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-        _publish(tmp, destination, dir_fd, overwrite)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
-    finally:
-        os.close(fd)
-    os.fsync(dir_fd)
-    return written
-
-
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_END = object()
-
-
-class ReadAhead:
-    """Iterate ``chunks`` in a thread of its own, ``depth`` chunks ahead.
-
-    The image service's iterator receives and hashes; the caller writes.
-    Both release the GIL for big buffers, so they overlap. An error of the
-    source is raised to the caller at the point where it happened; ``close``
-    stops the thread, which closes the source itself (a generator can only
-    be closed by the thread that runs it).
-    """
-
-    def __init__(self, chunks: Iterable[bytes], depth: int) -> None:
-        self._source = chunks
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._finished = False
-        self._thread = threading.Thread(
-            target=self._produce, name='image-agent-read-ahead', daemon=True
-        )
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _produce(self) -> None:
-        iterator = iter(self._source)
-        try:
+        with AtomicFile(
+            destination, dir_fd, mode, overwrite, cancel, expected_size
+        ) as out:
             for chunk in iterator:
-                if not self._put(chunk):
-                    return
-            self._put(_END)
-        except BaseException as e:
-            self._put(_Failure(e))
-        finally:
-            _close_quietly(iterator, self._source)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> bytes:
-        if self._finished:
-            raise StopIteration
-        item = self._queue.get()
-        if item is _END:
-            self._finished = True
-            raise StopIteration
-        if isinstance(item, _Failure):
-            self._finished = True
-            raise item.error
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+                out.write(chunk)
+                if progress is not None:
+                    progress(out.written)
+    finally:
+        _close_quietly(iterator, chunks)
+    return out.written
 
 
 def _close_quietly(*objects) -> None:
@@ -245,23 +234,6 @@ def _close_quietly(*objects) -> None:
         if close is not None:
             with contextlib.suppress(Exception):
                 close()
-
-
-class _ClosingIterator:
-    """An iterator whose ``close`` closes the underlying generator."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._source = chunks
-        self._iter = iter(chunks)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> bytes:
-        return next(self._iter)
-
-    def close(self) -> None:
-        _close_quietly(self._iter, self._source)
 
 
 def _publish(

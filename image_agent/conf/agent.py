@@ -89,6 +89,15 @@ path_opts = [
         help='Space, in MiB, that must remain free on the destination '
         'filesystem after a download of the announced image size.',
     ),
+    cfg.FloatOpt(
+        'progress_interval',
+        default=10.0,
+        min=0,
+        help='Seconds between two "image.download.progress" notifications '
+        'of a running download (bytes written, size, duration, rate in '
+        'bytes/s). 0 sends none; start, end and error '
+        'notifications are always sent when notifications are enabled.',
+    ),
     cfg.IntOpt(
         'orphan_scan_depth',
         default=4,

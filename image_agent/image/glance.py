@@ -3,11 +3,10 @@
 The public names and signatures are those of Cinder's
 ``cinder.image.glance`` so that code written against it works unchanged.
 Server selection and retries live in ``client``, metadata translation in
-``metadata``, error translation in ``errors``, hashing in ``verify``.
+``metadata``, error translation in ``errors``, downloads in ``download``.
 """
 
-from collections.abc import Iterator
-import os
+from collections.abc import Callable
 import re
 import threading
 from typing import Any
@@ -15,15 +14,14 @@ import urllib.parse
 
 from glanceclient import exc as glance_exc
 from oslo_log import log as logging
-import requests
 
 from image_agent import conf
 from image_agent import exception
 from image_agent.i18n import _
 from image_agent.image import auth
+from image_agent.image import download as image_download
 from image_agent.image import errors
 from image_agent.image import metadata
-from image_agent.image import verify
 from image_agent.image.client import GlanceClientWrapper
 from image_agent.image.servers import get_api_servers
 
@@ -45,9 +43,6 @@ _DETAIL_PARAMS = frozenset(
 # Hash fields describe the bytes, so the location API takes them as
 # validation data; every other key is metadata of the location itself.
 _VALIDATION_KEYS = ('os_hash_algo', 'os_hash_value')
-LOCAL_READ_CHUNK = 4 * 1024 * 1024
-# Errors of a response body that breaks off while it streams.
-_STREAM_ERRORS = (requests.exceptions.RequestException, OSError)
 
 
 def _check_image_id(image_id: Any) -> str:
@@ -346,53 +341,36 @@ class GlanceImageService:
 
         Without ``data`` an iterator of verified chunks is returned (the
         check happens after the last chunk); with it, every chunk is written
-        to ``data``. A hash mismatch raises ImageChecksumMismatch.
+        to ``data``. A hash mismatch raises ImageChecksumMismatch. A stream
+        that breaks off resumes on the next server (see ``fetch``).
         """
         image = self._get_raw(context, image_id)
-        hasher = verify.ImageHasher(image)
-        chunks = self._local_chunks(image)
-        if chunks is None:
-            chunks = self._http_chunks(context, image_id)
-        stream = verify.verified_chunks(
-            _guard_stream(image_id, chunks), hasher
-        )
         if data is None:
-            return stream
-        for chunk in stream:
-            data.write(chunk)
-        return None
-
-    def _http_chunks(self, context, image_id: str):
-        body = self._call_on_image(
-            context, image_id, 'data', image_id, do_checksum=False
+            return image_download.iterate(context, self._client, image)
+        image_download.copy_to(
+            context, self._client, image, image_download.writer_for(data)
         )
-        if body is None or getattr(body, 'wrapped', body) is None:
-            raise exception.ImageDownloadFailed(
-                image_id=image_id, reason=_('image contains no data')
-            )
-        return body
-
-    def _local_chunks(self, image: dict[str, Any]) -> Iterator[bytes] | None:
-        """Chunks of a ``file://`` location readable here, if allowed."""
-        if 'file' not in CONF.glance.allowed_direct_url_schemes:
-            return None
-        urls = [image.get('direct_url')]
-        urls += [loc.get('url') for loc in image.get('locations') or ()]
-        for url in filter(None, urls):
-            parsed = urllib.parse.urlsplit(url)
-            if parsed.scheme != 'file':
-                continue
-            try:
-                handle = open(parsed.path, 'rb')  # noqa: SIM115 - closed by reader
-            except OSError as e:
-                LOG.info('Cannot read %s locally (%s); using the API', url, e)
-                continue
-            if not os.path.isfile(parsed.path):
-                handle.close()
-                continue
-            LOG.debug('Reading image %s from %s', image.get('id'), parsed.path)
-            return _read_file(handle)
         return None
+
+    def download_image(
+        self,
+        context,
+        image: dict[str, Any],
+        write: Callable[[memoryview], object],
+        progress: Callable[[int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> image_download.Outcome:
+        """Download an image the caller has already shown, to ``write``.
+
+        For the agent's own transfers: ``image`` comes from ``show`` (so
+        the caller's right to it was checked), ``write`` receives views of
+        reused buffers from another thread, ``progress`` the bytes written
+        so far. Receiving, hashing and writing overlap; the hash is checked
+        before this returns.
+        """
+        return image_download.copy_to(
+            context, self._client, image, write, progress, cancel
+        )
 
     def get_stores(self, context) -> list[dict]:
         """Returns a list of dicts with stores information."""
@@ -411,22 +389,6 @@ class GlanceImageService:
             context, image_id, 'list', image_id, controller='image_members'
         )
         return [dict(member) for member in members]
-
-
-def _read_file(handle) -> Iterator[bytes]:
-    with handle:
-        while chunk := handle.read(LOCAL_READ_CHUNK):
-            yield chunk
-
-
-def _guard_stream(image_id: str, chunks) -> Iterator[bytes]:
-    """Re-raise a body that breaks off as ImageDownloadFailed."""
-    try:
-        yield from chunks
-    except _STREAM_ERRORS as e:
-        raise exception.ImageDownloadFailed(
-            image_id=image_id, reason=str(e)
-        ) from e
 
 
 def _as_bool(value: Any) -> bool:

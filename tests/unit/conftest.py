@@ -31,6 +31,7 @@ from image_agent import context as context_mod
 from image_agent.image import auth
 from image_agent.image import client as client_mod
 from image_agent.image import retry
+from tests.unit import glance_http as http_stub
 
 USER_ID = 'a1b2c3d4e5f60718293a4b5c6d7e8f90'
 PROJECT_ID = 'f0e1d2c3b4a5968778695a4b3c2d1e0f'
@@ -543,6 +544,22 @@ def glance(config, monkeypatch) -> FakeGlance:
     config.config(group='glance', api_servers=[DEFAULT_SERVER])
     config.config(group='glance', retry_backoff_base=0)
     return fake
+
+
+@pytest.fixture
+def glance_http(glance, config) -> http_stub.Scripts:
+    """Image data over real HTTP: two stand-in servers serving the fake
+    Glance's data (``glance_http.GlanceDataServer``) are the api_servers.
+
+    Returns what they share: the answers to script, the requests seen.
+    """
+    scripts = http_stub.Scripts()
+    servers = [http_stub.GlanceDataServer(glance, scripts) for _ in (1, 2)]
+    config.config(group='glance', api_servers=[s.url for s in servers])
+    scripts.urls = [s.url for s in servers]
+    yield scripts
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def root(tmp_path):
 
 
 @pytest.fixture
-def endpoint(glance, root):
+def endpoint(glance, glance_http, root):
     service = glance_mod.GlanceImageService()
     xfers = transfers.Transfers(service, [str(root)], None)
     return manager.ImageAgentManager('node-1', 'image-agent', service, xfers)

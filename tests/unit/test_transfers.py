@@ -1,6 +1,7 @@
 """Downloads and uploads of local files through the image service.
 
-A real GlanceImageService over the fake glanceclient of ``conftest``: the
+A real GlanceImageService over the fake glanceclient of ``conftest``, the
+image data over real HTTP from its stand-in servers (``glance_http``): the
 stream is verified against the hash the fake Glance recorded.
 """
 
@@ -15,6 +16,7 @@ from image_agent import exception
 from image_agent import paths
 from image_agent import transfers
 from image_agent.image import glance as glance_mod
+from tests.unit.glance_http import Answer
 
 DATA = b'0123456789' * 1000
 
@@ -45,7 +47,7 @@ def notes():
 
 
 @pytest.fixture
-def service(glance):
+def service(glance, glance_http):
     return glance_mod.GlanceImageService()
 
 
@@ -115,12 +117,12 @@ class TestDownload:
         assert glance.calls == []
 
     def test_an_identical_file_is_reused(
-        self, xfers, ctx, image, root, glance, notes
+        self, xfers, ctx, image, root, glance_http, notes
     ):
         (root / 'disk').write_bytes(DATA)
         result = xfers.download(ctx, image['id'], str(root / 'disk'))
         assert result['reused'] is True
-        assert 'images.data' not in glance.names
+        assert glance_http.requests == []
         assert notes.events == []
 
     def test_a_different_file_is_kept_without_overwrite(
@@ -142,13 +144,13 @@ class TestDownload:
         assert (root / 'disk').read_bytes() == DATA
 
     def test_free_space_is_checked_from_the_image_size(
-        self, xfers, ctx, glance, root
+        self, xfers, ctx, glance, glance_http, root
     ):
         huge = glance.add_image(data=b'x')
         glance.images[huge['id']]['size'] = 2**60
         with pytest.raises(exception.InsufficientSpace):
             xfers.download(ctx, huge['id'], str(root / 'disk'))
-        assert 'images.data' not in glance.names
+        assert glance_http.requests == []
         assert os.listdir(root) == []
 
     def test_the_file_mode_is_configurable(
@@ -168,7 +170,44 @@ class TestDownload:
         assert end['image_id'] == image['id']
         assert end['path'] == os.path.realpath(root / 'disk')
         assert end['bytes'] == len(DATA)
+        assert end['size'] == len(DATA)
         assert end['duration'] >= 0
+        assert end['rate'] >= 0
+        assert end['fetched'] == len(DATA)
+        assert end['resumes'] == 0
+
+    def test_progress_is_notified_at_the_configured_interval(
+        self, make_transfers, ctx, glance, glance_http, root, notes
+    ):
+        image = glance.add_image(data=DATA * 60)
+        glance_http.add(Answer(block=len(DATA) * 3, delay=0.07))
+        xfers = make_transfers(progress_interval=0.2)
+        xfers.download(ctx, image['id'], str(root / 'disk'))
+        types = notes.types()
+        assert types[0] == 'image.download.start'
+        assert types[-1] == 'image.download.end'
+        progress = [p for e, p, _ in notes.events if e.endswith('progress')]
+        assert progress, types
+        assert all(0 < p['bytes'] <= len(DATA) * 60 for p in progress)
+        assert all(p['size'] == len(DATA) * 60 for p in progress)
+        assert all(p['rate'] > 0 for p in progress)
+
+    def test_no_progress_notifications_by_default(
+        self, xfers, ctx, glance, glance_http, root, notes
+    ):
+        image = glance.add_image(data=DATA * 30)
+        glance_http.add(Answer(block=len(DATA) * 3, delay=0.02))
+        xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert notes.types() == ['image.download.start', 'image.download.end']
+
+    def test_a_resumed_download_says_so(
+        self, xfers, ctx, image, root, glance_http, notes
+    ):
+        glance_http.add(Answer(break_after=4000))
+        xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert (root / 'disk').read_bytes() == DATA
+        end = notes.events[-1][1]
+        assert (end['fetched'], end['resumes']) == (len(DATA), 1)
 
     def test_notifications_tell_errors(
         self, xfers, ctx, image, root, notes, glance
@@ -182,21 +221,27 @@ class TestDownload:
 
 
 class Gate:
-    """A chunk source that blocks until the test opens it."""
+    """Data answers that wait until the test opens the gate."""
 
-    def __init__(self, glance, image_id):
+    def __init__(self, glance_http, count=8):
         self.opened = threading.Event()
         self.started = threading.Semaphore(0)
-        self.count = 0
-        glance.script('images.data', *[self.body] * 8)
-        self._glance = glance
-        self._image_id = image_id
+        self._glance_http = glance_http
+        glance_http.add(*[Answer(gate=self.opened) for _ in range(count)])
+        self._before = len(glance_http.requests)
+        threading.Thread(target=self._watch, daemon=True).start()
 
-    def body(self, image_id, do_checksum=True):
-        self.count += 1
-        self.started.release()
-        assert self.opened.wait(10)
-        return iter([self._glance.data[image_id]])
+    @property
+    def count(self):
+        return len(self._glance_http.requests) - self._before
+
+    def _watch(self):
+        seen = 0
+        while seen < 8 and not self.opened.is_set():
+            while seen < self.count:
+                seen += 1
+                self.started.release()
+            time.sleep(0.01)
 
 
 def run_in_threads(n, func):
@@ -216,9 +261,9 @@ def run_in_threads(n, func):
 
 class TestConcurrency:
     def test_the_same_image_to_the_same_path_is_one_transfer(
-        self, xfers, ctx, image, root, glance
+        self, xfers, ctx, image, root, glance_http
     ):
-        gate = Gate(glance, image['id'])
+        gate = Gate(glance_http)
         path = str(root / 'disk')
         threads, results, errors = run_in_threads(
             3, lambda i: xfers.download(ctx, image['id'], path)
@@ -234,10 +279,10 @@ class TestConcurrency:
         assert (root / 'disk').read_bytes() == DATA
 
     def test_a_failed_shared_transfer_fails_every_caller(
-        self, xfers, ctx, image, root, glance
+        self, xfers, ctx, image, root, glance, glance_http
     ):
         glance.data[image['id']] = b'Y' * len(DATA)
-        gate = Gate(glance, image['id'])
+        gate = Gate(glance_http)
         threads, _, errors = run_in_threads(
             2, lambda i: xfers.download(ctx, image['id'], str(root / 'd'))
         )
@@ -253,10 +298,10 @@ class TestConcurrency:
         assert os.listdir(root) == []
 
     def test_downloads_are_bounded(
-        self, make_transfers, ctx, image, root, glance
+        self, make_transfers, ctx, image, root, glance_http
     ):
         xfers = make_transfers(max_downloads=2)
-        gate = Gate(glance, image['id'])
+        gate = Gate(glance_http)
         threads, _, errors = run_in_threads(
             4,
             lambda i: xfers.download(ctx, image['id'], str(root / str(i))),
@@ -274,18 +319,11 @@ class TestConcurrency:
         assert xfers.status() == []
 
     def test_cancel_fails_running_and_waiting_transfers_cleanly(
-        self, make_transfers, ctx, image, root, glance
+        self, make_transfers, ctx, image, root, glance_http
     ):
         xfers = make_transfers(max_downloads=1)
-
-        def slow_body(image_id, do_checksum=True):
-            started.set()
-            for _ in range(100):
-                time.sleep(0.05)
-                yield b'x' * 100
-
         started = threading.Event()
-        glance.script('images.data', slow_body)
+        glance_http.add(Answer(block=100, delay=0.05, started=started))
         threads, _, errors = run_in_threads(
             2,
             lambda i: xfers.download(ctx, image['id'], str(root / str(i))),

@@ -269,45 +269,39 @@ class TestFreeSpaceAndMode:
             writer.parse_mode(text)
 
 
-class TestReadAhead:
-    def test_chunks_arrive_in_order(self):
-        chunks = [bytes([i]) * 10 for i in range(50)]
-        assert list(writer.ReadAhead(iter(chunks), 4)) == chunks
+class TestAtomicFile:
+    def test_views_written_from_another_thread_land_in_place(
+        self, policy, root
+    ):
+        dest = policy.destination(str(root / 'disk'))
+        dir_fd = policy.open_directory(dest)
+        buffer = bytearray(b'abcdef')
+        try:
+            with writer.AtomicFile(dest, dir_fd, 0o600, False) as out:
+                worker = threading.Thread(
+                    target=out.write, args=(memoryview(buffer)[:4],)
+                )
+                worker.start()
+                worker.join()
+                buffer[:] = b'zzzzzz'  # reused afterwards: already written
+        finally:
+            os.close(dir_fd)
+        assert (root / 'disk').read_bytes() == b'abcd'
+        assert out.written == 4
+        assert leftovers(root) == []
 
-    def test_an_error_of_the_source_reaches_the_reader_after_its_chunks(self):
-        error = exception.ImageChecksumMismatch(
-            image_id='i', algorithm='sha512', actual='a', expected='b'
-        )
-        got = []
-        with pytest.raises(exception.ImageChecksumMismatch):
-            for chunk in writer.ReadAhead(
-                failing_after([b'a', b'b'], error), 1
+    def test_an_error_inside_removes_the_temporary_file(self, policy, root):
+        dest = policy.destination(str(root / 'disk'))
+        dir_fd = policy.open_directory(dest)
+        try:
+            with (
+                pytest.raises(RuntimeError),
+                writer.AtomicFile(dest, dir_fd, 0o600, False) as out,
             ):
-                got.append(chunk)
-        assert got == [b'a', b'b']
-
-    def test_close_stops_reading_and_closes_the_source(self):
-        closed = threading.Event()
-        produced = []
-
-        def chunks():
-            try:
-                for i in range(1000):
-                    produced.append(i)
-                    yield b'x'
-            finally:
-                closed.set()
-
-        reader = writer.ReadAhead(chunks(), 2)
-        next(reader)
-        reader.close()
-        assert closed.wait(5)
-        assert len(produced) < 10
-
-    def test_the_writer_uses_it_and_still_cleans_up(self, write, root):
-        error = OSError('connection reset')
-        with pytest.raises(OSError):
-            write(root / 'disk', failing_after([b'x'] * 20, error))
+                out.write(b'partial')
+                raise RuntimeError('stream failed')
+        finally:
+            os.close(dir_fd)
         assert os.listdir(root) == []
 
 

@@ -1,0 +1,121 @@
+"""Downloading one image: where its bytes come from and where they go.
+
+The bytes come from a ``file://`` location readable on this host when
+``[glance] allowed_direct_url_schemes`` allows it, otherwise from Glance's
+API (``fetch.HttpSource``, resumable). They go to a caller's ``write``
+(hashed and written in parallel, ``pipeline.copy_verified``) or out of an
+iterator (``pipeline.iter_verified``). Either way the whole image is
+checked against the hash Glance recorded.
+"""
+
+from collections.abc import Callable
+from collections.abc import Iterator
+import dataclasses
+import io
+import os
+import threading
+from typing import Any
+import urllib.parse
+
+from oslo_log import log as logging
+
+from image_agent import conf
+from image_agent.image import fetch
+from image_agent.image import pipeline
+from image_agent.image import verify
+
+LOG = logging.getLogger(__name__)
+CONF = conf.CONF
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a download did: bytes written, bytes received, resumes."""
+
+    size: int
+    fetched: int
+    resumes: int
+    local: bool
+
+
+def local_source(image: dict[str, Any]) -> pipeline.Source | None:
+    """A ``file://`` location of the image readable here, if allowed."""
+    if 'file' not in CONF.glance.allowed_direct_url_schemes:
+        return None
+    urls = [image.get('direct_url')]
+    urls += [loc.get('url') for loc in image.get('locations') or ()]
+    for url in filter(None, urls):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme != 'file':
+            continue
+        try:
+            handle = open(parsed.path, 'rb', buffering=0)  # noqa: SIM115
+        except OSError as e:
+            LOG.info('Cannot read %s locally (%s); using the API', url, e)
+            continue
+        if not os.path.isfile(parsed.path):
+            handle.close()
+            continue
+        LOG.debug('Reading image %s from %s', image.get('id'), parsed.path)
+        return handle
+    return None
+
+
+def http_source(context, client, image: dict[str, Any]) -> fetch.HttpSource:
+    """The image from Glance's API over ``client``'s server rotation."""
+    _, next_server = client.server_picker(context)
+    return fetch.HttpSource(
+        context, image['id'], next_server, expected_size=image.get('size')
+    )
+
+
+def _open(context, client, image) -> pipeline.Source:
+    source = local_source(image)
+    if source is None:
+        source = http_source(context, client, image)
+        # Refusals (404, 403, no data) are raised now, not mid-stream.
+        source.open()
+    return source
+
+
+def copy_to(
+    context,
+    client,
+    image: dict[str, Any],
+    write: pipeline.Write,
+    progress: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Outcome:
+    """Download ``image`` to ``write``, verified; see copy_verified."""
+    hasher = verify.ImageHasher(image)
+    source = _open(context, client, image)
+    size = pipeline.copy_verified(source, hasher, write, progress, cancel)
+    if isinstance(source, fetch.HttpSource):
+        return Outcome(size, source.fetched, source.resumes, local=False)
+    return Outcome(size, 0, 0, local=True)
+
+
+def iterate(context, client, image: dict[str, Any]) -> Iterator[bytes]:
+    """The bytes of ``image`` as an iterator, checked after the last."""
+    hasher = verify.ImageHasher(image)
+    return pipeline.iter_verified(_open(context, client, image), hasher)
+
+
+def writer_for(data: Any) -> pipeline.Write:
+    """A ``write(view)`` for a caller's ``data`` object.
+
+    Files and other io objects take the reused buffers' views directly (they
+    copy or write before returning); anything else gets ``bytes`` of its
+    own, since it might keep what it is given.
+    """
+    if isinstance(data, io.IOBase):
+        return lambda view: _write_fully(data.write, view)
+    return lambda view: data.write(view.tobytes())
+
+
+def _write_fully(write: Callable, view: memoryview) -> None:
+    while view:
+        written = write(view)
+        if written is None or written >= len(view):
+            return
+        view = view[written:]

@@ -1,0 +1,224 @@
+"""copy_verified and iter_verified: read, hash and write at once, verified.
+
+The sources here are in-memory stand-ins with the ``readinto`` of
+``HttpSource``; small buffers make many of them cycle through the pool.
+"""
+
+import hashlib
+import os
+import threading
+
+import pytest
+
+from image_agent import exception
+from image_agent.image import pipeline
+from image_agent.image import verify
+
+DATA = os.urandom(100_003)
+
+
+class MemorySource:
+    """``data`` handed out ``step`` bytes at a time at most."""
+
+    def __init__(self, data, step=7_001, fail_at=None, error=None):
+        self.data = data
+        self.step = step
+        self.offset = 0
+        self.fail_at = fail_at
+        self.error = error
+        self.closed = False
+        self.threads = set()
+
+    def readinto(self, view):
+        self.threads.add(threading.current_thread().name)
+        if self.fail_at is not None and self.offset >= self.fail_at:
+            raise self.error
+        count = min(len(view), self.step, len(self.data) - self.offset)
+        view[:count] = self.data[self.offset : self.offset + count]
+        self.offset += count
+        return count
+
+    def close(self):
+        self.closed = True
+
+
+def hasher_for(data, **image):
+    image.setdefault('id', 'i')
+    image.setdefault('os_hash_algo', 'sha512')
+    image.setdefault('os_hash_value', hashlib.sha512(data).hexdigest())
+    return verify.ImageHasher(image)
+
+
+class Sink:
+    """A write that records the bytes, the buffers and its thread."""
+
+    def __init__(self, fail_after=None):
+        self.data = bytearray()
+        self.buffers = set()
+        self.threads = set()
+        self.fail_after = fail_after
+
+    def __call__(self, view):
+        self.threads.add(threading.current_thread().name)
+        self.buffers.add(id(view.obj))
+        if self.fail_after is not None and len(self.data) >= self.fail_after:
+            raise OSError(28, 'No space left on device')
+        self.data += view
+
+
+def copy(source, sink, data=DATA, **kwargs):
+    kwargs.setdefault('buffer_size', 16 * 1024)
+    kwargs.setdefault('buffers', 3)
+    return pipeline.copy_verified(source, hasher_for(data), sink, **kwargs)
+
+
+class TestCopyVerified:
+    def test_every_byte_arrives_in_order_through_a_few_buffers(self):
+        source, sink = MemorySource(DATA), Sink()
+        assert copy(source, sink) == len(DATA)
+        assert bytes(sink.data) == DATA
+        # Seven buffers' worth went through three reused buffers.
+        assert len(sink.buffers) <= 3
+        assert source.closed
+
+    def test_writing_and_hashing_leave_the_reading_thread(self):
+        source, sink = MemorySource(DATA), Sink()
+        copy(source, sink)
+        assert sink.threads == {'image-agent-write'}
+        assert source.threads == {threading.current_thread().name}
+
+    def test_a_mismatch_is_raised_after_every_byte_was_written(self):
+        sink = Sink()
+        with pytest.raises(exception.ImageChecksumMismatch):
+            copy(MemorySource(b'X' * len(DATA)), sink)
+        assert len(sink.data) == len(DATA)
+
+    def test_a_write_failure_stops_the_reading(self):
+        source = MemorySource(DATA * 20)
+        with pytest.raises(OSError) as info:
+            copy(source, Sink(fail_after=32 * 1024), data=DATA * 20)
+        assert info.value.errno == 28
+        assert source.offset < len(DATA) * 20
+        assert source.closed
+
+    def test_a_source_failure_is_raised_and_the_stages_stop(self):
+        error = exception.ImageDownloadFailed(image_id='i', reason='gone')
+        source = MemorySource(DATA, fail_at=50_000, error=error)
+        before = threading.active_count()
+        with pytest.raises(exception.ImageDownloadFailed):
+            copy(source, Sink())
+        assert threading.active_count() == before
+        assert source.closed
+
+    def test_cancel_raises_cancelled(self):
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(pipeline.Cancelled):
+            copy(MemorySource(DATA), Sink(), cancel=cancel)
+
+    def test_progress_counts_written_bytes(self):
+        seen = []
+        copy(MemorySource(DATA), Sink(), progress=seen.append)
+        assert seen == sorted(seen)
+        assert seen[-1] == len(DATA)
+
+    def test_an_image_without_hash_is_copied_with_a_warning(self, caplog):
+        sink = Sink()
+        hasher = verify.ImageHasher({'id': 'nohash'})
+        pipeline.copy_verified(MemorySource(DATA), hasher, sink)
+        assert bytes(sink.data) == DATA
+        assert 'has no hash in Glance' in caplog.text
+
+    def test_the_md5_checksum_is_the_fallback(self):
+        md5 = hashlib.md5(DATA, usedforsecurity=False).hexdigest()
+        hasher = verify.ImageHasher({'id': 'i', 'checksum': md5})
+        pipeline.copy_verified(MemorySource(DATA), hasher, Sink())
+        bad = verify.ImageHasher({'id': 'i', 'checksum': '0' * 32})
+        with pytest.raises(exception.ImageChecksumMismatch):
+            pipeline.copy_verified(MemorySource(DATA), bad, Sink())
+
+    def test_an_empty_source_is_zero_bytes(self):
+        sink = Sink()
+        assert copy(MemorySource(b''), sink, data=b'') == 0
+        assert sink.data == b''
+
+
+class BlockingSource(MemorySource):
+    """Gives one piece, then blocks (a stalled server) until aborted."""
+
+    def __init__(self):
+        super().__init__(DATA)
+        self.aborted = threading.Event()
+
+    def readinto(self, view):
+        if self.offset:
+            assert self.aborted.wait(10), 'never aborted'
+            raise OSError('aborted')
+        return super().readinto(view)
+
+    def abort(self):
+        self.aborted.set()
+
+
+class TestWatchdog:
+    def test_a_cancel_ends_a_blocked_read(self):
+        cancel = threading.Event()
+        source = BlockingSource()
+        threading.Timer(0.2, cancel.set).start()
+        with pytest.raises(pipeline.Cancelled):
+            copy(source, Sink(), cancel=cancel)
+        assert source.aborted.is_set()
+
+    def test_a_failed_write_ends_a_blocked_read_with_its_own_error(self):
+        source = BlockingSource()
+        with pytest.raises(OSError) as info:
+            copy(source, Sink(fail_after=0), buffer_size=1000)
+        assert info.value.errno == 28
+        assert source.aborted.is_set()
+
+
+class TestIterVerified:
+    def test_chunks_are_bytes_of_their_own(self):
+        chunks = list(
+            pipeline.iter_verified(
+                MemorySource(DATA), hasher_for(DATA), chunk_size=10_000
+            )
+        )
+        assert all(type(c) is bytes for c in chunks)
+        assert b''.join(chunks) == DATA
+        assert len(chunks) == 11
+
+    def test_a_mismatch_comes_after_the_last_chunk(self):
+        got = []
+        with pytest.raises(exception.ImageChecksumMismatch):
+            for chunk in pipeline.iter_verified(
+                MemorySource(b'Y' * len(DATA)), hasher_for(DATA)
+            ):
+                got.append(chunk)
+        assert len(b''.join(got)) == len(DATA)
+
+    def test_abandoning_the_iterator_closes_the_source(self):
+        source = MemorySource(DATA)
+        chunks = pipeline.iter_verified(source, hasher_for(DATA), 1000)
+        next(chunks)
+        chunks.close()
+        assert source.closed
+
+
+class TestBufferPool:
+    def test_buffers_are_lent_and_given_back(self):
+        pool = pipeline.BufferPool(2, 4096)
+        stop = threading.Event()
+        first, second = pool.get(stop), pool.get(stop)
+        assert first is not second and len(first) == 4096
+        pool.put(first)
+        assert pool.get(stop) is first
+        pool.close()
+
+    def test_an_empty_pool_waits_until_stopped(self):
+        pool = pipeline.BufferPool(1, 4096)
+        stop = threading.Event()
+        pool.get(stop)
+        threading.Timer(0.2, stop.set).start()
+        assert pool.get(stop) is None
+        pool.close()
