@@ -251,7 +251,11 @@ def _download(api, ctxt, args) -> dict:
                 and os.path.basename(transfer['path'])
                 == os.path.basename(args.path)
             ):
-                return transfer['bytes'], transfer['size']
+                return (
+                    transfer['bytes'],
+                    transfer['size'],
+                    transfer.get('rate'),
+                )
         return None
 
     progress = output.Progress(

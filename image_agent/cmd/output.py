@@ -85,7 +85,7 @@ class Progress:
         self,
         label: str,
         stream: TextIO = sys.stderr,
-        poll: Callable[[], tuple[int, int | None] | None] | None = None,
+        poll: Callable[[], tuple | None] | None = None,
         poll_interval: float = 1.0,
         enabled: bool | None = None,
     ) -> None:
@@ -96,7 +96,8 @@ class Progress:
         self.enabled = stream.isatty() if enabled is None else enabled
         self.started = time.monotonic()
         self._done = threading.Event()
-        self._known: tuple[int, int | None] | None = None
+        # (bytes, size) or (bytes, size, rate in bytes/s) from ``poll``.
+        self._known: tuple | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -104,10 +105,12 @@ class Progress:
     def _line(self, frame: str) -> str:
         text = '%s %s %.1f s' % (frame, self.label, self.elapsed())
         if self._known is not None:
-            done, size = self._known
+            done, size, *rate = self._known
             text += '  %s' % human_size(done)
             if size:
                 text += ' / %s (%d%%)' % (human_size(size), 100 * done // size)
+            if rate and rate[0]:
+                text += '  %s/s' % human_size(rate[0])
         return text
 
     def run(self, call: Callable[[], Any]) -> Any:

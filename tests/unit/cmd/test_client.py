@@ -164,7 +164,7 @@ class TestOutput:
         progress = output.Progress(
             'download x',
             stream=stream,
-            poll=lambda: (512, 1024),
+            poll=lambda: (512, 1024, 3 * 2**20),
             poll_interval=0,
             enabled=True,
         )
@@ -173,7 +173,7 @@ class TestOutput:
         assert result == 'done'
         shown = stream.getvalue()
         assert 'download x' in shown
-        assert '512 B / 1.0 KiB (50%)' in shown
+        assert '512 B / 1.0 KiB (50%)  3.0 MiB/s' in shown
         assert shown.endswith('\r\x1b[K')
 
     def test_progress_is_silent_off_a_terminal(self):
