@@ -159,6 +159,13 @@ class InsufficientSpace(ImageAgentException):
     code = 507
 
 
+class OutOfSpace(InsufficientSpace):
+    msg_fmt = _(
+        'Ran out of space under %(path)s while writing image '
+        '%(image_id)s: %(reason)s'
+    )
+
+
 class ImageUploadFailed(ImageAgentException):
     msg_fmt = _('Failed to upload image data from %(path)s: %(reason)s')
 

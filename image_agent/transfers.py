@@ -10,6 +10,7 @@ at the destination is reused instead of downloaded again.
 from collections.abc import Callable
 import dataclasses
 import datetime
+import errno
 import json
 import os
 import threading
@@ -27,6 +28,8 @@ from image_agent.image import verify
 LOG = logging.getLogger(__name__)
 
 _SLOT_POLL = 0.5
+# A disk (or quota) that fills up while a download is written.
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 _SHUTTING_DOWN = _('the agent is shutting down')
 
 
@@ -305,6 +308,12 @@ class Transfers:
             if isinstance(e, writer.Cancelled):
                 error = exception.ImageDownloadFailed(
                     image_id=image_id, reason=_SHUTTING_DOWN
+                )
+            elif isinstance(e, OSError) and e.errno in _OUT_OF_SPACE:
+                error = exception.OutOfSpace(
+                    path=destination.directory,
+                    image_id=image_id,
+                    reason=e.strerror,
                 )
             elif isinstance(e, (OSError, writer.SizeMismatch)):
                 error = exception.ImageDownloadFailed(

@@ -185,14 +185,6 @@ def test_disk_filled_during_a_download(
 
 
 @pytest.mark.scenario(SCENARIO)
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: image_agent/transfers.py Transfers._transfer_download turns '
-    'every OSError, ENOSPC included, into ImageDownloadFailed: a disk that '
-    'fills up during a download is not reported as InsufficientSpace (the '
-    'out-of-space error the pre-check raises), so a caller cannot tell a '
-    'full disk from a Glance failure without parsing the message',
-)
 def test_disk_filled_during_a_download_is_an_out_of_space_error(
     row,
     disk,
