@@ -62,10 +62,19 @@ def local_source(image: dict[str, Any]) -> pipeline.Source | None:
 
 
 def http_source(context, client, image: dict[str, Any]) -> fetch.HttpSource:
-    """The image from Glance's API over ``client``'s server rotation."""
+    """The image from Glance's API over ``client``'s server rotation.
+
+    An image without a hash resumes without ranges: nothing would prove
+    that a ranged answer continues the bytes already written (Glance's
+    http store ignores the offset), so the start is fetched and skipped.
+    """
     _, next_server = client.server_picker(context)
     return fetch.HttpSource(
-        context, image['id'], next_server, expected_size=image.get('size')
+        context,
+        image['id'],
+        next_server,
+        expected_size=image.get('size'),
+        ranges=verify.ImageHasher.describes(image),
     )
 
 

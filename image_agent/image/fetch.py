@@ -5,10 +5,12 @@ session (TLS options, the caller's token, the global request id) and hands
 out the bytes with ``readinto``. When the stream breaks off (the server
 died, the connection was reset, the body ended early) the next server of
 the rotation is asked for the rest with ``Range: bytes=<offset>-``, so a
-multi-GB download that fails near its end does not start over. A server
-that ignores the range (200) has the bytes before the offset skipped.
-Nothing here checks the hash: the caller verifies the whole image at the
-end, which also proves the pieces from different servers fit together.
+multi-GB download that fails near its end does not start over. The last
+64 KiB before the offset are asked again and compared with those received:
+a server whose ranged answers are wrong is then asked for whole bodies,
+whose start is skipped (as for a server that ignores Range and answers
+200). The caller verifies the whole image's hash at the end all the same,
+which proves that the pieces from different servers fit together.
 
 The body is read with ``http.client``'s ``readinto`` straight into the
 caller's buffer: urllib3's ``readinto`` reads into a new ``bytes`` object
@@ -36,6 +38,10 @@ from image_agent.image import retry
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
+# Bytes before the offset asked again on a resume and compared with those
+# received: a server whose ranged answers are wrong (Glance's http store
+# ignores the offset) is caught at once instead of by the final hash.
+OVERLAP = 64 * 1024
 _CONTENT_RANGE = re.compile(r'bytes\s+(\d+)-(\d+)/(\d+|\*)')
 # Failures of a request that never got an answer: another server may help.
 _CONNECT_ERRORS = (
@@ -54,6 +60,10 @@ STREAM_ERRORS = (
 
 class StreamBroken(Exception):
     """The body ended before its announced length."""
+
+
+class OtherBytes(StreamBroken):
+    """Bytes sent again before the offset differ from those received."""
 
 
 class Aborted(Exception):
@@ -86,8 +96,9 @@ class HttpSource:
         self,
         context,
         image_id: str,
-        next_server: Callable[[], str],
+        next_server: Callable[..., str],
         expected_size: int | None = None,
+        ranges: bool = True,
     ) -> None:
         self.image_id = image_id
         self.offset = 0
@@ -100,6 +111,8 @@ class HttpSource:
         self._body = None
         self._remaining: int | None = None
         self._skip = 0
+        self._ranges = ranges
+        self._tail = b''
         self._done = False
         self._tried: list[str] = []
         self._failures = 0
@@ -139,35 +152,69 @@ class HttpSource:
                 # A chunked body that broke: the whole chunks before the
                 # break are at the start of ``view``, and are kept.
                 count = len(e.partial or b'')
-                self._advance(count)
+                self._advance(view[:count])
                 self._check_aborted()
                 self._broken(e)
                 if count:
                     return count
+                continue
+            except OtherBytes as e:
+                self._other_bytes(e)
                 continue
             except STREAM_ERRORS + (StreamBroken,) as e:
                 self._check_aborted()
                 self._broken(e)
                 continue
             if count:
-                self._advance(count)
+                self._advance(view[:count])
                 return count
         return 0
 
-    def _advance(self, count: int) -> None:
+    def _advance(self, data: memoryview) -> None:
+        count = len(data)
         self.offset += count
         self.fetched += count
         self._failures = 0
         if self._remaining is not None:
             self._remaining -= count
+        # The last OVERLAP bytes, to compare with a resumed answer.
+        if count >= OVERLAP:
+            self._tail = data[-OVERLAP:].tobytes()
+        elif count:
+            self._tail = (self._tail + data.tobytes())[-OVERLAP:]
 
     def _discard(self, view: memoryview) -> None:
-        """Drop bytes before the offset (a server that ignored Range)."""
+        """Drop bytes before the offset, checking those we still know."""
+        start = self.offset - self._skip
         count = self._body.readinto(view[: min(len(view), self._skip)])
         if not count:
             raise StreamBroken(_('the body ended before the resume offset'))
         self._skip -= count
         self.fetched += count
+        known = self.offset - len(self._tail)
+        low, high = max(start, known), start + count
+        if low < high and (
+            view[low - start : high - start]
+            != self._tail[low - known : high - known]
+        ):
+            raise OtherBytes(
+                _('the bytes before offset %d differ from those received')
+                % self.offset
+            )
+
+    def _other_bytes(self, error: OtherBytes) -> None:
+        """A wrong ranged answer: ask for whole bodies from now on."""
+        if not self._ranges:
+            self._broken(error)
+            return
+        LOG.warning(
+            'Glance server %(server)s answered a range of image %(id)s with '
+            'other bytes; resuming without ranges (the start is fetched '
+            'again and skipped)',
+            {'server': self._tried[-1], 'id': self.image_id},
+        )
+        self._ranges = False
+        self.close()
 
     def _check_complete(self) -> None:
         """At the end of a body: done, or broken off early."""
@@ -247,8 +294,9 @@ class HttpSource:
         headers = {'Accept': 'application/octet-stream'}
         if CONF.auth_strategy == 'noauth':
             headers.update(auth.noauth_identity_headers(self._context))
-        if self.offset:
-            headers['Range'] = 'bytes=%d-' % self.offset
+        if self.offset and self._ranges:
+            start = self.offset - len(self._tail)
+            headers['Range'] = 'bytes=%d-' % start
         return headers
 
     def _open(self) -> None:

@@ -20,6 +20,14 @@ class ImageHasher:
     a warning says so.
     """
 
+    @staticmethod
+    def describes(image: dict[str, Any]) -> bool:
+        """Whether Glance recorded a hash of the image's bytes."""
+        has_multihash = image.get('os_hash_value') and image.get(
+            'os_hash_algo'
+        )
+        return bool(has_multihash or image.get('checksum'))
+
     def __init__(self, image: dict[str, Any]) -> None:
         self.image_id = image.get('id')
         self.algorithm = None

@@ -35,6 +35,7 @@ class Answer:
     reset: bool = False  # break off with a TCP reset instead of a FIN
     ignore_range: bool = False  # answer 200 with everything
     range_start: int | None = None  # claim (and send from) another start
+    send_from: int | None = None  # claim the range asked, send from here
     chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
     end_at: int | None = None  # chunked: end the body cleanly after N bytes
     gate: threading.Event | None = None  # wait for it before the body
@@ -141,6 +142,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if answer.gate is not None:
             answer.gate.wait(30)
+        if answer.send_from is not None:
+            start = answer.send_from
         self._stream(answer, memoryview(data)[start:])
 
     def _stream(self, answer: Answer, body: memoryview) -> None:

@@ -33,6 +33,11 @@ def source(ctx, expected_size=-1, **kwargs):
     )
 
 
+def resumed_at(offset):
+    """The Range of a resume at ``offset``: the overlap is asked again."""
+    return 'bytes=%d-' % max(0, offset - fetch.OVERLAP)
+
+
 def read_all(src, piece=64 * 1024):
     out = bytearray()
     buffer = memoryview(bytearray(piece))
@@ -63,19 +68,20 @@ class TestResume:
         self, ctx, image, glance_http
     ):
         glance_http.add(
-            Answer(break_after=100_000), Answer(break_after=50_000)
+            Answer(break_after=100_000), Answer(break_after=100_000)
         )
         src = source(ctx)
         assert read_all(src) == DATA
+        second_end = 100_000 - fetch.OVERLAP + 100_000
         assert glance_http.ranges() == [
             None,
-            'bytes=100000-',
-            'bytes=150000-',
+            resumed_at(100_000),
+            resumed_at(second_end),
         ]
         first, second, third = glance_http.servers()
         assert second == other(glance_http, first)
         assert third == first
-        assert src.fetched == len(DATA)
+        assert src.fetched == len(DATA) + 2 * fetch.OVERLAP
         assert src.resumes == 2
 
     def test_a_reset_connection_resumes_too(self, ctx, image, glance_http):
@@ -83,10 +89,10 @@ class TestResume:
         src = source(ctx)
         assert read_all(src) == DATA
         [resumed] = glance_http.ranges()[1:]
-        offset = int(resumed[len('bytes=') : -1])
-        # What the reset swallowed is asked again; nothing is counted twice.
+        offset = int(resumed[len('bytes=') : -1]) + fetch.OVERLAP
+        # What the reset swallowed is asked again, with the overlap.
         assert 0 < offset <= 200_000
-        assert src.fetched == len(DATA)
+        assert src.fetched == len(DATA) + fetch.OVERLAP
 
     def test_a_server_ignoring_range_has_the_start_skipped(
         self, ctx, image, glance_http
@@ -94,7 +100,7 @@ class TestResume:
         glance_http.add(Answer(break_after=120_000), Answer(ignore_range=True))
         src = source(ctx)
         assert read_all(src) == DATA
-        assert glance_http.ranges() == [None, 'bytes=120000-']
+        assert glance_http.ranges() == [None, resumed_at(120_000)]
         # The skipped bytes were received again, and counted.
         assert src.fetched == len(DATA) + 120_000
 
@@ -114,9 +120,49 @@ class TestResume:
         assert read_all(src) == DATA
         assert glance_http.ranges() == [
             None,
-            'bytes=120000-',
-            'bytes=120000-',
+            resumed_at(120_000),
+            resumed_at(120_000),
         ]
+
+    def test_the_overlap_asked_again_is_skipped_and_counted(
+        self, ctx, image, glance_http
+    ):
+        glance_http.add(Answer(break_after=200_000))
+        src = source(ctx)
+        assert read_all(src) == DATA
+        assert src.fetched == len(DATA) + fetch.OVERLAP
+
+    def test_a_range_answered_with_other_bytes_turns_ranges_off(
+        self, ctx, image, glance_http
+    ):
+        """Glance's http store ignores the offset of a ranged request."""
+        glance_http.add(Answer(break_after=150_000), Answer(send_from=0))
+        src = source(ctx)
+        assert read_all(src) == DATA
+        assert glance_http.ranges() == [None, resumed_at(150_000), None]
+        assert src.fetched == len(DATA) + 150_000 + fetch.OVERLAP
+
+    def test_without_ranges_a_resume_fetches_and_skips_the_start(
+        self, ctx, image, glance_http
+    ):
+        glance_http.add(Answer(break_after=150_000))
+        src = source(ctx, ranges=False)
+        assert read_all(src) == DATA
+        assert glance_http.ranges() == [None, None]
+        assert src.fetched == len(DATA) + 150_000
+
+    def test_a_whole_body_with_other_bytes_is_a_failure(
+        self, ctx, glance, image, glance_http
+    ):
+        glance_http.add(Answer(break_after=150_000))
+        src = source(ctx, ranges=False)
+        buffer = memoryview(bytearray(150_000))
+        assert src.readinto(buffer) == 150_000
+        glance.data[IMAGE_ID] = os.urandom(len(DATA))
+        glance_http.add(Answer(break_after=0))
+        with pytest.raises(exception.ImageDownloadFailed) as info:
+            src.readinto(buffer)
+        assert 'differ from those received' in str(info.value)
 
     def test_a_chunked_stream_of_unknown_size_is_read_to_its_end(
         self, ctx, image, glance_http
@@ -140,7 +186,7 @@ class TestResume:
         glance_http.add(Answer(chunked=True, end_at=90_000))
         src = source(ctx)
         assert read_all(src) == DATA
-        assert glance_http.ranges() == [None, 'bytes=90000-']
+        assert glance_http.ranges() == [None, resumed_at(90_000)]
 
     def test_a_stream_cut_right_at_its_end_finishes_on_416(
         self, ctx, image, glance_http
@@ -148,15 +194,15 @@ class TestResume:
         glance_http.add(Answer(chunked=True, break_after=len(DATA)))
         src = source(ctx)
         assert read_all(src) == DATA
-        assert glance_http.ranges() == [None, 'bytes=%d-' % len(DATA)]
+        assert glance_http.ranges() == [None, resumed_at(len(DATA))]
 
     def test_failures_after_progress_do_not_use_up_the_retries(
         self, ctx, config, image, glance_http
     ):
         config.config(group='glance', num_retries=1)
-        glance_http.add(*[Answer(break_after=40_000) for _ in range(5)])
+        glance_http.add(*[Answer(break_after=100_000) for _ in range(3)])
         assert read_all(source(ctx)) == DATA
-        assert len(glance_http.requests) == 6
+        assert len(glance_http.requests) == 4
 
     def test_failures_without_progress_are_bounded(
         self, ctx, config, image, glance_http

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from image_agent import exception
+from image_agent.image import fetch
 from image_agent.image import glance as glance_mod
 from image_agent.image import pipeline
 from tests.unit import conftest
@@ -87,7 +88,8 @@ def test_a_broken_stream_resumes_on_the_next_server(
     target = io.BytesIO()
     service.download(ctx, IMAGE_ID, data=target)
     assert target.getvalue() == DATA
-    assert glance_http.ranges() == [None, 'bytes=%d-' % (len(DATA) // 3)]
+    resumed = len(DATA) // 3 - fetch.OVERLAP
+    assert glance_http.ranges() == [None, 'bytes=%d-' % resumed]
     assert len(set(glance_http.servers())) == 2
 
 
@@ -143,6 +145,20 @@ def test_download_of_an_image_without_any_hash_warns_and_works(
         del glance.images[IMAGE_ID][key]
     assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
     assert 'cannot be verified' in caplog.text
+
+
+def test_an_image_without_hash_resumes_by_skipping_not_by_range(
+    service, glance, glance_http, ctx
+):
+    """Nothing could prove that a ranged answer continues its bytes."""
+    glance.add_image(id=IMAGE_ID, data=DATA, os_hash_algo=None)
+    for key in ('os_hash_value', 'checksum'):
+        del glance.images[IMAGE_ID][key]
+    glance_http.add(Answer(break_after=len(DATA) // 3))
+    target = io.BytesIO()
+    service.download(ctx, IMAGE_ID, data=target)
+    assert target.getvalue() == DATA
+    assert glance_http.ranges() == [None, None]
 
 
 def test_download_with_an_unknown_hash_algorithm_fails_before_transfer(
