@@ -172,3 +172,18 @@ class ImageUploadFailed(ImageAgentException):
 
 class AgentError(ImageAgentException):
     msg_fmt = _('The image agent failed to %(operation)s: %(reason)s')
+
+
+class CacheDisabled(Invalid):
+    msg_fmt = _('This agent has no image cache ([agent] cache_dir is unset).')
+
+
+class CacheFull(InsufficientSpace):
+    msg_fmt = _(
+        'No room in the image cache for %(size)d more bytes (limit '
+        '%(limit)d bytes): %(reason)s'
+    )
+
+
+class CacheEntryInUse(Conflict):
+    msg_fmt = _('Cached image %(image_id)s is being read; try again later.')
