@@ -207,11 +207,15 @@ class HttpSource:
         if not self._ranges:
             self._broken(error)
             return
+        self._stop_ranges(str(error))
+
+    def _stop_ranges(self, reason: str) -> None:
+        """Resume with whole bodies whose start is skipped, from now on."""
         LOG.warning(
-            'Glance server %(server)s answered a range of image %(id)s with '
-            'other bytes; resuming without ranges (the start is fetched '
-            'again and skipped)',
-            {'server': self._tried[-1], 'id': self.image_id},
+            'Glance server %(server)s cannot resume image %(id)s with a '
+            'range (%(reason)s); fetching whole bodies and skipping their '
+            'start instead',
+            {'server': self._tried[-1], 'id': self.image_id, 'reason': reason},
         )
         self._ranges = False
         self.close()
@@ -347,12 +351,20 @@ class HttpSource:
             # A server that ignores Range sends everything again.
             self._skip = self.offset
             self._set_length(response, 0)
-        elif status == 416 and self.total is not None:
-            if self.offset >= self.total:
-                self._done = True
-                self.close()
-                return
-            self._refuse(response)
+        elif (
+            status == 416
+            and self.total is not None
+            and (self.offset >= self.total)
+        ):
+            self._done = True
+            self.close()
+            return
+        elif status in (400, 416) and 'Range' in response.request.headers:
+            # Glance answers 400 for a store without random access (http).
+            self._stop_ranges(
+                _('Glance answered %d to a ranged request') % status
+            )
+            return
         else:
             self._refuse(response)
         if self._response is not None:

@@ -142,6 +142,16 @@ class TestResume:
         assert glance_http.ranges() == [None, resumed_at(150_000), None]
         assert src.fetched == len(DATA) + 150_000 + fetch.OVERLAP
 
+    @pytest.mark.parametrize('status', [400, 416])
+    def test_a_range_refused_turns_ranges_off(
+        self, ctx, image, glance_http, status
+    ):
+        """Glance refuses ranges (400) for stores without random access."""
+        glance_http.add(Answer(break_after=150_000), Answer(status=status))
+        src = source(ctx)
+        assert read_all(src) == DATA
+        assert glance_http.ranges() == [None, resumed_at(150_000), None]
+
     def test_without_ranges_a_resume_fetches_and_skips_the_start(
         self, ctx, image, glance_http
     ):
