@@ -51,13 +51,24 @@ def our_processes(layout: Layout) -> list[int]:
 
 
 def running_pid(layout: Layout) -> int | None:
-    """The pid of the agent of this state dir, when it runs."""
+    """The pid of the agent of this state dir, when it runs.
+
+    Read from the pid file, or found again (and written back) when the
+    file was lost: the master is the leader of its own process group.
+    """
     try:
         with open(layout.pid_file) as f:
             pid = int(f.read().strip())
     except (OSError, ValueError):
+        pid = None
+    if pid and is_ours(pid, layout):
+        return pid
+    leaders = [p for p in our_processes(layout) if _group(p) == p]
+    if len(leaders) != 1:
         return None
-    return pid if is_ours(pid, layout) else None
+    with open(layout.pid_file, 'w') as f:
+        f.write('%d\n' % leaders[0])
+    return leaders[0]
 
 
 def _log_size(path: str) -> int:
@@ -212,6 +223,11 @@ def _command(pid: int) -> str:
             return f.read().replace(b'\0', b' ').decode(errors='replace')
     except OSError:
         return '?'
+
+
+def _group(pid: int) -> int | None:
+    stat = _stat(pid)
+    return stat[1] if stat else None
 
 
 def _stat(pid: int) -> tuple[str, int] | None:

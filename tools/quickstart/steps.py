@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -255,9 +256,12 @@ def start(layout: Layout) -> int:
     started = time.monotonic()
     layout.make_dirs()
     with locked(layout):
-        start_deployment(layout)
+        # The two venvs of a first run build side by side.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            agent_venv = pool.submit(venvmod.ensure, layout.repo, say)
+            start_deployment(layout)
+            venv = agent_venv.result()
         env = testenv_env(layout)
-        venv = venvmod.ensure(layout.repo, say)
         changed = config.write(layout, env)
         transport_url = config.agent_values(layout, env)['DEFAULT'][
             'transport_url'
