@@ -5,6 +5,14 @@ and ``paths`` says where they may go. A bounded number of transfers run at
 once; the same request made twice at once (same image, same path) is one
 transfer whose result both callers get; a verified identical file already
 at the destination is reused instead of downloaded again.
+
+Where the bytes of a download come from, first found first: the agent's
+image cache (``cache``; a download of a cached image is a verified kernel
+copy, no Glance traffic), a ``file://`` location readable on this host
+(``localcopy``; when ``[glance] allowed_direct_url_schemes`` has ``file``),
+Glance's API. A local copy that fails for any reason (unreadable, short,
+wrong hash) falls back to the API. With a cache, an image downloaded from
+Glance goes into the cache first and is copied from there.
 """
 
 from collections.abc import Callable
@@ -19,13 +27,17 @@ from typing import Any
 
 from oslo_log import log as logging
 
+from image_agent import cache as image_cache
+from image_agent import conf
 from image_agent import exception
+from image_agent import localcopy
 from image_agent import paths
 from image_agent import writer
 from image_agent.i18n import _
 from image_agent.image import verify
 
 LOG = logging.getLogger(__name__)
+CONF = conf.CONF
 
 _SLOT_POLL = 0.5
 # A disk (or quota) that fills up while a download is written.
@@ -125,6 +137,15 @@ class _CancellableReader:
         return position
 
 
+@dataclasses.dataclass
+class _Outcome:
+    """Where a download's bytes came from and what Glance sent."""
+
+    source: str
+    fetched: int = 0
+    resumes: int = 0
+
+
 def _notify_none(context, event: str, payload: dict, error: bool = False):
     """The notifier used when none is given: send nothing."""
 
@@ -143,6 +164,7 @@ class Transfers:
         free_space_margin: int = 0,
         notify: Callable[..., None] = _notify_none,
         progress_interval: float = 0,
+        cache: image_cache.ImageCache | None = None,
     ) -> None:
         self._images = image_service
         self._progress_interval = progress_interval
@@ -159,12 +181,32 @@ class Transfers:
         self._cancel = threading.Event()
         self._active: dict[int, Progress] = {}
         self._lock = threading.Lock()
+        self.cache = cache
+        if cache is not None:
+            if not self.downloads.is_inside(cache.directory):
+                raise exception.InvalidConfigurationValue(
+                    option='[agent] cache_dir',
+                    value=cache.directory,
+                    reason=_('it must be inside one of the download roots'),
+                )
+            cache.ensure_directory()
 
     @classmethod
     def from_conf(
         cls, conf, image_service, notify=_notify_none
     ) -> 'Transfers':
         agent = conf.agent
+        cache = None
+        if agent.cache_dir:
+            if not os.path.isabs(agent.cache_dir):
+                raise exception.InvalidConfigurationValue(
+                    option='[agent] cache_dir',
+                    value=agent.cache_dir,
+                    reason=_('it must be an absolute path'),
+                )
+            cache = image_cache.ImageCache(
+                agent.cache_dir, agent.cache_max_size * 1024 * 1024
+            )
         return cls(
             image_service,
             agent.download_roots,
@@ -175,6 +217,7 @@ class Transfers:
             free_space_margin=agent.free_space_margin_mb * 1024 * 1024,
             notify=notify,
             progress_interval=agent.progress_interval,
+            cache=cache,
         )
 
     # -- lifecycle ---------------------------------------------------------
@@ -222,6 +265,13 @@ class Transfers:
         ``reused`` (True when a verified identical file was already there).
         """
         destination = self.downloads.destination(path)
+        if self.cache is not None and self.cache.contains(
+            destination.directory
+        ):
+            raise exception.InvalidPath(
+                path=paths.display(path),
+                reason=_('it is inside the image cache'),
+            )
         # The caller's own right to the image is checked before it may join
         # a transfer someone else started.
         image = self._images.show(context, image_id)
@@ -240,6 +290,8 @@ class Transfers:
             'os_hash_algo': hasher.algorithm,
             'os_hash_value': hasher.expected,
             'reused': False,
+            'source': None,
+            'fetched': 0,
         }
         existing = self.downloads.check_existing(destination)
         if existing is not None:
@@ -257,23 +309,133 @@ class Transfers:
                 )
         if size:
             writer.check_free_space(destination, image_id, size, self._margin)
+        self._take_download_slot(image_id)
+        try:
+            entry, fill = self._cache_entry(context, image)
+            done = self._transfer_download(
+                context, image, destination, overwrite, cached=entry
+            )
+        finally:
+            self._download_slots.release()
+        result['size'] = done['size']
+        result['source'] = done['source']
+        result['fetched'] = done['fetched'] + (fill or {}).get('fetched', 0)
+        return result
+
+    def _take_download_slot(self, image_id: str) -> None:
         try:
             self._acquire(self._download_slots)
         except writer.Cancelled as e:
             raise exception.ImageDownloadFailed(
                 image_id=image_id, reason=_SHUTTING_DOWN
             ) from e
+
+    # -- the image cache ---------------------------------------------------
+
+    def _cache_entry(self, context, image) -> tuple[Any, dict | None]:
+        """The cache entry of ``image``, filled now if it is missing.
+
+        Returns ``(entry, fill)``: ``fill`` says how a missing entry was
+        filled (None when it was there). ``(None, None)`` without a cache,
+        for an image without a hash, or when the cache has no room: the
+        download then goes straight to its destination.
+        """
+        if self.cache is None or image_cache.entry_name(image) is None:
+            return None, None
+        entry = self.cache.lookup(image)
+        if entry is not None:
+            return entry, None
         try:
-            result['size'] = self._transfer_download(
-                context, image, destination, overwrite
+            fill = self._fill_cache(context, image)
+        except exception.InsufficientSpace as e:
+            LOG.info('Not caching image %s: %s', image['id'], e)
+            return None, None
+        return self.cache.lookup(image), fill
+
+    def _fill_cache(self, context, image) -> dict:
+        """Put ``image`` in the cache (one transfer per image at a time).
+
+        The caller holds a download slot.
+        """
+        destination = self.cache.destination(image)
+        key = ('cache', destination.path)
+
+        def fill() -> dict:
+            if self.cache.lookup(image) is not None:
+                return {
+                    'size': image.get('size'),
+                    'source': None,
+                    'fetched': 0,
+                }
+            size = image.get('size') or 0
+            with self.cache.reserve(size, keep=destination.name):
+                writer.check_free_space(
+                    destination, image['id'], size, self._margin
+                )
+                return self._transfer_download(
+                    context,
+                    image,
+                    destination,
+                    True,
+                    mode=image_cache.MODE,
+                )
+
+        return self._flights.run(key, fill)
+
+    def precache(self, context, image_id: str) -> dict[str, Any]:
+        """Put an image in this agent's cache.
+
+        Returns ``image_id``, ``status`` (``cached``: copied in now;
+        ``existing``: it was there), ``size`` and ``fetched`` (bytes
+        received from Glance).
+        """
+        if self.cache is None:
+            raise exception.CacheDisabled()
+        image = self._images.show(context, image_id)
+        if image_cache.entry_name(image) is None:
+            raise exception.ImageUnacceptable(
+                image_id=image_id,
+                reason=_('it has no hash, so it cannot be cached'),
             )
+        result = {
+            'image_id': image['id'],
+            'size': image.get('size'),
+            'status': 'existing',
+            'fetched': 0,
+            'source': None,
+        }
+        entry = self.cache.lookup(image)
+        if entry is not None:
+            self.cache.touch(entry)
+            return result
+        self._take_download_slot(image['id'])
+        try:
+            done = self._fill_cache(context, image)
         finally:
             self._download_slots.release()
+        if done['source'] is not None:
+            result.update(
+                status='cached', source=done['source'], fetched=done['fetched']
+            )
         return result
 
+    def list_cache(self) -> dict[str, Any]:
+        if self.cache is None:
+            raise exception.CacheDisabled()
+        return self.cache.status()
+
+    def evict(self, image_id: str) -> dict[str, Any]:
+        if self.cache is None:
+            raise exception.CacheDisabled()
+        return {'image_id': image_id, 'evicted': self.cache.evict(image_id)}
+
+    # -- moving the bytes --------------------------------------------------
+
     def _transfer_download(
-        self, context, image, destination, overwrite
-    ) -> int:
+        self, context, image, destination, overwrite, cached=None, mode=None
+    ) -> dict:
+        """Write ``image`` to ``destination``; return ``size``, ``source``
+        (``cache``, ``file`` or ``glance``) and ``fetched``."""
         image_id = image['id']
         progress = Progress(
             'download',
@@ -291,17 +453,17 @@ class Transfers:
             with writer.AtomicFile(
                 destination,
                 dir_fd,
-                self._mode,
+                self._mode if mode is None else mode,
                 overwrite,
                 cancel=self._cancel,
                 expected_size=image.get('size'),
             ) as out:
-                outcome = self._images.download_image(
+                outcome = self._fill(
                     context,
                     image,
-                    out.write,
-                    progress=self._progress_reporter(context, progress),
-                    cancel=self._cancel,
+                    out,
+                    self._progress_reporter(context, progress),
+                    cached,
                 )
         except BaseException as e:
             error = e
@@ -334,14 +496,16 @@ class Transfers:
                 os.close(dir_fd)
         progress.fetched, progress.resumes = outcome.fetched, outcome.resumes
         end = self._finished(payload, progress)
+        end['source'] = outcome.source
         self._notify(context, 'image.download.end', end)
         LOG.info(
-            'Downloaded image %(id)s to %(path)s: %(bytes)d bytes in '
-            '%(duration).2f s (%(rate).0f MB/s), %(fetched)d bytes received '
-            'from Glance, %(resumes)d resumes',
+            'Downloaded image %(id)s to %(path)s from %(source)s: %(bytes)d '
+            'bytes in %(duration).2f s (%(rate).0f MB/s), %(fetched)d bytes '
+            'received from Glance, %(resumes)d resumes',
             {
                 'id': image_id,
                 'path': destination.path,
+                'source': outcome.source,
                 'bytes': out.written,
                 'duration': end['duration'],
                 'rate': end['rate'] / 1e6,
@@ -349,7 +513,63 @@ class Transfers:
                 'resumes': outcome.resumes,
             },
         )
-        return out.written
+        return {
+            'size': out.written,
+            'source': outcome.source,
+            'fetched': outcome.fetched,
+        }
+
+    def _fill(self, context, image, out, report, cached) -> '_Outcome':
+        """Fill the temporary file ``out`` from the first source that works:
+        the cache entry ``cached``, a local ``file://`` location, Glance."""
+        if cached is not None:
+            try:
+                with self.cache.open(cached) as fd:
+                    size, _how = localcopy.copy_verified(
+                        fd, out.fileno(), image, report, self._cancel
+                    )
+                out.copied(size)
+                return _Outcome('cache')
+            except writer.Cancelled:
+                raise
+            except exception.ImageChecksumMismatch as e:
+                LOG.error('Cached image %s is damaged: %s', image['id'], e)
+                self.cache.discard(cached)
+            except OSError as e:
+                LOG.warning(
+                    'Could not copy image %s from the cache (%s)',
+                    image['id'],
+                    e,
+                )
+            out.reset()
+        path = localcopy.file_location(
+            image, CONF.glance.allowed_direct_url_schemes
+        )
+        if path is not None:
+            try:
+                with localcopy.open_source(path) as fd:
+                    size, how = localcopy.copy_verified(
+                        fd, out.fileno(), image, report, self._cancel
+                    )
+                out.copied(size)
+                LOG.debug(
+                    'Copied image %s from %s (%s)', image['id'], path, how
+                )
+                return _Outcome('file')
+            except writer.Cancelled:
+                raise
+            except Exception as e:
+                LOG.warning(
+                    'Local copy of image %(id)s from %(path)s failed '
+                    '(%(error)s); downloading it from Glance',
+                    {'id': image['id'], 'path': path, 'error': e},
+                )
+                out.reset()
+            image = localcopy.without_file_locations(image)
+        outcome = self._images.download_image(
+            context, image, out.write, progress=report, cancel=self._cancel
+        )
+        return _Outcome('glance', outcome.fetched, outcome.resumes)
 
     def _progress_reporter(
         self, context, progress: Progress

@@ -157,6 +157,23 @@ class AtomicFile:
             raise
         return self
 
+    def fileno(self) -> int:
+        """The temporary file, for copies made by the kernel (see
+        ``localcopy``); ``copied`` then tells how far they went."""
+        return self._fd
+
+    def copied(self, total: int) -> None:
+        """``total`` bytes are in the file, put there through ``fileno``."""
+        self.written = total
+        self._flushed = total
+
+    def reset(self) -> None:
+        """Empty the file, to fill it again from another source."""
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        self.written = 0
+        self._flushed = 0
+
     def write(self, data) -> None:
         """Append ``data`` (bytes or a memoryview), all of it."""
         if self._cancel is not None and self._cancel.is_set():

@@ -117,11 +117,30 @@ path_opts = [
     ),
 ]
 
+cache_opts = [
+    cfg.StrOpt(
+        'cache_dir',
+        help='Absolute directory of the local image cache, inside one of '
+        'the download roots (created if missing). Cached images are kept '
+        'by id and verified hash; a download of a cached image is a local '
+        'copy, checked against the hash again, without Glance traffic. '
+        'Pre-caching fills it. Unset: no cache.',
+    ),
+    cfg.IntOpt(
+        'cache_max_size',
+        default=0,
+        min=0,
+        help='Size limit of the image cache, in MiB. Least recently used '
+        'images are evicted to make room for new ones; an image being read '
+        'is never evicted. 0: no limit (only the free space counts).',
+    ),
+]
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(agent_group)
-    conf.register_opts(rpc_opts + path_opts, group=agent_group)
+    conf.register_opts(rpc_opts + path_opts + cache_opts, group=agent_group)
 
 
 def list_opts() -> dict:
-    return {agent_group: rpc_opts + path_opts}
+    return {agent_group: rpc_opts + path_opts + cache_opts}

@@ -91,6 +91,8 @@ class TestDownload:
             'os_hash_algo': 'sha512',
             'os_hash_value': hashlib.sha512(DATA).hexdigest(),
             'reused': False,
+            'source': 'glance',
+            'fetched': len(DATA),
         }
         assert oct(os.stat(root / 'disk').st_mode & 0o777) == oct(0o644)
 
