@@ -17,9 +17,9 @@ import uuid
 import pytest
 
 from image_agent import exception
-from tests.functional.relay import Relay
 from tools.testenv import databases
 from tools.testenv.deployment import DEFAULT_STATE_DIR
+from tools.testenv.relay import Relay
 
 MiB = 1024 * 1024
 BIG = os.urandom(24 * MiB)

@@ -4,8 +4,8 @@
 close) and relays the answer, optionally at a limited rate, optionally
 re-framed as ``Transfer-Encoding: chunked`` without a Content-Length (a
 stream of unknown size). It counts the body bytes of the image data
-answers (``GET .../file``) it passed on, which is how tests see how many
-bytes a download really took from Glance.
+answers (``GET .../file``) it passed on, which is how tests and benchmarks
+see how many bytes a download really took from Glance. Stdlib only.
 """
 
 from __future__ import annotations
