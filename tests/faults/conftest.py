@@ -26,6 +26,7 @@ from tests.faults import helpers
 from tests.faults import report as report_mod
 from tests.functional.agent_fixtures import PrivateRabbit
 from tests.functional.agent_fixtures import _all_agents  # noqa: F401
+from tests.functional.agent_fixtures import agent  # noqa: F401
 from tests.functional.agent_fixtures import agent_factory  # noqa: F401
 from tests.functional.agent_fixtures import agents_dir  # noqa: F401
 from tests.functional.agent_fixtures import api  # noqa: F401

@@ -367,3 +367,10 @@ class HoldingServer:
             for sock in self._held:
                 sock.close()
             self._held = []
+
+
+def rmtree(path: str) -> None:
+    """Remove a tree, FIFOs and device files included."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,197 @@
+"""Bad input the fuzzing found answered untyped: one case per finding.
+
+Every case sends one malformed call to a real agent and expects a typed
+``image_agent`` error (``Invalid`` for bad arguments, a typed error for a
+malformed context or a refused request). Today the agent answers these
+with its catch-all ``AgentError`` or lets a builtin exception cross RPC:
+each case is a strict xfail naming the bug, so that fixing a bug makes
+its cases pass and the marker must go (and its entry in
+``test_fuzz.KNOWN_BUGS`` with it).
+"""
+
+import pytest
+
+from image_agent import exception
+from tests.faults import helpers
+
+pytestmark = pytest.mark.slow
+
+SCENARIO = '6. Typed errors for bad input'
+MISSING = '6f1d8c1e-0000-4000-8000-000000000000'
+
+BUG_A = (
+    'BUG A: image_agent/manager.py _rpc_method: wrapper(self, context, '
+    '**kwargs) calls the method with whatever arguments arrived; an unknown '
+    'or missing argument raises TypeError inside, answered as the catch-all '
+    'AgentError (and an argument named "context" raises TypeError before '
+    'the wrapper runs, which crosses RPC as a builtin TypeError). Fix: make '
+    'context positional-only and bind the arguments first '
+    '(inspect.signature(func).bind), raising InvalidInput on TypeError'
+)
+BUG_B = (
+    'BUG B: image_agent/image/glance.py create/update/add_location/detail '
+    'and image/metadata.py translate_to_glance use image_meta, '
+    'image_meta["properties"], the location metadata and the listing '
+    'parameters without checking their types: a number, a list or a string '
+    'where a dict or an int is expected fails inside (TypeError/ValueError) '
+    'and is answered as AgentError. Fix: check the types at the API edge '
+    'and raise InvalidInput'
+)
+BUG_C = (
+    'BUG C: image_agent/context.py RequestContext.__init__ iterates '
+    'service_catalog and calls entry.get() on each entry unchecked, inside '
+    'rpc.RequestContextSerializer.deserialize_context: a catalog that is '
+    'not a list of dicts raises TypeError/AttributeError in the '
+    "dispatcher, which crosses RPC as a builtin exception. Fix: validate "
+    'the context dict in deserialize_context and raise InvalidInput '
+    '(or NotAuthorized)'
+)
+BUG_D = (
+    'BUG D: image_agent/image/errors.py translates only 400/401/403/404/409'
+    '/413 and image/client.py lets keystoneauth and requests failures '
+    'other than connection errors through: a token or request id that '
+    'cannot be a header (newline, non latin-1, not a string), an answer '
+    '414/431 or a 5xx other than 503 from Glance are answered as '
+    'AgentError. Fix: map other 4xx to Invalid, 5xx to a typed Glance '
+    'error, and refuse a token/request id that is not a valid header '
+    'value with NotAuthorized/InvalidInput before sending'
+)
+
+
+def _context(base, **changes):
+    values = base.to_dict()
+    values['service_catalog'] = base.service_catalog
+    values.update(changes)
+    return values
+
+
+# (id, bug, context changes, method, kwargs, expected class)
+CASES = [
+    ('unknown-argument', BUG_A, {}, 'show', {'image_id': MISSING, 'x': 1}),
+    ('missing-argument', BUG_A, {}, 'show', {}),
+    (
+        'argument-named-context',
+        BUG_A,
+        {},
+        'show',
+        {'image_id': MISSING, 'context': {}},
+    ),
+    ('image-meta-a-number', BUG_B, {}, 'create', {'image_meta': 5}),
+    ('image-meta-a-list', BUG_B, {}, 'create', {'image_meta': ['a']}),
+    (
+        'properties-a-string',
+        BUG_B,
+        {},
+        'update',
+        {'image_id': MISSING, 'image_meta': {'properties': 'x'}},
+    ),
+    (
+        'location-metadata-a-number',
+        BUG_B,
+        {},
+        'add_location',
+        {'image_id': '@fuzz', 'url': 'http://127.0.0.1/x', 'metadata': 1.5},
+    ),
+    ('listing-limit-a-list', BUG_B, {}, 'detail', {'limit': [1]}),
+    (
+        'properties-a-list',
+        BUG_B,
+        {},
+        'update',
+        {'image_id': '@fuzz', 'image_meta': {'properties': [['a', 'b']]}},
+    ),
+    ('catalog-a-number', BUG_C, {'service_catalog': 5}, 'ping', {}),
+    ('catalog-of-strings', BUG_C, {'service_catalog': ['x']}, 'ping', {}),
+    (
+        'token-with-newline',
+        BUG_D,
+        {'auth_token': 'abc\ndef'},
+        'show',
+        {'image_id': '@fuzz'},
+    ),
+    (
+        'token-not-latin-1',
+        BUG_D,
+        {'auth_token': '\u0101' * 8},
+        'get_stores',
+        {},
+    ),
+    (
+        'token-too-big-for-a-header',
+        BUG_D,
+        {'auth_token': 'x' * 300_000},
+        'show',
+        {'image_id': '@fuzz'},
+    ),
+    (
+        'request-id-a-number',
+        BUG_D,
+        {'global_request_id': 5},
+        'show',
+        {'image_id': '@fuzz'},
+    ),
+    ('sort-key-too-long', BUG_D, {}, 'detail', {'sort_key': 'k' * 10_000}),
+]
+
+
+@pytest.fixture(scope='module')
+def own_image(agent, api, deployment):  # noqa: F811
+    from tests.functional.conftest import make_context
+
+    ctxt = make_context(deployment, 'demo')
+    made = api.create(
+        ctxt,
+        {
+            'name': 'typed-errors',
+            'disk_format': 'raw',
+            'container_format': 'bare',
+        },
+        host=agent.host,
+    )
+    yield ctxt, made['id']
+    api.delete(ctxt, made['id'], host=agent.host)
+
+
+@pytest.mark.scenario(SCENARIO)
+@pytest.mark.parametrize(
+    'changes, method, kwargs',
+    [
+        pytest.param(
+            c[2],
+            c[3],
+            c[4],
+            id=c[0],
+            marks=pytest.mark.xfail(strict=True, reason=c[1]),
+        )
+        for c in CASES
+    ],
+)
+def test_bad_input_gets_a_typed_error(
+    row,
+    agent,  # noqa: F811
+    api,  # noqa: F811
+    own_image,
+    changes,
+    method,
+    kwargs,
+):
+    ctxt, image_id = own_image
+    kwargs = {k: image_id if v == '@fuzz' else v for k, v in kwargs.items()}
+    cctxt = api.client.prepare(server=agent.host, timeout=30)
+    row.add(calls=1)
+    try:
+        cctxt.call(_context(ctxt, **changes), method, **kwargs)
+    except Exception as e:  # noqa: BLE001 - judged below
+        error = e
+    else:
+        error = None
+    if error is not None and helpers.is_typed(error):
+        row.error(error)
+    else:
+        row.add(known_bugs=1)
+    assert error is not None, 'accepted'
+    assert helpers.is_typed(error), helpers.describe(error)
+    if method in ('create', 'update', 'detail', 'add_location') or (
+        not changes
+    ):
+        assert isinstance(error, exception.Invalid), helpers.describe(error)
