@@ -10,11 +10,14 @@ image-agent installed and Sphinx (the generator's rst output uses it).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
+from unittest import mock
 
 from oslo_config import generator
+import stevedore.named
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENERATOR_CONF = os.path.join(
@@ -41,8 +44,24 @@ as a commented file, ``etc/image-agent/image-agent.conf`` an example.
 """
 
 
+def _in_listed_order():
+    """Load the namespaces in the order the generator's file lists them.
+
+    The generator lets stevedore load them in the order their entry points
+    are found, which changes with how the packages were installed, and so
+    would the order of the [DEFAULT] options here.
+    """
+    return mock.patch.object(
+        stevedore.named,
+        'NamedExtensionManager',
+        functools.partial(
+            stevedore.named.NamedExtensionManager, name_order=True
+        ),
+    )
+
+
 def render() -> str:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _in_listed_order():
         path = os.path.join(tmp, 'options.rst')
         generator.main(
             [
