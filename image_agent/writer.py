@@ -142,7 +142,7 @@ class AtomicFile:
     def __enter__(self) -> 'AtomicFile':
         self._fd = os.open(
             self._tmp,
-            os.O_WRONLY
+            os.O_RDWR
             | os.O_CREAT
             | os.O_EXCL
             | os.O_NOFOLLOW
