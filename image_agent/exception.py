@@ -187,3 +187,10 @@ class CacheFull(InsufficientSpace):
 
 class CacheEntryInUse(Conflict):
     msg_fmt = _('Cached image %(image_id)s is being read; try again later.')
+
+
+class RPCVersionCapped(Invalid):
+    msg_fmt = _(
+        '%(method)s needs RPC API version %(version)s, above the version '
+        'cap %(cap)s ([agent] version_cap): upgrade the agents first.'
+    )

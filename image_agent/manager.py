@@ -27,7 +27,8 @@ from image_agent.i18n import _
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
-RPC_API_VERSION = '1.0'
+# The history of the versions is in rpcapi.ImageAgentAPI.
+RPC_API_VERSION = '1.1'
 
 
 def _rpc_method(func: Callable) -> Callable:
@@ -165,3 +166,41 @@ class ImageAgentManager:
     @_rpc_method
     def list_members(self, context, image_id: str) -> list[dict]:
         return self._images.list_members(context, image_id)
+
+    # -- 1.1: the image cache --------------------------------------------
+
+    @_rpc_method
+    def list_cache(self, context) -> dict:
+        """The cache directory, its limit, size and entries (LRU first)."""
+        return self._transfers.list_cache()
+
+    @_rpc_method
+    def evict(self, context, image_id: str) -> dict:
+        """Remove an image from the cache (CacheEntryInUse while read)."""
+        return self._transfers.evict(image_id)
+
+    @_rpc_method
+    def precache(self, context, image_ids: list[str]) -> dict[str, dict]:
+        """Put images in the cache, one after the other.
+
+        Returns, per image id, the outcome: ``status`` ``cached`` or
+        ``existing`` (with ``size`` and ``fetched``, the bytes received
+        from Glance), or ``error`` with ``error_class`` and ``error``: one
+        image failing does not stop the others.
+        """
+        results = {}
+        for image_id in image_ids:
+            try:
+                results[image_id] = self._transfers.precache(context, image_id)
+            except Exception as e:
+                LOG.info(
+                    'Pre-caching image %(id)s failed: %(error)s',
+                    {'id': image_id, 'error': e},
+                )
+                results[image_id] = {
+                    'image_id': image_id,
+                    'status': 'error',
+                    'error_class': type(e).__name__,
+                    'error': str(e),
+                }
+        return results

@@ -1,5 +1,9 @@
 """Notifications of transfers: ``image.download.*`` and ``image.upload.*``.
 
+``image.precache.start``, ``.progress`` (one per host) and ``.end`` are sent
+by the caller of ``ImageAgentAPI.precache`` (publisher
+``image-agent-client.<host>``), which alone sees every host's outcome.
+
 Off unless ``[oslo_messaging_notifications] driver`` names a driver. The
 payload names the image, the local path, the bytes moved and the duration;
 oslo.messaging strips the token from the context it sends along.
@@ -17,9 +21,11 @@ LOG = logging.getLogger(__name__)
 
 
 class Notifier:
-    """Sends transfer notifications as ``image-agent.<host>``."""
+    """Sends notifications as ``<publisher>.<host>``."""
 
-    def __init__(self, conf: cfg.ConfigOpts, host: str) -> None:
+    def __init__(
+        self, conf: cfg.ConfigOpts, host: str, publisher: str = 'image-agent'
+    ) -> None:
         self._transport = messaging.get_notification_transport(conf)
         drivers = conf.oslo_messaging_notifications.driver
         self.enabled = any(d != 'noop' for d in drivers)
@@ -27,7 +33,7 @@ class Notifier:
         if self.enabled:
             self._notifier = messaging.Notifier(
                 self._transport,
-                publisher_id='image-agent.%s' % host,
+                publisher_id='%s.%s' % (publisher, host),
                 serializer=rpc.RequestContextSerializer(),
             )
 

@@ -10,14 +10,24 @@
 token and service catalog travel with the call). Without ``host`` any agent
 listening on the topic serves the call; with it, the agent of that host.
 Errors of ``image_agent.exception`` are raised here as the same classes.
+
+Pre-caching images on many hosts fans out from here, the caller's side:
+
+    results = agent.precache(ctxt, [image_a, image_b], ['node-1', 'node-2'])
+    results['node-1'][image_a]['status']   # cached, existing, error, skipped
 """
 
+from collections.abc import Callable
+from concurrent import futures
+import time
 from typing import Any
 
 from oslo_config import cfg
 import oslo_messaging as messaging
 
 from image_agent import conf
+from image_agent import exception
+from image_agent import notifications
 from image_agent import rpc
 
 CONF = conf.CONF
@@ -31,10 +41,17 @@ class ImageAgentAPI:
         * 1.0 - Initial version: ping, show, detail, download, create,
           update, delete, get_location, add_location, get_stores,
           list_members.
+        * 1.1 - The image cache: list_cache, evict, and precache (one host's
+          share of ImageAgentAPI.precache); download may be served from the
+          cache and its result tells the ``source`` and ``fetched`` bytes.
     """
 
     TOPIC = 'image-agent'
-    RPC_API_VERSION = '1.0'
+    RPC_API_VERSION = '1.1'
+    # Hosts pre-cached at once by precache().
+    PRECACHE_WORKERS = 16
+    # Seconds an agent has to answer the ping that precedes its pre-cache.
+    PRECACHE_PING_TIMEOUT = 5
 
     def __init__(
         self,
@@ -77,8 +94,18 @@ class ImageAgentAPI:
         """Whether the version cap lets calls of ``version`` be sent."""
         return self.client.can_send_version(version)
 
+    def _require(self, version: str, method: str) -> None:
+        if not self.can_send_version(version):
+            raise exception.RPCVersionCapped(
+                method=method, version=version, cap=self.version_cap
+            )
+
     def _prepare(
-        self, host: str | None, version: str = '1.0', transfer: bool = False
+        self,
+        host: str | None,
+        version: str = '1.0',
+        transfer: bool = False,
+        timeout: float | None = None,
     ):
         """The call context: version, target agent, and timeouts.
 
@@ -94,6 +121,8 @@ class ImageAgentAPI:
             options['call_monitor_timeout'] = (
                 self._conf.agent.call_monitor_timeout
             )
+        if timeout is not None:
+            options['timeout'] = timeout
         return self.client.prepare(**options)
 
     def _call(self, ctxt, method: str, host: str | None, **kwargs):
@@ -211,3 +240,159 @@ class ImageAgentAPI:
         self, ctxt, image_id: str, host: str | None = None
     ) -> list[dict]:
         return self._call(ctxt, 'list_members', host, image_id=image_id)
+
+    # -- 1.1: the image cache ------------------------------------------------
+
+    def list_cache(self, ctxt, host: str) -> dict:
+        """The cache of ``host``'s agent: ``directory``, ``max_size``,
+        ``size`` and ``entries`` (least recently used first)."""
+        self._require('1.1', 'list_cache')
+        return self._call_with(
+            self._prepare(host, version='1.1'), ctxt, 'list_cache'
+        )
+
+    def evict(self, ctxt, image_id: str, host: str) -> dict:
+        """Remove an image from ``host``'s cache; ``evicted`` lists the
+        entries removed (CacheEntryInUse while one is being read)."""
+        self._require('1.1', 'evict')
+        return self._call_with(
+            self._prepare(host, version='1.1'),
+            ctxt,
+            'evict',
+            image_id=image_id,
+        )
+
+    def precache_host(self, ctxt, image_ids: list[str], host: str) -> dict:
+        """Cache ``image_ids`` on one host; the outcome per image id."""
+        self._require('1.1', 'precache')
+        return self._call_with(
+            self._prepare(host, version='1.1', transfer=True),
+            ctxt,
+            'precache',
+            image_ids=list(image_ids),
+        )
+
+    def precache(
+        self,
+        ctxt,
+        image_ids: list[str],
+        hosts: list[str],
+        max_workers: int | None = None,
+        ping_timeout: float | None = None,
+        progress: Callable[[str, dict, int, int], None] | None = None,
+        notifier: Callable[..., None] | None = None,
+    ) -> dict[str, dict[str, dict]]:
+        """Put images in the caches of many hosts at once.
+
+        Each host's agent is first pinged (``ping_timeout`` seconds); one
+        that does not answer is ``skipped``. The others cache the images
+        one after another, up to ``max_workers`` hosts at once. Returns
+        ``{host: {image_id: outcome}}``, the outcome's ``status`` being
+        ``cached`` (copied in now; ``fetched``: bytes received from
+        Glance), ``existing`` (it was there), ``error`` (with
+        ``error_class`` and ``error``) or ``skipped``.
+
+        ``progress(host, outcomes, hosts_done, hosts_total)`` is called as
+        each host finishes. Notifications ``image.precache.start``,
+        ``image.precache.progress`` (after each host) and
+        ``image.precache.end`` go through ``notifier`` (by default a
+        ``notifications.Notifier`` of this caller, publisher
+        ``image-agent-client.<host>``; off unless notifications are
+        configured).
+        """
+        self._require('1.1', 'precache')
+        image_ids = list(dict.fromkeys(image_ids))
+        hosts = list(dict.fromkeys(hosts))
+        workers = max(1, min(len(hosts), max_workers or self.PRECACHE_WORKERS))
+        if ping_timeout is None:
+            ping_timeout = self.PRECACHE_PING_TIMEOUT
+        own_notifier = None
+        if notifier is None:
+            own_notifier = notifier = notifications.Notifier(
+                self._conf, self._conf.host, publisher='image-agent-client'
+            )
+        started = time.monotonic()
+        results: dict[str, dict[str, dict]] = {}
+        try:
+            notifier(
+                ctxt,
+                'image.precache.start',
+                {'image_ids': image_ids, 'hosts': hosts},
+            )
+
+            def one(host: str) -> dict[str, dict]:
+                return self._precache_one(ctxt, image_ids, host, ping_timeout)
+
+            with futures.ThreadPoolExecutor(
+                workers, thread_name_prefix='precache'
+            ) as pool:
+                running = {pool.submit(one, host): host for host in hosts}
+                for future in futures.as_completed(running):
+                    host = running[future]
+                    results[host] = future.result()
+                    notifier(
+                        ctxt,
+                        'image.precache.progress',
+                        {
+                            'host': host,
+                            'images': results[host],
+                            'hosts_done': len(results),
+                            'hosts_total': len(hosts),
+                        },
+                    )
+                    if progress is not None:
+                        progress(host, results[host], len(results), len(hosts))
+            summary: dict[str, int] = {}
+            for outcomes in results.values():
+                for outcome in outcomes.values():
+                    status = outcome['status']
+                    summary[status] = summary.get(status, 0) + 1
+            notifier(
+                ctxt,
+                'image.precache.end',
+                {
+                    'image_ids': image_ids,
+                    'hosts': hosts,
+                    'summary': summary,
+                    'duration': round(time.monotonic() - started, 3),
+                    'results': results,
+                },
+                error=bool(summary.get('error')),
+            )
+        finally:
+            if own_notifier is not None:
+                own_notifier.cleanup()
+        return {host: results[host] for host in hosts}
+
+    def _precache_one(
+        self, ctxt, image_ids: list[str], host: str, ping_timeout: float
+    ) -> dict[str, dict]:
+        """One host's share of precache: ping, then cache every image."""
+        try:
+            self._call_with(
+                self._prepare(host, timeout=ping_timeout), ctxt, 'ping'
+            )
+        except Exception as e:
+            reason = '%s: %s' % (type(e).__name__, e)
+            return {
+                image_id: {
+                    'image_id': image_id,
+                    'status': 'skipped',
+                    'error_class': type(e).__name__,
+                    'error': 'the agent did not answer a ping (%s)' % reason,
+                }
+                for image_id in image_ids
+            }
+        try:
+            outcomes = self.precache_host(ctxt, image_ids, host)
+        except Exception as e:
+            return {
+                image_id: {
+                    'image_id': image_id,
+                    'status': 'error',
+                    'error_class': type(e).__name__,
+                    'error': str(e),
+                }
+                for image_id in image_ids
+            }
+        return {image_id: outcomes[image_id] for image_id in image_ids}

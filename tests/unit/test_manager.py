@@ -188,8 +188,10 @@ class TestDispatch:
         assert policy.is_allowed(endpoint, 'download')
         assert not policy.is_allowed(endpoint, '_transfers')
 
-    def test_the_endpoint_speaks_version_1_0(self, endpoint):
-        assert endpoint.target.version == '1.0'
+    def test_the_endpoint_speaks_version_1_1(self, endpoint):
+        # 1.1 added the image cache (list_cache, evict, precache); a 1.0
+        # caller is served as before.
+        assert endpoint.target.version == '1.1'
 
     def test_a_call_through_a_fake_transport(self, endpoint, ctx, config):
         transport = rpc.get_transport(config.conf, url='fake://')
