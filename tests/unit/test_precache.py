@@ -1,0 +1,169 @@
+"""Pre-caching on many hosts: the caller's fan-out and the agent's share."""
+
+import threading
+import time
+
+import oslo_messaging as messaging
+import pytest
+
+from image_agent import exception
+from image_agent import manager
+from image_agent import rpcapi
+from image_agent import transfers
+from image_agent.image import glance as glance_mod
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, context, event_type, payload, error=False):
+        self.events.append((event_type, payload, error))
+
+
+@pytest.fixture
+def transport(config):
+    transport = messaging.get_rpc_transport(config.conf, url='fake://')
+    yield transport
+    transport.cleanup()
+
+
+class FakeAgents:
+    """Stands in for the agents behind ``_call_with``."""
+
+    def __init__(self, down=(), failing=(), delay=0.0):
+        self.down = set(down)
+        self.failing = set(failing)
+        self.delay = delay
+        self.calls = []
+        self.running = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, cctxt, ctxt, method, **kwargs):
+        host = cctxt.target.server
+        self.calls.append((host, method, cctxt.target.version))
+        if host in self.down:
+            raise messaging.MessagingTimeout('no answer')
+        if method != 'precache':
+            return {'host': host}
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(self.delay)
+        with self._lock:
+            self.running -= 1
+        if host in self.failing:
+            raise exception.CacheDisabled()
+        return {
+            image_id: {'image_id': image_id, 'status': 'cached'}
+            for image_id in kwargs['image_ids']
+        }
+
+
+@pytest.fixture
+def api(transport):
+    return rpcapi.ImageAgentAPI(transport=transport)
+
+
+def use(api, monkeypatch, agents):
+    monkeypatch.setattr(api, '_call_with', agents)
+    return agents
+
+
+class TestFanOut:
+    def test_every_host_and_image_gets_an_outcome(self, api, monkeypatch, ctx):
+        agents = use(api, monkeypatch, FakeAgents(down={'h3'}, failing={'h2'}))
+        notes = Recorder()
+        seen = []
+        result = api.precache(
+            ctx,
+            ['a', 'b', 'a'],
+            ['h1', 'h2', 'h3'],
+            notifier=notes,
+            progress=lambda host, outcomes, done, total: seen.append(
+                (host, done, total)
+            ),
+        )
+        assert list(result) == ['h1', 'h2', 'h3']
+        assert {k: v['status'] for k, v in result['h1'].items()} == {
+            'a': 'cached',
+            'b': 'cached',
+        }
+        assert result['h2']['a']['status'] == 'error'
+        assert result['h2']['a']['error_class'] == 'CacheDisabled'
+        assert result['h3']['b']['status'] == 'skipped'
+        assert result['h3']['b']['error_class'] == 'MessagingTimeout'
+        # A host that did not answer its ping is not asked to pre-cache.
+        assert ('h3', 'precache', '1.1') not in agents.calls
+        assert ('h1', 'precache', '1.1') in agents.calls
+        assert sorted(h for h, _, _ in seen) == ['h1', 'h2', 'h3']
+        assert [d for _, d, _ in seen] == [1, 2, 3]
+        types = [event for event, _, _ in notes.events]
+        assert types[0] == 'image.precache.start'
+        assert types[1:4] == ['image.precache.progress'] * 3
+        assert types[4] == 'image.precache.end'
+        end = notes.events[-1]
+        assert end[1]['summary'] == {'cached': 2, 'error': 2, 'skipped': 2}
+        assert end[2] is True  # an error notification: something failed
+
+    def test_hosts_run_at_once_up_to_the_bound(self, api, monkeypatch, ctx):
+        agents = use(api, monkeypatch, FakeAgents(delay=0.2))
+        hosts = ['h%d' % n for n in range(6)]
+        started = time.monotonic()
+        api.precache(ctx, ['a'], hosts, max_workers=3, notifier=Recorder())
+        elapsed = time.monotonic() - started
+        assert agents.most == 3
+        assert elapsed < 0.2 * 6 * 0.75
+
+    def test_the_version_cap_refuses_before_sending(
+        self, transport, ctx, monkeypatch
+    ):
+        api = rpcapi.ImageAgentAPI(transport=transport, version_cap='1.0')
+        agents = use(api, monkeypatch, FakeAgents())
+        for call in (
+            lambda: api.precache(ctx, ['a'], ['h1'], notifier=Recorder()),
+            lambda: api.list_cache(ctx, 'h1'),
+            lambda: api.evict(ctx, 'a', 'h1'),
+        ):
+            with pytest.raises(exception.RPCVersionCapped):
+                call()
+        assert agents.calls == []
+
+    def test_cache_calls_target_the_host(self, api, monkeypatch, ctx):
+        agents = use(api, monkeypatch, FakeAgents())
+        api.list_cache(ctx, 'h1')
+        api.evict(ctx, 'a', 'h2')
+        assert agents.calls == [
+            ('h1', 'list_cache', '1.1'),
+            ('h2', 'evict', '1.1'),
+        ]
+
+
+class TestAgentShare:
+    @pytest.fixture
+    def endpoint(self, glance, glance_http, tmp_path):
+        service = glance_mod.GlanceImageService()
+        from image_agent import cache as cache_mod
+
+        xfers = transfers.Transfers(
+            service,
+            [str(tmp_path)],
+            None,
+            cache=cache_mod.ImageCache(str(tmp_path / 'cache')),
+        )
+        return manager.ImageAgentManager('node-1', 'ia', service, xfers)
+
+    def test_each_image_has_its_outcome(self, endpoint, glance, ctx):
+        good = glance.add_image(data=b'abc' * 100)
+        result = endpoint.precache(ctx, image_ids=[good['id'], 'missing'])
+        assert result[good['id']]['status'] == 'cached'
+        assert result['missing']['status'] == 'error'
+        assert result['missing']['error_class'] == 'ImageNotFound'
+        again = endpoint.precache(ctx, image_ids=[good['id']])
+        assert again[good['id']]['status'] == 'existing'
+        listing = endpoint.list_cache(ctx)
+        assert [e['image_id'] for e in listing['entries']] == [good['id']]
+        evicted = endpoint.evict(ctx, image_id=good['id'])
+        assert len(evicted['evicted']) == 1
+        assert endpoint.list_cache(ctx)['entries'] == []
