@@ -191,6 +191,43 @@ def build_parser() -> argparse.ArgumentParser:
     add_location.add_argument('url')
     add_location.add_argument('--metadata', type=_json_object, default={})
     sub.add_parser('get-stores', help='stores of Glance')
+    precache = sub.add_parser(
+        'precache',
+        help='put images in the caches of the agents of many hosts',
+    )
+    precache.add_argument(
+        '--host',
+        dest='hosts',
+        action='append',
+        required=True,
+        metavar='HOST',
+        help='an agent\'s host (repeatable)',
+    )
+    precache.add_argument('image_ids', nargs='+', metavar='IMAGE')
+    precache.add_argument(
+        '--parallel',
+        type=int,
+        default=None,
+        help='hosts pre-cached at once (default %d)'
+        % rpcapi.ImageAgentAPI.PRECACHE_WORKERS,
+    )
+    precache.add_argument(
+        '--ping-timeout',
+        type=float,
+        default=None,
+        help='seconds an agent has to answer before it is skipped '
+        '(default %d)' % rpcapi.ImageAgentAPI.PRECACHE_PING_TIMEOUT,
+    )
+    for name, help_text in (
+        ('cache-list', 'images in the cache of an agent (needs --host)'),
+        ('cache-evict', 'remove an image from an agent\'s cache'),
+    ):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument(
+            '--host', dest='sub_host', help='the agent\'s host'
+        )
+        if name == 'cache-evict':
+            command.add_argument('image_id')
     return parser
 
 
@@ -323,6 +360,26 @@ def run_command(api: rpcapi.ImageAgentAPI, ctxt, args) -> Any:
             base_image_ref=args.base_image_ref,
             host=host,
         )
+    if command == 'precache':
+        board = output.PrecacheBoard(args.hosts)
+        return api.precache(
+            ctxt,
+            args.image_ids,
+            args.hosts,
+            max_workers=args.parallel,
+            ping_timeout=args.ping_timeout,
+            progress=board.update,
+        )
+    if command in ('cache-list', 'cache-evict'):
+        host = args.sub_host or host
+        if not host:
+            raise exception.InvalidInput(
+                reason='%s needs --host: every agent has its own cache'
+                % command
+            )
+        if command == 'cache-list':
+            return api.list_cache(ctxt, host)
+        return api.evict(ctxt, args.image_id, host)
     if command == 'add-location':
         return api.add_location(
             ctxt, args.image_id, args.url, args.metadata, host=host

@@ -15,7 +15,9 @@ LIST_COLUMNS = {
     'detail': ('id', 'name', 'status', 'size', 'disk_format', 'visibility'),
     'get-stores': ('id', 'default', 'read-only', 'description'),
     'list-members': ('image_id', 'member_id', 'status', 'updated_at'),
+    'cache-list': ('image_id', 'size', 'last_used', 'in_use'),
 }
+PRECACHE_HEADERS = ['Host', 'Image', 'Status', 'Size', 'From Glance', 'Error']
 _SPINNER = '|/-\\'
 
 
@@ -55,6 +57,23 @@ def render(result: Any, fmt: str, command: str) -> str:
     """``result`` as text in ``fmt`` ("json" or "table")."""
     if fmt == 'json':
         return json.dumps(result, indent=2, sort_keys=True)
+    if command == 'precache':
+        return table(precache_rows(result), PRECACHE_HEADERS)
+    if command == 'cache-list':
+        lines = table(
+            [
+                [_cell(e.get(c)) for c in LIST_COLUMNS[command]]
+                for e in result['entries']
+            ],
+            list(LIST_COLUMNS[command]),
+        )
+        limit = result.get('max_size')
+        return '%s\n%s: %s used of %s' % (
+            lines,
+            result.get('directory'),
+            human_size(result.get('size')),
+            human_size(limit) if limit else 'no limit',
+        )
     if isinstance(result, dict):
         rows = [[k, _cell(v)] for k, v in sorted(result.items())]
         return table(rows, ['Property', 'Value'])
@@ -165,3 +184,78 @@ class Progress:
             elapsed,
             human_size(rate),
         )
+
+
+def precache_rows(result: dict[str, dict[str, dict]]) -> list[list[str]]:
+    """One row per host and image of a pre-cache result."""
+    rows = []
+    for host, outcomes in result.items():
+        for image_id, outcome in outcomes.items():
+            error = ''
+            if outcome.get('error'):
+                error = '%s: %s' % (
+                    outcome.get('error_class'),
+                    outcome['error'].splitlines()[0],
+                )
+            size = outcome.get('size')
+            rows.append(
+                [
+                    host,
+                    image_id,
+                    outcome['status'],
+                    human_size(size) if size is not None else '',
+                    human_size(outcome.get('fetched') or 0),
+                    error,
+                ]
+            )
+    return rows
+
+
+class PrecacheBoard:
+    """The per-host table of a running pre-cache, updated as hosts finish.
+
+    On a terminal the table is redrawn in place; elsewhere one line per
+    finished host is written.
+    """
+
+    def __init__(self, hosts: list[str], stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._tty = self._stream.isatty()
+        self._hosts = list(hosts)
+        self._state = dict.fromkeys(hosts, 'running')
+        self._started = time.monotonic()
+        self._lines = 0
+        self._lock = threading.Lock()
+        if self._tty:
+            self._draw()
+
+    def _row(self, host: str) -> list[str]:
+        return [host, self._state[host]]
+
+    def _draw(self) -> None:
+        text = table(
+            [self._row(h) for h in self._hosts], ['Host', 'Pre-cache']
+        )
+        if self._lines:
+            self._stream.write('\x1b[%dA\x1b[J' % self._lines)
+        self._stream.write(text + '\n')
+        self._stream.flush()
+        self._lines = text.count('\n') + 1
+
+    def update(self, host: str, outcomes: dict, done: int, total: int):
+        counts: dict[str, int] = {}
+        for outcome in outcomes.values():
+            counts[outcome['status']] = counts.get(outcome['status'], 0) + 1
+        summary = ', '.join(
+            '%d %s' % (n, status) for status, n in sorted(counts.items())
+        )
+        elapsed = time.monotonic() - self._started
+        with self._lock:
+            self._state[host] = '%s (%.1f s)' % (summary, elapsed)
+            if self._tty:
+                self._draw()
+            else:
+                self._stream.write(
+                    '[%d/%d] %s: %s\n' % (done, total, host, self._state[host])
+                )
+                self._stream.flush()

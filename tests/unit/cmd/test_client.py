@@ -193,3 +193,50 @@ class TestOutput:
         progress = output.Progress('download x', stream=io.StringIO())
         assert '/s)' in progress.summary(2**20, reused=False)
         assert 'reused' in progress.summary(2**20, reused=True)
+
+
+class TestCacheCommands:
+    def test_precache_takes_many_hosts_and_images(self):
+        api = mock.Mock()
+        api.precache.return_value = {'h1': {}}
+        args = parse(
+            'precache', '--host', 'h1', '--host', 'h2', 'img-a', 'img-b'
+        )
+        client.run_command(api, 'ctx', args)
+        call = api.precache.call_args
+        assert call.args == ('ctx', ['img-a', 'img-b'], ['h1', 'h2'])
+        assert callable(call.kwargs['progress'])
+
+    def test_precache_needs_a_host(self):
+        with pytest.raises(SystemExit):
+            parse('precache', 'img-a')
+
+    def test_cache_list_and_evict_target_one_host(self):
+        api = mock.Mock()
+        client.run_command(api, 'ctx', parse('cache-list', '--host', 'h1'))
+        api.list_cache.assert_called_once_with('ctx', 'h1')
+        client.run_command(
+            api, 'ctx', parse('--host', 'h2', 'cache-evict', IMAGE_ID)
+        )
+        api.evict.assert_called_once_with('ctx', IMAGE_ID, 'h2')
+        with pytest.raises(exception.InvalidInput):
+            client.run_command(api, 'ctx', parse('cache-list'))
+
+    def test_precache_table_and_board(self):
+        result = {
+            'h1': {'a': {'status': 'cached', 'size': 2048, 'fetched': 2048}},
+            'h2': {
+                'a': {
+                    'status': 'skipped',
+                    'error_class': 'MessagingTimeout',
+                    'error': 'the agent did not answer a ping',
+                }
+            },
+        }
+        text = output.render(result, 'table', 'precache')
+        assert 'cached' in text and '2.0 KiB' in text
+        assert 'MessagingTimeout: the agent did not answer' in text
+        stream = io.StringIO()
+        board = output.PrecacheBoard(['h1', 'h2'], stream=stream)
+        board.update('h2', result['h2'], 1, 2)
+        assert stream.getvalue().startswith('[1/2] h2: 1 skipped')
