@@ -30,7 +30,7 @@ import urllib.parse
 from oslo_log import log as logging
 
 from image_agent.image import pipeline
-from image_agent.image import verify
+from image_agent.image import verify as verify_mod
 
 LOG = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _read_write(src_fd: int, dst_fd: int, offset: int, count: int) -> int:
 class _Hasher(threading.Thread):
     """Reads back and hashes the ranges of the destination already copied."""
 
-    def __init__(self, fd: int, hasher: verify.ImageHasher) -> None:
+    def __init__(self, fd: int, hasher: verify_mod.ImageHasher | None) -> None:
         super().__init__(name='localcopy-hash', daemon=True)
         self._fd = fd
         self._hasher = hasher
@@ -135,6 +135,8 @@ class _Hasher(threading.Thread):
         try:
             while (item := self.ranges.get()) is not None:
                 offset, end = item
+                if self._hasher is None:
+                    continue
                 while offset < end and not self.stop.is_set():
                     count = os.preadv(
                         self._fd,
@@ -158,6 +160,7 @@ def copy_verified(
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
     reflink: bool = True,
+    verify: bool = True,
 ) -> tuple[int, str]:
     """Copy the image at ``src_fd`` to the empty ``dst_fd``, verified.
 
@@ -165,9 +168,18 @@ def copy_verified(
     ``copy_file_range`` or ``read_write``). Raises ImageChecksumMismatch
     when the copied bytes are not the image Glance recorded, OSError when
     the copy fails, Cancelled when ``cancel`` is set.
+
+    ``verify=False`` (for a source this same caller has just verified and
+    still holds) checks the size only.
     """
     size = os.fstat(src_fd).st_size
-    hasher = verify.ImageHasher(image)
+    expected = image.get('size')
+    if expected is not None and size != expected:
+        raise OSError(
+            errno.EIO,
+            'the source has %d bytes, the image %d' % (size, expected),
+        )
+    hasher = verify_mod.ImageHasher(image) if verify else None
     reader = _Hasher(dst_fd, hasher)
     reader.start()
     method = 'copy_file_range'
@@ -204,9 +216,12 @@ def copy_verified(
         raise reader.error
     if progress is not None:
         progress(done)
-    hasher.verify()
-    if hasher.expected is None:
-        LOG.warning('Image %s copied without a hash to check', image.get('id'))
+    if hasher is not None:
+        hasher.verify()
+        if hasher.expected is None:
+            LOG.warning(
+                'Image %s copied without a hash to check', image.get('id')
+            )
     return done, method
 
 

@@ -313,7 +313,15 @@ class Transfers:
         try:
             entry, fill = self._cache_entry(context, image)
             done = self._transfer_download(
-                context, image, destination, overwrite, cached=entry
+                context,
+                image,
+                destination,
+                overwrite,
+                cached=entry,
+                # An entry this call has just filled was verified moments
+                # ago (it is read-only and locked while copied): its copy
+                # is not hashed twice. An entry found in the cache is.
+                trusted=fill is not None and fill.get('source') is not None,
             )
         finally:
             self._download_slots.release()
@@ -432,7 +440,14 @@ class Transfers:
     # -- moving the bytes --------------------------------------------------
 
     def _transfer_download(
-        self, context, image, destination, overwrite, cached=None, mode=None
+        self,
+        context,
+        image,
+        destination,
+        overwrite,
+        cached=None,
+        mode=None,
+        trusted=False,
     ) -> dict:
         """Write ``image`` to ``destination``; return ``size``, ``source``
         (``cache``, ``file`` or ``glance``) and ``fetched``."""
@@ -464,6 +479,7 @@ class Transfers:
                     out,
                     self._progress_reporter(context, progress),
                     cached,
+                    trusted,
                 )
         except BaseException as e:
             error = e
@@ -519,14 +535,21 @@ class Transfers:
             'fetched': outcome.fetched,
         }
 
-    def _fill(self, context, image, out, report, cached) -> '_Outcome':
+    def _fill(
+        self, context, image, out, report, cached, trusted=False
+    ) -> '_Outcome':
         """Fill the temporary file ``out`` from the first source that works:
         the cache entry ``cached``, a local ``file://`` location, Glance."""
         if cached is not None:
             try:
                 with self.cache.open(cached) as fd:
                     size, _how = localcopy.copy_verified(
-                        fd, out.fileno(), image, report, self._cancel
+                        fd,
+                        out.fileno(),
+                        image,
+                        report,
+                        self._cancel,
+                        verify=not trusted,
                     )
                 out.copied(size)
                 return _Outcome('cache')

@@ -222,6 +222,23 @@ class TestDownloadsThroughTheCache:
             assert f.read() == DATA
         assert os.stat(entry.path).st_mode & 0o777 == 0o444
 
+    def test_an_entry_filled_by_the_same_call_is_not_hashed_twice(
+        self, xfers, glance, ctx, root, monkeypatch
+    ):
+        calls = []
+        real = localcopy.copy_verified
+
+        def spy(*args, **kwargs):
+            calls.append(kwargs.get('verify', True))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(localcopy, 'copy_verified', spy)
+        image = glance.add_image(data=DATA)
+        xfers.download(ctx, image['id'], str(root / 'one'))
+        xfers.download(ctx, image['id'], str(root / 'two'))
+        # Filled and verified by the first call; found by the second.
+        assert calls == [False, True]
+
     def test_a_damaged_entry_is_dropped_and_glance_asked(
         self, xfers, glance, ctx, root
     ):
