@@ -106,6 +106,11 @@ class GlanceConnectionFailed(ImageAgentException):
     code = 503
 
 
+class GlanceError(ImageAgentException):
+    msg_fmt = _('Glance failed the request: %(reason)s')
+    code = 502
+
+
 class GlanceServersNotFound(ImageAgentException):
     msg_fmt = _(
         'No Glance API server is configured or can be found: %(reason)s'

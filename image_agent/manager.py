@@ -13,6 +13,7 @@ lifecycle lives in ``service``.
 from collections.abc import Callable
 import datetime
 import functools
+import inspect
 import os
 import time
 from typing import Any
@@ -34,15 +35,25 @@ RPC_API_VERSION = '1.1'
 def _rpc_method(func: Callable) -> Callable:
     """Authorize the caller, keep errors typed, and log outcomes."""
     name = func.__name__
+    signature = inspect.signature(func)
 
-    def wrapper(self, context, **kwargs):
+    # The context is positional-only: an argument the caller names
+    # "context" must be refused like any other unknown argument.
+    def wrapper(self, context, /, **kwargs):
         if CONF.auth_strategy == 'keystone' and not context.auth_token:
             LOG.info('Refused %s: the request carries no token', name)
             raise exception.NotAuthorized(
                 _('image-agent calls need the caller\'s token')
             )
         try:
-            return func(self, context, **kwargs)
+            bound = signature.bind(self, context, **kwargs)
+        except TypeError as e:
+            raise exception.InvalidInput(
+                reason=_('%(method)s: %(error)s')
+                % {'method': name, 'error': e}
+            ) from e
+        try:
+            return func(*bound.args, **bound.kwargs)
         except exception.ImageAgentException as e:
             LOG.info(
                 '%(method)s failed: %(error)s', {'method': name, 'error': e}

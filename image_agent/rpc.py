@@ -15,6 +15,8 @@ import oslo_messaging as messaging
 from oslo_messaging.rpc import dispatcher
 
 from image_agent import context as ia_context
+from image_agent import exception
+from image_agent.i18n import _
 
 ALLOWED_EXMODS = ['image_agent.exception']
 
@@ -45,6 +47,84 @@ def context_to_dict(ctxt: Any) -> dict[str, Any]:
     return values
 
 
+_CONTEXT_STRINGS = (
+    'user',
+    'project_id',
+    'project',
+    'domain',
+    'user_domain',
+    'project_domain',
+    'user_name',
+    'project_name',
+    'system_scope',
+)
+# Values sent to Glance as HTTP headers.
+_CONTEXT_HEADERS = ('auth_token', 'request_id', 'global_request_id')
+MAX_TOKEN_LENGTH = 8192
+MAX_ID_LENGTH = 255
+
+
+def _header_safe(value: Any, limit: int) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= limit
+        and all('!' <= c <= '~' for c in value)
+    )
+
+
+def _invalid_context(reason: str) -> exception.InvalidInput:
+    return exception.InvalidInput(
+        reason=_('malformed request context: %s') % reason
+    )
+
+
+def check_context_dict(values: Any) -> None:
+    """Refuse a context the agent could not act on safely.
+
+    It arrives from any caller on the bus; what becomes an HTTP header must
+    be one, and the catalog must have the shape it is read with.
+    """
+    if not isinstance(values, dict):
+        raise _invalid_context(_('not a dict'))
+    for key in _CONTEXT_HEADERS:
+        value = values.get(key)
+        limit = MAX_TOKEN_LENGTH if key == 'auth_token' else MAX_ID_LENGTH
+        if value is not None and not _header_safe(value, limit):
+            raise _invalid_context(
+                _('%s must be printable ASCII without spaces') % key
+            )
+    for key in _CONTEXT_STRINGS:
+        value = values.get(key)
+        if value is not None and not (
+            isinstance(value, str) and len(value) <= MAX_ID_LENGTH
+        ):
+            raise _invalid_context(_('%s must be a short string') % key)
+    roles = values.get('roles')
+    if roles is not None and not (
+        isinstance(roles, list) and all(isinstance(r, str) for r in roles)
+    ):
+        raise _invalid_context(_('roles must be a list of strings'))
+    for key in ('is_admin', 'read_only', 'show_deleted', 'is_admin_project'):
+        if values.get(key) is not None and not isinstance(values[key], bool):
+            raise _invalid_context(_('%s must be a boolean') % key)
+    _check_catalog(values.get('service_catalog'))
+
+
+def _check_catalog(catalog: Any) -> None:
+    if catalog is None:
+        return
+    if not isinstance(catalog, list):
+        raise _invalid_context(_('service_catalog must be a list'))
+    for entry in catalog:
+        if not isinstance(entry, dict):
+            raise _invalid_context(_('catalog entries must be dicts'))
+        endpoints = entry.get('endpoints', [])
+        if not isinstance(endpoints, list) or not all(
+            isinstance(e, dict) for e in endpoints
+        ):
+            raise _invalid_context(_('endpoints must be a list of dicts'))
+
+
 class RequestContextSerializer(messaging.Serializer):
     """Contexts as dicts on the wire, RequestContext objects at the ends."""
 
@@ -58,6 +138,7 @@ class RequestContextSerializer(messaging.Serializer):
         return context_to_dict(ctxt)
 
     def deserialize_context(self, ctxt):
+        check_context_dict(ctxt)
         return ia_context.RequestContext.from_dict(ctxt)
 
 

@@ -5,6 +5,8 @@ traceback stays attached for logs and debugging.
 """
 
 from glanceclient import exc as glance_exc
+from keystoneauth1 import exceptions as ks_exc
+import requests
 
 from image_agent import exception
 
@@ -30,7 +32,7 @@ def translate_image_exception(image_id: str, error: Exception) -> Exception:
         return exception.Invalid(reason=_reason(error))
     if isinstance(error, glance_exc.HTTPOverLimit):
         return exception.ImageLimitExceeded(reason=_reason(error))
-    return error
+    return _translate_other(error)
 
 
 def translate_plain_exception(error: Exception) -> Exception:
@@ -47,6 +49,21 @@ def translate_plain_exception(error: Exception) -> Exception:
         return exception.Invalid(reason=_reason(error))
     if isinstance(error, glance_exc.HTTPOverLimit):
         return exception.ImageLimitExceeded(reason=_reason(error))
+    return _translate_other(error)
+
+
+def _translate_other(error: Exception) -> Exception:
+    """Whatever the specific translations left: other HTTP answers and
+    request failures that are not connection problems."""
+    if isinstance(error, glance_exc.HTTPException):
+        code = getattr(error, 'code', None)
+        if isinstance(code, int) and 400 <= code < 500:
+            return exception.Invalid(reason=str(error))
+        return exception.GlanceError(reason=str(error))
+    if isinstance(
+        error, (ks_exc.ClientException, requests.exceptions.RequestException)
+    ):
+        return exception.GlanceError(reason=str(error))
     return error
 
 

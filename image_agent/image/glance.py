@@ -22,6 +22,7 @@ from image_agent.image import auth
 from image_agent.image import download as image_download
 from image_agent.image import errors
 from image_agent.image import metadata
+from image_agent.image import validation
 from image_agent.image.client import GlanceClientWrapper
 from image_agent.image.servers import get_api_servers
 
@@ -170,8 +171,7 @@ class GlanceImageService:
                 % ', '.join(sorted(unknown))
             )
         params = {k: v for k, v in kwargs.items() if v is not None}
-        if 'filters' in params and not isinstance(params['filters'], dict):
-            raise exception.InvalidInput(reason=_('filters must be a dict'))
+        validation.check_listing_params(params)
         try:
             images = self._client.call(context, 'list', **params)
         except Exception as e:
@@ -223,9 +223,12 @@ class GlanceImageService:
 
         Returns a dict containing image metadata on success.
         """
+        validation.require_str('url', url)
+        location_meta = dict(
+            validation.require_dict('metadata', metadata, optional=True)
+        )
         self._check_may_modify(context, self._get_raw(context, image_id))
-        location_meta = dict(metadata or {})
-        validation = {
+        validation_data = {
             key: location_meta.pop(key)
             for key in _VALIDATION_KEYS
             if key in location_meta
@@ -242,7 +245,7 @@ class GlanceImageService:
                     'add_image_location',
                     image_id,
                     url,
-                    validation,
+                    validation_data,
                     privileged_user=True,
                 )
             except glance_exc.HTTPNotImplemented:
@@ -260,7 +263,7 @@ class GlanceImageService:
             image_id,
             url,
             location_meta,
-            validation_data=validation or None,
+            validation_data=validation_data or None,
         )
         return self._translate(context, image)
 
@@ -272,7 +275,9 @@ class GlanceImageService:
         When the upload fails the new image is deleted again, so no empty
         image is left behind.
         """
-        sent = metadata.translate_to_glance(image_meta)
+        sent = metadata.translate_to_glance(
+            validation.check_image_meta(image_meta)
+        )
         try:
             image = self._client.call(context, 'create', **sent)
         except TypeError as e:
@@ -306,8 +311,10 @@ class GlanceImageService:
         ``image_meta['properties']`` is removed.
         """
         _check_image_id(image_id)
-        image_meta = dict(image_meta)
+        image_meta = dict(validation.check_image_meta(image_meta))
         image_meta.pop('id', None)
+        validation.require_header_value('store_id', store_id)
+        validation.require_header_value('base_image_ref', base_image_ref)
         if data is not None:
             self._upload(context, image_id, data, store_id, base_image_ref)
         sent = metadata.translate_to_glance(image_meta)

@@ -176,10 +176,24 @@ class TestErrors:
         assert isinstance(error, exception.AgentError)
         assert 'get_stores' in str(error)
 
-    def test_an_unknown_argument_is_an_agent_error(self, endpoint, ctx):
+    def test_an_unknown_argument_is_invalid_input(self, endpoint, ctx):
         with pytest.raises(rpc_dispatcher.ExpectedException) as e:
             endpoint.show(ctx, image_id='x', extra=1)
-        assert isinstance(e.value.exc_info[1], exception.AgentError)
+        error = e.value.exc_info[1]
+        assert type(error) is exception.InvalidInput
+        assert "show: got an unexpected keyword argument 'extra'" in str(error)
+
+    def test_a_missing_argument_is_invalid_input(self, endpoint, ctx):
+        with pytest.raises(rpc_dispatcher.ExpectedException) as e:
+            endpoint.show(ctx)
+        error = e.value.exc_info[1]
+        assert type(error) is exception.InvalidInput
+        assert "missing a required argument: 'image_id'" in str(error)
+
+    def test_an_argument_named_context_is_invalid_input(self, endpoint, ctx):
+        with pytest.raises(rpc_dispatcher.ExpectedException) as e:
+            endpoint.show(ctx, image_id='x', context={})
+        assert type(e.value.exc_info[1]) is exception.InvalidInput
 
 
 class TestDispatch:

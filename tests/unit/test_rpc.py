@@ -7,6 +7,7 @@ import sys
 from oslo_context import context as oslo_context
 import oslo_messaging as messaging
 from oslo_messaging._drivers import common
+import pytest
 
 from image_agent import context as ia_context
 from image_agent import exception
@@ -136,3 +137,45 @@ class TestExceptionsCrossAsTheSameClasses:
             assert 'image_agent.exception' in allowed
         finally:
             transport.cleanup()
+
+
+class TestContextChecks:
+    @pytest.mark.parametrize(
+        'changes',
+        [
+            {'auth_token': 'abc\ndef'},
+            {'auth_token': '\u0101' * 8},
+            {'auth_token': 'x' * 300_000},
+            {'global_request_id': 5},
+            {'roles': 'admin'},
+            {'roles': [1]},
+            {'is_admin': 'yes'},
+            {'user': ['u']},
+            {'service_catalog': 5},
+            {'service_catalog': ['x']},
+            {'service_catalog': [{'type': 'image', 'endpoints': 'x'}]},
+        ],
+    )
+    def test_a_malformed_context_is_invalid_input(self, changes):
+        values = {'auth_token': 'tok', 'roles': ['member']}
+        values.update(changes)
+        with pytest.raises(exception.InvalidInput) as info:
+            rpc.RequestContextSerializer().deserialize_context(values)
+        assert 'malformed request context' in str(info.value)
+
+    def test_a_well_formed_context_is_rebuilt(self):
+        values = {
+            'auth_token': 'gAAAAAB-token',
+            'user': 'u',
+            'project_id': 'p',
+            'roles': ['member', 'reader'],
+            'is_admin': False,
+            'global_request_id': 'req-1234',
+            'service_catalog': [
+                {'type': 'image', 'endpoints': [{'publicURL': 'http://g'}]}
+            ],
+        }
+        ctxt = rpc.RequestContextSerializer().deserialize_context(values)
+        assert ctxt.auth_token == 'gAAAAAB-token'
+        assert ctxt.roles == ['member', 'reader']
+        assert ctxt.service_catalog == values['service_catalog']

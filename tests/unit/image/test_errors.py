@@ -113,7 +113,6 @@ def test_an_error_without_details_names_its_class():
 @pytest.mark.parametrize(
     'error',
     [
-        glance_exc.HTTPInternalServerError('oops'),
         glance_exc.CommunicationError('down'),
         ValueError('bug'),
     ],
@@ -148,3 +147,21 @@ def test_the_original_traceback_is_kept():
         frames.append(tb.tb_frame.f_code.co_name)
         tb = tb.tb_next
     assert 'failing_call' in frames
+
+
+@pytest.mark.parametrize('image_id', [None, IMAGE_ID])
+@pytest.mark.parametrize(
+    ('error', 'expected'),
+    [
+        (glance_exc.HTTPInternalServerError('oops'), exception.GlanceError),
+        (glance_exc.HTTPBadGateway('proxy'), exception.GlanceError),
+        (glance_exc.HTTPException('odd'), exception.GlanceError),
+        (glance_exc.HTTPMethodNotAllowed('no'), exception.Invalid),
+    ],
+    ids=lambda e: getattr(e, '__name__', type(e).__name__),
+)
+def test_other_http_answers_are_typed(error, expected, image_id):
+    with pytest.raises(expected) as info:
+        errors.reraise_translated(error, image_id)
+    assert info.value.__cause__ is error
+    assert type(info.value) is expected

@@ -1,0 +1,89 @@
+"""Argument checks at the edge of the image API.
+
+Callers reach these methods over RPC with whatever JSON they send; a value
+of the wrong type must be refused with InvalidInput here, not fail deep
+inside glanceclient with a TypeError nobody can act on.
+"""
+
+from typing import Any
+
+from image_agent import exception
+from image_agent.i18n import _
+
+_LISTING_INTS = ('limit', 'page_size')
+_LISTING_STRINGS = ('marker',)
+_SORT_PARAMS = ('sort_key', 'sort_dir')
+# Glance answers 414 for longer URLs; a sort key is a property name.
+MAX_SORT_TEXT = 255
+MAX_HEADER_TEXT = 1024
+
+
+def _invalid(reason: str) -> exception.InvalidInput:
+    return exception.InvalidInput(reason=reason)
+
+
+def require_dict(name: str, value: Any, optional: bool = False) -> dict:
+    if value is None and optional:
+        return {}
+    if not isinstance(value, dict):
+        raise _invalid(
+            _('%(name)s must be a dict, not %(type)s')
+            % {'name': name, 'type': type(value).__name__}
+        )
+    return value
+
+
+def require_str(name: str, value: Any, optional: bool = False) -> str:
+    if value is None and optional:
+        return value
+    if not isinstance(value, str) or not value:
+        raise _invalid(_('%s must be a non-empty string') % name)
+    return value
+
+
+def require_header_value(name: str, value: Any) -> str | None:
+    """A value sent as an HTTP header: printable ASCII on one line."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_HEADER_TEXT
+        or not all(' ' <= c <= '~' for c in value)
+    ):
+        raise _invalid(
+            _('%s must be printable ASCII text of at most %d characters')
+            % (name, MAX_HEADER_TEXT)
+        )
+    return value
+
+
+def check_image_meta(image_meta: Any) -> dict:
+    """Image metadata is a dict whose ``properties``, if any, is a dict."""
+    meta = require_dict('image_meta', image_meta)
+    require_dict('image_meta["properties"]', meta.get('properties'), True)
+    return meta
+
+
+def check_listing_params(params: dict[str, Any]) -> None:
+    """The types ``detail`` passes on to Glance's listing."""
+    require_dict('filters', params.get('filters'), optional=True)
+    for name in _LISTING_INTS:
+        value = params.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid(_('%s must be an integer') % name)
+        if value < 0:
+            raise _invalid(_('%s must not be negative') % name)
+    for name in _LISTING_STRINGS:
+        require_str(name, params.get(name), optional=True)
+    for name in _SORT_PARAMS:
+        value = params.get(name)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(
+            isinstance(v, str) and 0 < len(v) <= MAX_SORT_TEXT for v in values
+        ):
+            raise _invalid(_('%s must be a name or a list of names') % name)
