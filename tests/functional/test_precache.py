@@ -171,8 +171,8 @@ def test_precache_on_six_hosts_with_one_stopped(
     assert notes.events[-1][1]['summary'] == {'cached': 10, 'skipped': 2}
     print(
         '\nprecache of 2 images (%.1f MiB) on 5 live hosts + 1 stopped: '
-        '%.2f s, %d bytes from Glance (%.2f x the images per live host)'
-        % ((2 * SIZE + 17) / MiB, elapsed, moved, moved / baseline * 5 / 5)
+        '%.2f s, %d bytes from Glance (%d per live host, %.4f x the images)'
+        % ((2 * SIZE + 17) / MiB, elapsed, moved, moved // 5, moved / baseline)
     )
 
     # A download of a cached image is a local copy: no image bytes from
@@ -184,6 +184,10 @@ def test_precache_on_six_hosts_with_one_stopped(
     assert done['source'] == 'cache'
     assert done['fetched'] == 0
     assert proxy.sent - before < METADATA_BYTES
+    print(
+        'download of a pre-cached image: %d bytes from Glance (metadata)'
+        % (proxy.sent - before)
+    )
     assert os.path.getsize(path) == SIZE
     # Writing to the copy leaves the cache intact (it is not a hard link).
     listing = pc_api.list_cache(demo_context, agent.host)
