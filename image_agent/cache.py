@@ -17,6 +17,13 @@ removed first. An entry being read is never removed: readers hold a shared
 lock without waiting before it unlinks, skipping entries it cannot lock.
 A reader that locked an entry which was unlinked just before (link count
 0) treats it as a miss.
+
+A download served from the cache is a copy, never a hard link to the
+entry: a hard link shares the inode, so a later write to the destination
+(a disk image is written to) would change the cached image under every
+later download. The copy is a reflink where the filesystem can (blocks
+shared copy-on-write: as cheap as a link, and safe) and otherwise the
+kernel's ``copy_file_range`` (see ``localcopy``), hashed while it runs.
 """
 
 import contextlib
