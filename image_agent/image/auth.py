@@ -73,3 +73,37 @@ def auth_for(context, privileged: bool) -> plugin.BaseAuthPlugin:
         # agent's own credentials.
         return noauth.NoAuth()
     return token_endpoint.Token(None, token)
+
+
+def token_scope(token: str | None) -> tuple[str | None, frozenset[str]]:
+    """The project and role names Keystone says ``token`` carries.
+
+    A request context's ``project_id`` and ``roles`` are what its sender
+    claims; before the agent acts with its own service credentials on a
+    caller's behalf, it asks Keystone what the token really grants.
+    """
+    service_auth = get_service_auth()
+    if not token or service_auth is None:
+        raise exception.NotAuthorized(
+            _('the caller\'s token cannot be checked with Keystone')
+        )
+    resp = get_session().get(
+        '/auth/tokens',
+        endpoint_filter={
+            'service_type': 'identity',
+            'interface': 'public',
+            'version': (3, 0),
+        },
+        auth=service_auth,
+        headers={'X-Subject-Token': token},
+        raise_exc=False,
+    )
+    if resp.status_code != 200:
+        raise exception.NotAuthorized(
+            _('Keystone does not accept the caller\'s token (HTTP %d)')
+            % resp.status_code
+        )
+    body = resp.json().get('token', {})
+    project_id = (body.get('project') or {}).get('id')
+    roles = frozenset(role.get('name') for role in body.get('roles') or ())
+    return project_id, roles

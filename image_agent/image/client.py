@@ -171,15 +171,43 @@ class GlanceClientWrapper:
         ``[glance] num_retries`` times; requests that create something are
         retried only when they surely never reached a server.
         """
-        controller = kwargs.pop('controller', 'images')
+        return self.invoke(
+            context,
+            method,
+            args,
+            kwargs,
+            controller=kwargs.pop('controller', 'images'),
+            store_id=kwargs.pop('store_id', None),
+            base_image_ref=kwargs.pop('base_image_ref', None),
+            privileged_user=bool(kwargs.pop('privileged_user', False)),
+        )
+
+    def invoke(
+        self,
+        context,
+        method: str,
+        args: tuple = (),
+        kwargs: dict | None = None,
+        *,
+        controller: str = 'images',
+        store_id: str | None = None,
+        base_image_ref: str | None = None,
+        privileged_user: bool = False,
+    ) -> Any:
+        """``call`` with the method's own arguments kept apart.
+
+        Image metadata from a caller goes to glanceclient as keyword
+        arguments; passed through ``call`` its keys could name the
+        wrapper's own options (``privileged_user``, ``controller``...).
+        Here they cannot.
+        """
+        kwargs = dict(kwargs or {})
         headers = {}
-        store_id = kwargs.pop('store_id', None)
         if store_id:
             headers['x-image-meta-store'] = store_id
-        base_image_ref = kwargs.pop('base_image_ref', None)
         if base_image_ref:
             headers['x-openstack-base-image-ref'] = base_image_ref
-        privileged = bool(kwargs.pop('privileged_user', False))
+        privileged = bool(privileged_user)
 
         idempotent = (controller, method) not in retry.NON_IDEMPOTENT
         if not idempotent:

@@ -117,17 +117,34 @@ class GlanceImageService:
         """Refuse a caller that neither owns the image nor is admin.
 
         Needed before calls made with the service credentials, which Glance
-        would allow on any image.
+        would allow on any image. The project and roles are the token's,
+        as Keystone tells them, not what the request context claims.
         """
-        is_admin = context.is_admin or 'admin' in (context.roles or ())
-        if not is_admin and image.get('owner') != context.project_id:
+        if CONF.auth_strategy == 'keystone':
+            project_id, roles = auth.token_scope(context.auth_token)
+        else:
+            project_id, roles = context.project_id, set(context.roles or ())
+        if 'admin' not in roles and image.get('owner') != project_id:
             raise exception.ImageNotAuthorized(image_id=image['id'])
 
     def _call_on_image(
-        self, context, image_id: str, method: str, *args, **kwargs
+        self,
+        context,
+        image_id: str,
+        method: str,
+        args: tuple = (),
+        kwargs: dict | None = None,
+        **options: Any,
     ):
+        """One call about one image, its errors translated.
+
+        The method's ``kwargs`` stay a dict of their own, apart from the
+        wrapper's ``options``: caller metadata never names an option.
+        """
         try:
-            return self._client.call(context, method, *args, **kwargs)
+            return self._client.invoke(
+                context, method, args, kwargs, **options
+            )
         except TypeError as e:
             # glanceclient validates against the schema and says so this way.
             raise exception.Invalid(reason=str(e)) from e
@@ -146,8 +163,7 @@ class GlanceImageService:
             context,
             image_id,
             'upload',
-            image_id,
-            data,
+            (image_id, data),
             store_id=store_id,
             base_image_ref=base_image_ref,
         )
@@ -227,7 +243,7 @@ class GlanceImageService:
         location_meta = dict(
             validation.require_dict('metadata', metadata, optional=True)
         )
-        self._check_may_modify(context, self._get_raw(context, image_id))
+        image = self._get_raw(context, image_id)
         validation_data = {
             key: location_meta.pop(key)
             for key in _VALIDATION_KEYS
@@ -239,6 +255,7 @@ class GlanceImageService:
             and auth.get_service_auth() is not None
         )
         if use_location_api:
+            self._check_may_modify(context, image)
             try:
                 self._client.call(
                     context,
@@ -260,10 +277,8 @@ class GlanceImageService:
             context,
             image_id,
             'add_location',
-            image_id,
-            url,
-            location_meta,
-            validation_data=validation_data or None,
+            (image_id, url, location_meta),
+            {'validation_data': validation_data or None},
         )
         return self._translate(context, image)
 
@@ -279,7 +294,7 @@ class GlanceImageService:
             validation.check_image_meta(image_meta)
         )
         try:
-            image = self._client.call(context, 'create', **sent)
+            image = self._client.invoke(context, 'create', kwargs=sent)
         except TypeError as e:
             raise exception.Invalid(reason=str(e)) from e
         except Exception as e:
@@ -333,14 +348,18 @@ class GlanceImageService:
         if not sent and not remove:
             return self.show(context, image_id)
         image = self._call_on_image(
-            context, image_id, 'update', image_id, remove_props=remove, **sent
+            context,
+            image_id,
+            'update',
+            (image_id,),
+            dict(sent, remove_props=remove),
         )
         return self._translate(context, image)
 
     def delete(self, context, image_id: str) -> bool:
         """Delete the given image."""
         _check_image_id(image_id)
-        self._call_on_image(context, image_id, 'delete', image_id)
+        self._call_on_image(context, image_id, 'delete', (image_id,))
         return True
 
     def download(self, context, image_id: str, data=None):
@@ -393,7 +412,7 @@ class GlanceImageService:
         """Returns a list of dicts with image member data."""
         _check_image_id(image_id)
         members = self._call_on_image(
-            context, image_id, 'list', image_id, controller='image_members'
+            context, image_id, 'list', (image_id,), controller='image_members'
         )
         return [dict(member) for member in members]
 

@@ -705,3 +705,31 @@ def test_remote_service_refuses_a_non_string_href(glance, ctx, href):
     with pytest.raises(exception.InvalidImageRef) as excinfo:
         glance_mod.get_remote_image_service(ctx, href)
     assert 'not a string' in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    'reserved',
+    [
+        {'privileged_user': True},
+        {'controller': 'image_members'},
+        {'store_id': 'cheap'},
+        {'base_image_ref': OTHER_ID},
+    ],
+    ids=lambda r: next(iter(r)),
+)
+def test_metadata_never_names_an_option_of_the_wrapper(
+    service, glance, ctx, service_credentials, reserved
+):
+    """Keys of the caller's metadata are image properties, even when they
+    spell an option of GlanceClientWrapper.call."""
+    _image_with_properties(glance)
+    service.update(ctx, IMAGE_ID, {'properties': reserved}, purge_props=False)
+    (update,) = glance.calls_to('images.update')
+    assert update.auth is not service_credentials
+    assert update.headers == {}
+    assert update.kwargs == dict(reserved, remove_props=[])
+    service.create(ctx, {'name': 'n', 'properties': reserved})
+    (create,) = glance.calls_to('images.create')
+    assert create.auth is not service_credentials
+    assert create.headers == {}
+    assert create.kwargs == dict(reserved, name='n')

@@ -5,6 +5,7 @@ from keystoneauth1 import token_endpoint
 import pytest
 
 from image_agent import exception
+from image_agent.image import auth as auth_mod
 from image_agent.image import glance as glance_mod
 
 IMAGE_ID = '5b1c6e3a-0d4f-4d8e-9a51-7a3c2b1d0e9f'
@@ -19,6 +20,37 @@ HASHES = {'os_hash_algo': 'sha512', 'os_hash_value': 'ab' * 64}
 @pytest.fixture
 def service(glance) -> glance_mod.GlanceImageService:
     return glance_mod.GlanceImageService()
+
+
+class KeystoneScopes(dict):
+    """What Keystone answers about each token: (project, roles)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def grant(self, context, roles=None) -> None:
+        self[context.auth_token] = (
+            context.project_id,
+            frozenset(roles if roles is not None else context.roles or ()),
+        )
+
+    def token_scope(self, token):
+        self.asked.append(token)
+        if token not in self:
+            raise exception.NotAuthorized('unknown token')
+        return self[token]
+
+
+@pytest.fixture(autouse=True)
+def keystone_scopes(monkeypatch, ctx):
+    """Keystone, stubbed at that boundary: the test context's token
+    carries the project and roles the context claims, unless a test says
+    otherwise."""
+    scopes = KeystoneScopes()
+    scopes.grant(ctx)
+    monkeypatch.setattr(auth_mod, 'token_scope', scopes.token_scope)
+    return scopes
 
 
 # -- get_location -------------------------------------------------------------
@@ -246,25 +278,50 @@ def test_get_location_of_an_image_unavailable_without_token_is_not_found(
     assert 'images.get_image_locations' not in glance.names
 
 
-@pytest.mark.parametrize('metadata', [{}, {'store': 'web'}])
 @pytest.mark.parametrize('visibility', ['public', 'shared'])
-def test_add_location_to_another_projects_image_is_not_authorized(
-    service, glance, ctx, service_credentials, metadata, visibility
+def test_location_api_on_another_projects_image_is_not_authorized(
+    service, glance, ctx, service_credentials, visibility
 ):
     glance.add_image(
         id=IMAGE_ID, owner='another-project', visibility=visibility
     )
     with pytest.raises(exception.ImageNotAuthorized) as excinfo:
-        service.add_location(ctx, IMAGE_ID, URL, metadata)
+        service.add_location(ctx, IMAGE_ID, URL, {})
     assert str(excinfo.value) == f'Not authorized for image {IMAGE_ID}.'
     assert 'images.add_image_location' not in glance.names
     assert 'images.add_location' not in glance.names
 
 
-def test_an_admin_may_add_a_location_to_any_image(
-    service, glance, ctx, service_credentials
+def test_claiming_the_owners_project_does_not_borrow_the_service_user(
+    service, glance, ctx, service_credentials, keystone_scopes
 ):
-    ctx.roles = ['admin', 'member', 'reader']
+    """The context claims the owner's project; Keystone says the token
+    belongs to another one: the service credentials are not used."""
+    keystone_scopes.grant(ctx)
+    ctx.project_id = 'another-project'
+    glance.add_image(id=IMAGE_ID, owner='another-project')
+    with pytest.raises(exception.ImageNotAuthorized):
+        service.add_location(ctx, IMAGE_ID, URL, {})
+    assert keystone_scopes.asked == [ctx.auth_token]
+    assert 'images.add_image_location' not in glance.names
+
+
+def test_legacy_add_location_is_made_with_the_callers_token(
+    service, glance, ctx, service_credentials, keystone_scopes
+):
+    """With location metadata the legacy call is the caller's own, so
+    Glance's policy decides; Keystone is not asked."""
+    glance.add_image(id=IMAGE_ID, owner='another-project')
+    service.add_location(ctx, IMAGE_ID, URL, {'store': 'web'})
+    (call,) = glance.calls_to('images.add_location')
+    assert isinstance(call.auth, token_endpoint.Token)
+    assert keystone_scopes.asked == []
+
+
+def test_an_admin_may_add_a_location_to_any_image(
+    service, glance, ctx, service_credentials, keystone_scopes
+):
+    keystone_scopes.grant(ctx, roles=['admin', 'member', 'reader'])
     glance.add_image(id=IMAGE_ID, owner='another-project')
     image = service.add_location(ctx, IMAGE_ID, URL, {})
     assert image['locations'] == [{'url': URL, 'metadata': {}}]

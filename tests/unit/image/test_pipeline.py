@@ -81,11 +81,22 @@ class TestCopyVerified:
         assert len(sink.buffers) <= 3
         assert source.closed
 
-    def test_writing_and_hashing_leave_the_reading_thread(self):
+    def test_reading_hashing_and_writing_have_threads_of_their_own(self):
         source, sink = MemorySource(DATA), Sink()
         copy(source, sink)
         assert sink.threads == {'image-agent-write'}
-        assert source.threads == {threading.current_thread().name}
+        assert source.threads == {'image-agent-read'}
+
+    def test_those_threads_are_nicer_than_the_caller(self):
+        niceness = []
+
+        def write(view):
+            tid = threading.get_native_id()
+            niceness.append(os.getpriority(os.PRIO_PROCESS, tid))
+
+        copy(MemorySource(DATA), write)
+        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert set(niceness) == {min(19, mine + pipeline.STAGE_NICENESS)}
 
     def test_a_mismatch_is_raised_after_every_byte_was_written(self):
         sink = Sink()
