@@ -122,6 +122,8 @@ def test_download_writes_a_verified_file(
         'os_hash_algo': 'sha512',
         'os_hash_value': hashlib.sha512(DATA).hexdigest(),
         'reused': False,
+        'source': 'glance',
+        'fetched': len(DATA),
     }
     with open(path, 'rb') as f:
         assert f.read() == DATA
