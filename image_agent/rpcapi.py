@@ -333,12 +333,7 @@ class ImageAgentAPI:
                     notifier(
                         ctxt,
                         'image.precache.progress',
-                        {
-                            'host': host,
-                            'images': results[host],
-                            'hosts_done': len(results),
-                            'hosts_total': len(hosts),
-                        },
+                        _progress_payload(host, results[host], results, hosts),
                     )
                     if progress is not None:
                         progress(host, results[host], len(results), len(hosts))
@@ -396,3 +391,26 @@ class ImageAgentAPI:
                 for image_id in image_ids
             }
         return {image_id: outcomes[image_id] for image_id in image_ids}
+
+
+def _progress_payload(
+    host: str, outcomes: dict, results: dict, hosts: list[str]
+) -> dict:
+    """An ``image.precache.progress`` payload.
+
+    ``host``, ``images_cached``, ``images_failed``, ``index`` and ``total``
+    as in Nova's ``aggregate.cache_images.progress`` (cached or already
+    there counts as cached; an error or a skipped host as failed), plus
+    every image's outcome under ``images``.
+    """
+    cached = [
+        i for i, o in outcomes.items() if o['status'] in ('cached', 'existing')
+    ]
+    return {
+        'host': host,
+        'images_cached': cached,
+        'images_failed': [i for i in outcomes if i not in cached],
+        'index': len(results),
+        'total': len(hosts),
+        'images': outcomes,
+    }

@@ -103,6 +103,12 @@ class TestFanOut:
         assert types[0] == 'image.precache.start'
         assert types[1:4] == ['image.precache.progress'] * 3
         assert types[4] == 'image.precache.end'
+        progress = {p['host']: p for e, p, _ in notes.events[1:4]}
+        assert progress['h1']['images_cached'] == ['a', 'b']
+        assert progress['h1']['images_failed'] == []
+        assert progress['h3']['images_failed'] == ['a', 'b']
+        assert sorted(p['index'] for p in progress.values()) == [1, 2, 3]
+        assert {p['total'] for p in progress.values()} == {3}
         end = notes.events[-1]
         assert end[1]['summary'] == {'cached': 2, 'error': 2, 'skipped': 2}
         assert end[2] is True  # an error notification: something failed
