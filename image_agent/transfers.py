@@ -223,8 +223,16 @@ class Transfers:
     # -- lifecycle ---------------------------------------------------------
 
     def remove_orphans(self, depth: int) -> list[str]:
-        """Remove temporary files left by a crash under the download roots."""
-        return paths.remove_orphans(self.downloads.roots, depth)
+        """Remove temporary files left by a crash under the download roots
+        (and in the image cache, however deep it lies)."""
+        removed = paths.remove_orphans(self.downloads.roots, depth)
+        if self.cache is not None:
+            removed += [
+                path
+                for path in paths.remove_orphans([self.cache.directory], 0)
+                if path not in removed
+            ]
+        return removed
 
     def cancel_all(self) -> None:
         """Abandon running and waiting transfers (the agent is stopping)."""

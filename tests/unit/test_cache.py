@@ -296,6 +296,21 @@ class TestDownloadsThroughTheCache:
         with pytest.raises(exception.InvalidPath, match='cache'):
             xfers.download(ctx, image['id'], str(root / 'cache' / 'x'))
 
+    def test_orphans_in_a_deep_cache_are_removed(
+        self, glance, glance_http, root
+    ):
+        deep = root / 'a' / 'b' / 'c' / 'd' / 'e' / 'cache'
+        xfers = transfers.Transfers(
+            glance_mod.GlanceImageService(),
+            [str(root)],
+            None,
+            cache=cache_mod.ImageCache(str(deep)),
+        )
+        orphan = deep / '.x.image-agent-tmp-abcdefgh'
+        orphan.write_bytes(b'partial')
+        assert xfers.remove_orphans(depth=1) == [str(orphan)]
+        assert not orphan.exists()
+
     def test_evict_and_list_without_cache(self, glance, glance_http, root):
         plain = transfers.Transfers(
             glance_mod.GlanceImageService(), [str(root)], None
