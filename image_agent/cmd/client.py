@@ -430,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
         print('ERROR: %s' % _one_line(e), file=sys.stderr)
         return 1
     print(output.render(result, args.format, args.command))
+    if args.command == 'precache' and any(
+        outcome['status'] in ('error', 'skipped')
+        for outcomes in result.values()
+        for outcome in outcomes.values()
+    ):
+        return 2  # the table says which hosts and images failed
     return 0
 
 

@@ -240,3 +240,21 @@ class TestCacheCommands:
         board = output.PrecacheBoard(['h1', 'h2'], stream=stream)
         board.update('h2', result['h2'], 1, 2)
         assert stream.getvalue().startswith('[1/2] h2: 1 skipped')
+
+
+def test_precache_exits_2_when_a_host_failed(monkeypatch, capsys):
+    api = mock.Mock()
+    api.precache.return_value = {
+        'h1': {'a': {'status': 'cached'}},
+        'h2': {'a': {'status': 'skipped', 'error': 'no answer'}},
+    }
+    fake = mock.Mock(return_value=api, PRECACHE_WORKERS=16)
+    fake.PRECACHE_PING_TIMEOUT = 5
+    monkeypatch.setattr(client.rpcapi, 'ImageAgentAPI', fake)
+    monkeypatch.setattr(client.rpc, 'get_transport', mock.Mock())
+    argv = ['--os-user-id', 'u', '--os-project-id', 'p', 'precache']
+    code = client.main([*argv, '--host', 'h1', '--host', 'h2', 'a'])
+    assert code == 2
+    assert 'skipped' in capsys.readouterr().out
+    api.precache.return_value = {'h1': {'a': {'status': 'existing'}}}
+    assert client.main([*argv, '--host', 'h1', 'a']) == 0
