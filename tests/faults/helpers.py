@@ -374,3 +374,67 @@ def rmtree(path: str) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+class CuttingProxy:
+    """Forwards each request to a server, one per connection; can cut
+    answers short.
+
+    While ``budget[0]`` is positive (a list shared between proxies, so that
+    "cut the next answer" spans servers), an answer to a request whose
+    request line starts with ``match`` is sent with half its body, then
+    the connection is closed: the server acted and answered, the client
+    got a broken response.
+    """
+
+    def __init__(self, target: tuple[str, int], budget: list, match: bytes):
+        from tests.functional import netfaults
+
+        self._read = netfaults._read_http_request
+        self._close = netfaults._with_connection_close
+        self.target = target
+        self.budget = budget
+        self.match = match
+        self.cut = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self.url = 'http://127.0.0.1:%d' % self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(
+                target=self._serve, args=(conn,), daemon=True
+            ).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            try:
+                request = self._read(conn)
+                if not request:
+                    return
+                answer = b''
+                with socket.create_connection(self.target, 30) as upstream:
+                    upstream.sendall(self._close(request))
+                    while chunk := upstream.recv(65536):
+                        answer += chunk
+                with self._lock:
+                    cut = self.budget[0] > 0 and request.startswith(self.match)
+                    if cut:
+                        self.budget[0] -= 1
+                        self.cut += 1
+                if cut:
+                    head, _, body = answer.partition(b'\r\n\r\n')
+                    conn.sendall(head + b'\r\n\r\n' + body[: len(body) // 2])
+                else:
+                    conn.sendall(answer)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._listener.close()

@@ -62,7 +62,7 @@ class Report:
             return self.rows.setdefault(scenario, Row(scenario))
 
     def lines(self) -> list[str]:
-        rows = list(self.rows.values())
+        rows = sorted(self.rows.values(), key=lambda r: r.scenario)
         headers = (
             'scenario',
             'result',

@@ -215,27 +215,12 @@ class FuzzEnv:
         return result
 
 
-# Untyped answers of known bugs, by the text of the error (class: message).
-# Each bug has deterministic strict-xfail cases in test_typed_errors.py;
-# when a bug is fixed, remove its entry here too.
-KNOWN_BUGS = {
-    'A: wrong call shape -> AgentError': re.compile(
-        r"^AgentError: .*ImageAgentManager\.\w+\(\) (got an unexpected "
-        r"keyword argument|missing \d+ required)|^TypeError: .*got multiple "
-        r"values for argument 'context'"
-    ),
-    'B: mistyped argument -> AgentError': re.compile(
-        r'^AgentError: The image agent failed to (create|update|'
-        r'add_location|detail): .*(object is not iterable|dictionary update '
-        r'sequence|not supported between instances|object has no attribute)'
-    ),
-    'D: untranslated HTTP failure -> AgentError': re.compile(
-        r'^AgentError: .*(Unexpected exception for http|HTTP URI Too Long|'
-        r"Header Fields Too Large|HTTP 5\d\d|codec can't encode|"
-        r'quote_from_bytes)'
-    ),
-}
-CONTEXT_BUG = 'C: malformed context -> builtin exception'
+# Untyped answers of known bugs, by the text of the error (class: message):
+# counted in the summary, not failed. Each entry needs a deterministic
+# strict-xfail case of its own (test_typed_errors.py); remove it when the
+# bug is fixed. The bugs this fuzzing found (A-E in test_typed_errors.py,
+# and a metadata key borrowing the service credentials) are fixed.
+KNOWN_BUGS: dict[str, re.Pattern] = {}
 
 
 def known_bug(method: str, error: BaseException, context_fuzzed: bool):
@@ -243,9 +228,6 @@ def known_bug(method: str, error: BaseException, context_fuzzed: bool):
     for name, pattern in KNOWN_BUGS.items():
         if pattern.search(text):
             return name
-    builtin = type(error).__module__ == 'builtins'
-    if context_fuzzed and builtin and isinstance(error, Exception):
-        return CONTEXT_BUG
     return None
 
 
@@ -457,6 +439,13 @@ def metadata(env: FuzzEnv) -> st.SearchStrategy:
             'file',
             'schema',
             'self',
+            'context',
+            'image_id',
+            'method',
+            'privileged_user',
+            'controller',
+            'store_id',
+            'base_image_ref',
         ]
     )
     values = st.one_of(
@@ -528,6 +517,9 @@ def fuzz(deployment, agent_factory, api):  # noqa: F811
     api.delete(env.demo, images['deleted'], host=env.agent.host)
     env.victims = [_image(env, env.demo, 'victim-%d' % i) for i in range(3)]
     env.images = images
+    env.alt_before = _fingerprint(
+        api.show(env.alt, images['alt_private'], host=env.agent.host)
+    )
     env.before = env.outside_snapshot()
     env.worker = api.ping(env.demo, host=env.agent.host)['pid']
     try:
@@ -538,6 +530,11 @@ def fuzz(deployment, agent_factory, api):  # noqa: F811
         env.location_canary.close()
         env.agent.stop()
         helpers.rmtree(env.area)
+
+
+def _fingerprint(image: dict) -> dict:
+    keys = ('name', 'status', 'visibility', 'os_hash_value', 'properties')
+    return {k: image.get(k) for k in keys}
 
 
 def _remove_images(env) -> None:
@@ -696,7 +693,7 @@ def test_fuzz_update(fuzz, row, data):
     }
     updated = fuzz.judge(fuzz.demo, 'update', kwargs, transfer=True)
     if updated is not None:
-        assert updated.get('id') != images['alt_private']
+        assert updated.get('id') != images['alt_private'], kwargs
 
 
 @pytest.mark.scenario(SCENARIO)
@@ -921,6 +918,11 @@ def test_fuzz_left_nothing_outside_the_roots(fuzz, row):
         host=fuzz.agent.host,
         filters={'os_hash_value': secret_hash},
     )
+    alt_after = _fingerprint(
+        fuzz.api.show(
+            fuzz.alt, fuzz.images['alt_private'], host=fuzz.agent.host
+        )
+    )
     total = sum(sum(c.values()) for c in fuzz.outcomes.values())
     row.note(
         '%d fuzzed calls; agent pid unchanged, never restarted; %d '
@@ -939,7 +941,7 @@ def test_fuzz_left_nothing_outside_the_roots(fuzz, row):
     row.note(
         'outside the roots: %d changed, %d stray, %d created; canary '
         'connections %d (image-id hrefs), %d (location urls, by Glance); '
-        'images holding an outside file: %d'
+        'images holding an outside file: %d; alt\'s private image %s'
         % (
             len(changed),
             len(stray),
@@ -947,6 +949,7 @@ def test_fuzz_left_nothing_outside_the_roots(fuzz, row):
             fuzz.canary.connections,
             fuzz.location_canary.connections,
             len(leaked),
+            'unchanged' if alt_after == fuzz.alt_before else 'CHANGED',
         )
     )
     groups: dict = {}
@@ -962,5 +965,7 @@ def test_fuzz_left_nothing_outside_the_roots(fuzz, row):
     assert stray == []
     assert created_outside == []
     assert leaked == []
+    assert alt_after == fuzz.alt_before
+    assert EXPLORE or fuzz.bad == []
     assert fuzz.canary.connections == 0
     assert helpers.temp_files(fuzz.r1, fuzz.r2) == []
