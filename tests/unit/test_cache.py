@@ -4,6 +4,7 @@ served from it (verified, without Glance traffic)."""
 import errno
 import hashlib
 import os
+import threading
 import time
 
 import pytest
@@ -238,6 +239,28 @@ class TestDownloadsThroughTheCache:
         xfers.download(ctx, image['id'], str(root / 'two'))
         # Filled and verified by the first call; found by the second.
         assert calls == [False, True]
+
+    def test_one_image_to_many_paths_at_once_is_one_glance_transfer(
+        self, xfers, glance, glance_http, ctx, root
+    ):
+        image = glance.add_image(data=DATA)
+        results = []
+
+        def download(name):
+            results.append(xfers.download(ctx, image['id'], str(root / name)))
+
+        threads = [
+            threading.Thread(target=download, args=('d%d' % n,))
+            for n in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(results) == 3
+        assert glance_http.sent == len(DATA)
+        for n in range(3):
+            assert (root / ('d%d' % n)).read_bytes() == DATA
 
     def test_a_damaged_entry_is_dropped_and_glance_asked(
         self, xfers, glance, ctx, root
