@@ -11,6 +11,7 @@ import random
 import time
 
 from glanceclient import exc as glance_exc
+from keystoneauth1 import exceptions as ks_exc
 import requests
 import urllib3
 
@@ -27,7 +28,16 @@ NON_IDEMPOTENT = frozenset(
     }
 )
 
-CONNECTION_ERRORS = (glance_exc.InvalidEndpoint, glance_exc.CommunicationError)
+CONNECTION_ERRORS = (
+    glance_exc.InvalidEndpoint,
+    glance_exc.CommunicationError,
+    # What python-glanceclient does not wrap: an answer that breaks off in
+    # its body reaches the wrapper as keystoneauth's or requests' own error.
+    ks_exc.ConnectionError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+)
 # Failures that say nothing about the request itself: worth another try
 # when repeating the request is safe.
 TRANSIENT_ERRORS = (glance_exc.HTTPServiceUnavailable, *CONNECTION_ERRORS)

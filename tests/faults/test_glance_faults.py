@@ -498,7 +498,6 @@ def cutting(deployment, agent_factory):  # noqa: F811
 
 @pytest.mark.scenario('1. Answer cut mid-body')
 @pytest.mark.parametrize('operation', ['detail', 'show'])
-@pytest.mark.xfail(strict=True, reason=CUT_BUG)
 def test_an_answer_cut_mid_body_is_retried(
     row,
     operation,

@@ -1,7 +1,10 @@
 """When a failed request is tried again, and how long it waits first."""
 
 from glanceclient import exc as glance_exc
+from keystoneauth1 import exceptions as ks_exc
 import pytest
+import requests
+import urllib3
 
 from image_agent.image import retry
 from tests.unit.conftest import connect_timeout
@@ -184,3 +187,17 @@ def test_backoff_wait_sleeps_the_drawn_delay():
     backoff = retry.Backoff(0.5, 10.0, sleep=slept.append, rand=_top_of_range)
     assert backoff.wait(3) == 2.0
     assert slept == [2.0]
+
+
+@pytest.mark.parametrize(
+    'error',
+    [
+        requests.exceptions.ChunkedEncodingError('body cut'),
+        ks_exc.UnknownConnectionError('Unexpected exception', None),
+        urllib3.exceptions.ProtocolError('Connection broken'),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_answer_cut_mid_body_is_retried_only_when_idempotent(error):
+    assert retry.is_retriable(error, idempotent=True)
+    assert not retry.is_retriable(error, idempotent=False)
