@@ -188,6 +188,8 @@ class ImageAgentManager:
     @_rpc_method
     def evict(self, context, image_id: str) -> dict:
         """Remove an image from the cache (CacheEntryInUse while read)."""
+        if not isinstance(image_id, str):
+            raise exception.InvalidInput(reason=_('image_id must be a string'))
         return self._transfers.evict(image_id)
 
     @_rpc_method
@@ -199,6 +201,12 @@ class ImageAgentManager:
         from Glance), or ``error`` with ``error_class`` and ``error``: one
         image failing does not stop the others.
         """
+        if not isinstance(image_ids, list) or not all(
+            isinstance(i, str) for i in image_ids
+        ):
+            raise exception.InvalidInput(
+                reason=_('image_ids must be a list of image ids')
+            )
         results = {}
         for image_id in image_ids:
             try:

@@ -173,3 +173,15 @@ class TestAgentShare:
         evicted = endpoint.evict(ctx, image_id=good['id'])
         assert len(evicted['evicted']) == 1
         assert endpoint.list_cache(ctx)['entries'] == []
+
+    def test_arguments_of_the_wrong_type_are_refused(self, endpoint, ctx):
+        from oslo_messaging.rpc import dispatcher as rpc_dispatcher
+
+        for call in (
+            lambda: endpoint.precache(ctx, image_ids='abc'),
+            lambda: endpoint.precache(ctx, image_ids=[1]),
+            lambda: endpoint.evict(ctx, image_id=['x']),
+        ):
+            with pytest.raises(rpc_dispatcher.ExpectedException) as e:
+                call()
+            assert isinstance(e.value.exc_info[1], exception.InvalidInput)
