@@ -142,11 +142,7 @@ class AtomicFile:
     def __enter__(self) -> 'AtomicFile':
         self._fd = os.open(
             self._tmp,
-            os.O_RDWR
-            | os.O_CREAT
-            | os.O_EXCL
-            | os.O_NOFOLLOW
-            | os.O_CLOEXEC,
+            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
             0o600,
             dir_fd=self._dir_fd,
         )
