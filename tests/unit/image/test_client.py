@@ -2,6 +2,7 @@
 
 import io
 
+import glanceclient
 from glanceclient import exc as glance_exc
 from keystoneauth1 import noauth
 from keystoneauth1 import token_endpoint
@@ -640,6 +641,21 @@ def test_schemas_are_fetched_once_per_wrapper(glance, ctx, wrapper):
     assert [c.args for c in glance.calls_to('schemas.get')] == [('image',)]
     client_mod.GlanceClientWrapper().call(ctx, 'get', IMAGE_ID)
     assert len(glance.calls_to('schemas.get')) == 2
+
+
+def test_models_built_by_one_client_are_given_to_the_next():
+    """glanceclient builds a model class per controller; the wrapper makes
+    a client per call and must not rebuild it every time."""
+    cache = client_mod._SchemaCache()
+    first = glanceclient.Client('2', endpoint='http://glance.test:9292')
+    cache.install(first)
+    model = object()
+    first.images._lazy_once_unvalidated_model = model
+    cache.keep_models(first)
+    second = glanceclient.Client('2', endpoint='http://glance.test:9292')
+    cache.install(second)
+    assert second.images.unvalidated_model is model
+    assert not hasattr(second.image_members, '_lazy_once_model')
 
 
 def test_a_create_fetches_its_schema_in_a_call_of_its_own(
