@@ -1,0 +1,173 @@
+"""One measurement each: a timed download, a hash, a latency, an RSS peak.
+
+Every function measures one thing once and cleans up after itself; the
+suite interleaves and repeats them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import contextlib
+import hashlib
+import os
+import subprocess
+import threading
+import time
+
+import glanceclient
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+
+from tools.bench import environment
+
+HASH_PIECE = 4 * 1024 * 1024
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def timed(func: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+def agent_download(env, host: str, image: dict, path: str) -> float:
+    """Seconds of one download through the agent (verified, fsynced)."""
+    try:
+        return timed(
+            lambda: env.api.download(env.context, image['id'], path, host=host)
+        )
+    finally:
+        _remove(path)
+
+
+def glance_client(env) -> glanceclient.Client:
+    """A python-glanceclient v2 client with the caller's token."""
+    return glanceclient.Client(
+        '2',
+        session=ks_session.Session(),
+        auth=token_endpoint.Token(None, env.token),
+        endpoint_override=env.glance_url,
+    )
+
+
+def glanceclient_download(client, image: dict, path: str, sync: bool) -> float:
+    """The reference's path: ``images.data()`` with its own checksum,
+    every chunk written to a file (fsynced on disk, as Cinder does)."""
+
+    def run() -> None:
+        body = client.images.data(image['id'])
+        with open(path, 'wb') as f:
+            for chunk in body:
+                f.write(chunk)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+
+    try:
+        return timed(run)
+    finally:
+        _remove(path)
+
+
+def curl_download(env, image: dict, path: str, sync: bool) -> float:
+    """curl of the same URL; on disk followed by an fsync of the file."""
+
+    def run() -> None:
+        subprocess.run(
+            [
+                'curl',
+                '-sf',
+                '-H',
+                'X-Auth-Token: ' + env.token,
+                '-o',
+                path,
+                env.file_url(image['id']),
+            ],
+            check=True,
+        )
+        if sync:
+            subprocess.run(['sync', path], check=True)
+
+    try:
+        return timed(run)
+    finally:
+        _remove(path)
+
+
+def sha512_memory(data: memoryview) -> float:
+    """Seconds to hash ``data`` in memory, in 4 MiB pieces."""
+
+    def run() -> None:
+        digest = hashlib.sha512()
+        for start in range(0, len(data), HASH_PIECE):
+            digest.update(data[start : start + HASH_PIECE])
+
+    return timed(run)
+
+
+def latencies_ms(call: Callable[[], object], count: int) -> list[float]:
+    """Milliseconds of ``count`` sequential calls."""
+    result = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        result.append((time.perf_counter() - started) * 1000)
+    return result
+
+
+class RssPeak:
+    """Samples a process's RSS every few ms; ``growth`` over the start."""
+
+    def __init__(self, pid: int, interval: float = 0.005) -> None:
+        self.pid = pid
+        self.baseline = environment.rss_bytes(pid)
+        self.peak = self.baseline
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, environment.rss_bytes(self.pid))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak = max(self.peak, environment.rss_bytes(self.pid))
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline
+
+
+class Pinger:
+    """Pings an agent back to back in a thread; keeps the latencies."""
+
+    def __init__(self, env, host: str) -> None:
+        self.latencies: list[float] = []
+        self._env = env
+        self._host = host
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Pinger:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            self._env.api.ping(self._env.context, host=self._host)
+            self.latencies.append((time.perf_counter() - started) * 1000)
