@@ -15,8 +15,8 @@ and sends them over RabbitMQ to a real ``image-agent``. For every case:
   Glance holds the bytes of a file outside the roots, and no href sent as
   an image id ever makes the agent connect to the server it names.
 
-``IMAGE_AGENT_FUZZ_EXAMPLES`` (default 180) is the number of cases per
-method.
+``IMAGE_AGENT_FUZZ_EXAMPLES`` (default 170, so about 2,000 cases in all)
+is the number of cases per test.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from tests.faults import report
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get('IMAGE_AGENT_FUZZ_EXAMPLES', '180'))
+EXAMPLES = int(os.environ.get('IMAGE_AGENT_FUZZ_EXAMPLES', '170'))
 CALL_TIMEOUT = 30
 # Set: record untyped answers without failing (to survey a new build).
 EXPLORE = bool(os.environ.get('IMAGE_AGENT_FUZZ_EXPLORE'))
@@ -218,9 +218,13 @@ class FuzzEnv:
 # Untyped answers of known bugs, by the text of the error (class: message):
 # counted in the summary, not failed. Each entry needs a deterministic
 # strict-xfail case of its own (test_typed_errors.py); remove it when the
-# bug is fixed. The bugs this fuzzing found (A-E in test_typed_errors.py,
-# and a metadata key borrowing the service credentials) are fixed.
-KNOWN_BUGS: dict[str, re.Pattern] = {}
+# bug is fixed. Bugs A-E of test_typed_errors.py and a metadata key
+# borrowing the service credentials, found by this fuzzing, are fixed.
+KNOWN_BUGS: dict[str, re.Pattern] = {
+    'H: update with a path, image id unhashable -> AgentError': re.compile(
+        r'^AgentError: The image agent failed to update: unhashable type'
+    ),
+}
 
 
 def known_bug(method: str, error: BaseException, context_fuzzed: bool):

@@ -88,7 +88,7 @@ def test_each_token_acts_for_its_own_calls_only(
         ctxt = ctxts[who]
         agent = two_agents[n % 2]
         own, theirs = mine[who]['id'], mine[other]['id']
-        for i in range(25):
+        for i in range(14):
             row.add(calls=1)
             shown = api.show(ctxt, own, host=agent.host)
             if shown['properties'].get('owner_tag') != who:

@@ -9,6 +9,8 @@ case pass and the marker must go (with its entry in
 ``test_fuzz.KNOWN_BUGS``).
 """
 
+import os
+
 import pytest
 
 from image_agent import exception
@@ -72,6 +74,15 @@ BUG_E = (
     'patch=sent) through a small adapter), never as **kwargs'
 )
 FIXED = {BUG_A, BUG_B, BUG_C, BUG_D, BUG_E}
+BUG_H = (
+    'BUG H: image_agent/manager.py ImageAgentManager.update with a path '
+    'hands image_id to transfers.Transfers.upload unchecked, which puts it '
+    'in the single-flight key (a tuple, hashed): an image id that is a dict '
+    'or a list raises TypeError "unhashable type", answered as AgentError '
+    '(the id is checked only later, inside the image service). Fix: check '
+    'image_id (validation, as glance._check_image_id does) at the top of '
+    'update, before the upload'
+)
 
 
 def _context(base, **changes):
@@ -147,6 +158,13 @@ CASES = [
         {'image_id': '@fuzz'},
     ),
     ('sort-key-too-long', BUG_D, {}, 'detail', {'sort_key': 'k' * 10_000}),
+    (
+        'upload-to-an-image-id-that-is-a-dict',
+        BUG_H,
+        {},
+        'update',
+        {'image_id': {'a': 1}, 'image_meta': {}, 'path': '@file'},
+    ),
     # Metadata keys named like parameters: plain properties, or refused.
     (
         'metadata-key-self',
@@ -217,7 +235,14 @@ def test_bad_input_gets_a_typed_error(
     kwargs,
 ):
     ctxt, image_id = own_image
-    kwargs = {k: image_id if v == '@fuzz' else v for k, v in kwargs.items()}
+    source = os.path.join(agent.root, 'typed-errors-source')
+    with open(source, 'wb') as f:
+        f.write(b'some bytes')
+    places = {'@fuzz': image_id, '@file': source}
+    kwargs = {
+        k: places.get(v, v) if isinstance(v, str) else v
+        for k, v in kwargs.items()
+    }
     cctxt = api.client.prepare(server=agent.host, timeout=30)
     row.add(calls=1)
     try:
