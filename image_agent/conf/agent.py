@@ -89,6 +89,18 @@ path_opts = [
         help='Space, in MiB, that must remain free on the destination '
         'filesystem after a download of the announced image size.',
     ),
+    cfg.IntOpt(
+        'transfer_niceness',
+        default=10,
+        min=0,
+        max=19,
+        help='Niceness added to the threads that receive, hash and write a '
+        'download (Linux sets it per thread). They keep whole cores busy '
+        'for as long as a download lasts; with 10, the agent\'s RPC calls '
+        '(ping, show, the heartbeats of long calls) and the other services '
+        'of the host go first when the CPUs are all busy, and downloads '
+        'take what is left. 0 runs them like everything else.',
+    ),
     cfg.FloatOpt(
         'progress_interval',
         default=10.0,

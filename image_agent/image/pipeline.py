@@ -21,8 +21,10 @@ import threading
 import time
 from typing import Protocol
 
+from image_agent import conf
 from image_agent.image import verify
 
+CONF = conf.CONF
 MiB = 1024 * 1024
 # 8 MiB in all per transfer: one buffer filling, one hashed and written, two
 # queued. Larger buffers measured no faster (hashing costs the same per
@@ -37,21 +39,20 @@ READ_PIECE = 256 * 1024
 FLUSH_AFTER = 0.5
 
 
-# Niceness added to the threads of a transfer (read, hash, write): they keep
-# whole cores busy for as long as a download lasts; the agent's RPC threads
-# (ping, show, the heartbeats of long calls) and the rest of the host go
-# first when the CPUs are all busy.
-STAGE_NICENESS = 10
-
-
 def _lower_priority() -> None:
-    """Make the calling thread nicer (Linux: niceness is per thread)."""
-    if not STAGE_NICENESS:
+    """Make the calling thread nicer by ``[agent] transfer_niceness``.
+
+    The threads of a transfer keep whole cores busy for as long as it
+    lasts; the agent's RPC threads and the host's other services should go
+    first when the CPUs are all busy. Linux sets niceness per thread.
+    """
+    niceness = CONF.agent.transfer_niceness
+    if not niceness:
         return
     with contextlib.suppress(OSError, AttributeError):
         tid = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + STAGE_NICENESS))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + niceness))
 
 
 class Cancelled(Exception):

@@ -87,16 +87,18 @@ class TestCopyVerified:
         assert sink.threads == {'image-agent-write'}
         assert source.threads == {'image-agent-read'}
 
-    def test_those_threads_are_nicer_than_the_caller(self):
-        niceness = []
+    @pytest.mark.parametrize('niceness', [10, 3, 0])
+    def test_those_threads_are_nicer_than_the_caller(self, config, niceness):
+        config.config(group='agent', transfer_niceness=niceness)
+        seen = []
 
         def write(view):
             tid = threading.get_native_id()
-            niceness.append(os.getpriority(os.PRIO_PROCESS, tid))
+            seen.append(os.getpriority(os.PRIO_PROCESS, tid))
 
         copy(MemorySource(DATA), write)
         mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        assert set(niceness) == {min(19, mine + pipeline.STAGE_NICENESS)}
+        assert set(seen) == {min(19, mine + niceness)}
 
     def test_a_mismatch_is_raised_after_every_byte_was_written(self):
         sink = Sink()
