@@ -165,11 +165,12 @@ def table(results: dict[str, Any]) -> str:
     kill = raw['resume']
     lines.append(
         'Glance killed half way: %.2f MiB fetched again, %.2f s in all '
-        '(%.2f s without a kill), verified: %s'
+        '(%.2f s without a kill), %d requests, verified: %s'
         % (
             kill['refetch_mib'],
             kill['seconds'],
             kill['seconds_unkilled'],
+            kill['requests'],
             kill['verified'],
         )
     )
