@@ -88,8 +88,8 @@ class HttpSource:
     it broke starts a new count, so a long download survives one failure
     per server restart, while a dead deployment fails in a few attempts.
 
-    ``fetched`` counts the bytes received, ``resumes`` the ranged requests
-    made after a failure.
+    ``fetched`` counts the bytes received (those asked again included),
+    ``resumes`` the requests made to continue after a failure.
     """
 
     def __init__(
@@ -116,7 +116,6 @@ class HttpSource:
         self._done = False
         self._tried: list[str] = []
         self._failures = 0
-        self._last_error: BaseException | None = None
         self._backoff = retry.Backoff(
             CONF.glance.retry_backoff_base, CONF.glance.retry_backoff_max
         )
@@ -276,7 +275,6 @@ class HttpSource:
 
     def _fail(self, error: BaseException) -> None:
         """Count a failure; raise once the retries are used up."""
-        self._last_error = error
         self._failures += 1
         if self._failures <= CONF.glance.num_retries:
             return
@@ -351,11 +349,8 @@ class HttpSource:
             # A server that ignores Range sends everything again.
             self._skip = self.offset
             self._set_length(response, 0)
-        elif (
-            status == 416
-            and self.total is not None
-            and (self.offset >= self.total)
-        ):
+        elif status == 416 and self.offset >= (self.total or float('inf')):
+            # Everything was received; only the end of the body was lost.
             self._done = True
             self.close()
             return
