@@ -4,11 +4,12 @@ Hashing is the slowest step of a verified download (sha512 runs at about
 0.6-0.8 GB/s on one core; loopback HTTP and the page cache are faster), so
 it must never wait for the network or the disk. ``copy_verified`` reads
 into a few large reusable buffers; each filled buffer goes to a hash thread
-and a write thread at once, while the caller's thread fills the next one.
-``readinto``, ``hashlib`` and ``os.write`` release the GIL on large buffers,
-so the three really run in parallel. Memory stays flat: the buffers are
-allocated once per transfer whatever the image size, as anonymous mappings
-returned to the system at the end.
+and a write thread at once, while a reading thread fills the next one (the
+caller only waits). ``readinto``, ``hashlib`` and ``os.write`` release the
+GIL on large buffers, so the three really run in parallel; they run nicer
+than the agent's RPC threads (``[agent] transfer_niceness``). Memory stays
+flat: the buffers are allocated once per transfer whatever the image size,
+as anonymous mappings returned to the system at the end.
 """
 
 from collections.abc import Callable
