@@ -24,6 +24,7 @@ import oslo_messaging as messaging
 from image_agent import conf
 from image_agent import exception
 from image_agent.i18n import _
+from image_agent.image import validation
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -132,6 +133,9 @@ class ImageAgentManager:
         store_id: str | None = None,
         base_image_ref: str | None = None,
     ) -> dict:
+        # Checked before the upload uses the id (in its single-flight key).
+        validation.check_image_id(image_id)
+
         def send(data=None) -> dict:
             return self._images.update(
                 context,

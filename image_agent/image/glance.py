@@ -7,7 +7,6 @@ Server selection and retries live in ``client``, metadata translation in
 """
 
 from collections.abc import Callable
-import re
 import threading
 from typing import Any
 import urllib.parse
@@ -37,25 +36,12 @@ __all__ = [
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
-_IMAGE_ID = re.compile(r'[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}')
 _DETAIL_PARAMS = frozenset(
     {'filters', 'marker', 'limit', 'page_size', 'sort_key', 'sort_dir'}
 )
 # Hash fields describe the bytes, so the location API takes them as
 # validation data; every other key is metadata of the location itself.
 _VALIDATION_KEYS = ('os_hash_algo', 'os_hash_value')
-
-
-def _check_image_id(image_id: Any) -> str:
-    """Refuse what cannot be a Glance image id before it reaches a URL."""
-    if not isinstance(image_id, str):
-        raise exception.InvalidInput(
-            reason=_('an image id must be a string, not %s')
-            % type(image_id).__name__
-        )
-    if not _IMAGE_ID.fullmatch(image_id):
-        raise exception.ImageNotFound(image_id=image_id[:100])
-    return image_id
 
 
 class GlanceImageService:
@@ -103,7 +89,7 @@ class GlanceImageService:
         return metadata.is_image_available(context, image, member_status)
 
     def _get_raw(self, context, image_id: str) -> dict[str, Any]:
-        _check_image_id(image_id)
+        validation.check_image_id(image_id)
         try:
             image = dict(self._client.call(context, 'get', image_id))
         except Exception as e:
@@ -325,7 +311,7 @@ class GlanceImageService:
         ``purge_props`` every custom property not named in
         ``image_meta['properties']`` is removed.
         """
-        _check_image_id(image_id)
+        validation.check_image_id(image_id)
         image_meta = dict(validation.check_image_meta(image_meta))
         image_meta.pop('id', None)
         validation.require_header_value('store_id', store_id)
@@ -358,7 +344,7 @@ class GlanceImageService:
 
     def delete(self, context, image_id: str) -> bool:
         """Delete the given image."""
-        _check_image_id(image_id)
+        validation.check_image_id(image_id)
         self._call_on_image(context, image_id, 'delete', (image_id,))
         return True
 
@@ -410,7 +396,7 @@ class GlanceImageService:
 
     def list_members(self, context, image_id: str) -> list[dict]:
         """Returns a list of dicts with image member data."""
-        _check_image_id(image_id)
+        validation.check_image_id(image_id)
         members = self._call_on_image(
             context, image_id, 'list', (image_id,), controller='image_members'
         )

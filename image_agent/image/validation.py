@@ -5,6 +5,7 @@ of the wrong type must be refused with InvalidInput here, not fail deep
 inside glanceclient with a TypeError nobody can act on.
 """
 
+import re
 from typing import Any
 
 from image_agent import exception
@@ -18,8 +19,25 @@ MAX_SORT_TEXT = 255
 MAX_HEADER_TEXT = 1024
 
 
+_IMAGE_ID = re.compile(r'[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}')
+
+
 def _invalid(reason: str) -> exception.InvalidInput:
     return exception.InvalidInput(reason=reason)
+
+
+def check_image_id(image_id: Any) -> str:
+    """Refuse what cannot be a Glance image id before it reaches a URL.
+
+    Glance's ids are UUIDs: any other string names no image.
+    """
+    if not isinstance(image_id, str):
+        raise _invalid(
+            _('an image id must be a string, not %s') % type(image_id).__name__
+        )
+    if not _IMAGE_ID.fullmatch(image_id):
+        raise exception.ImageNotFound(image_id=image_id[:100])
+    return image_id
 
 
 def require_dict(name: str, value: Any, optional: bool = False) -> dict:

@@ -73,7 +73,6 @@ BUG_E = (
     '(client.call(..., "update", image_id, remove_props=..., '
     'patch=sent) through a small adapter), never as **kwargs'
 )
-FIXED = {BUG_A, BUG_B, BUG_C, BUG_D, BUG_E}
 BUG_H = (
     'BUG H: image_agent/manager.py ImageAgentManager.update with a path '
     'hands image_id to transfers.Transfers.upload unchecked, which puts it '
@@ -83,6 +82,7 @@ BUG_H = (
     'image_id (validation, as glance._check_image_id does) at the top of '
     'update, before the upload'
 )
+FIXED = {BUG_A, BUG_B, BUG_C, BUG_D, BUG_E, BUG_H}
 
 
 def _context(base, **changes):
