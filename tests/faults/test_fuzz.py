@@ -201,13 +201,9 @@ class FuzzEnv:
 # Untyped answers of known bugs, by the text of the error (class: message):
 # counted in the summary, not failed. Each entry needs a deterministic
 # strict-xfail case of its own (test_typed_errors.py); remove it when the
-# bug is fixed. Bugs A-E of test_typed_errors.py and a metadata key
+# bug is fixed. Bugs A-E and H of test_typed_errors.py and a metadata key
 # borrowing the service credentials, found by this fuzzing, are fixed.
-KNOWN_BUGS: dict[str, re.Pattern] = {
-    'H: update with a path, image id unhashable -> AgentError': re.compile(
-        r'^AgentError: The image agent failed to update: unhashable type'
-    ),
-}
+KNOWN_BUGS: dict[str, re.Pattern] = {}
 
 
 def known_bug(method: str, error: BaseException, context_fuzzed: bool):
