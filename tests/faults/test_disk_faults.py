@@ -3,8 +3,9 @@
 The destination is a 16 MiB tmpfs this test mounts (and unmounts). The
 agent keeps a 4 MiB margin. An image bigger than the free space, or one
 that fits only without the margin, is refused before a byte is written;
-an image that fits but meets a disk filled up meanwhile fails with a typed
-error, its temporary file removed and the file it was to replace intact.
+an image that fits but meets a disk filled up meanwhile fails with the same
+out-of-space error (OutOfSpace, an InsufficientSpace), its temporary file
+removed and the file it was to replace intact.
 """
 
 import io
@@ -14,7 +15,6 @@ import pytest
 
 from image_agent import exception
 from tests.faults import helpers
-from tests.faults import report
 from tests.faults.helpers import MiB
 
 pytestmark = pytest.mark.slow
@@ -107,10 +107,6 @@ def test_refused_up_front(
     os.unlink(path)
 
 
-# The outcome of the disk-full run, for the test of its error class.
-_FILLED: dict = {}
-
-
 def fill_during_download(api, agent, fs, ctxt, image, data, row) -> dict:
     """Download ``image`` over a precious file; fill the disk meanwhile."""
     path = _precious(fs)
@@ -135,7 +131,6 @@ def fill_during_download(api, agent, fs, ctxt, image, data, row) -> dict:
         'temp_files': helpers.temp_files(fs),
     }
     os.unlink(filler)
-    _FILLED.update(outcome)
     # With space again, the same download succeeds.
     result = api.download(
         ctxt, image['id'], path, host=agent.host, overwrite=True
@@ -163,7 +158,10 @@ def test_disk_filled_during_a_download(
         api, agent, fs, demo_context, image, data, row
     )
     error = outcome['error']
-    if error is not None and helpers.is_typed(error):
+    # The out-of-space error of the pre-check (OutOfSpace is one since
+    # 40f3c8d; a strict xfail of this suite until then).
+    out_of_space = isinstance(error, exception.InsufficientSpace)
+    if out_of_space:
         row.error(error)
     else:
         row.add(failures=1)
@@ -178,26 +176,7 @@ def test_disk_filled_during_a_download(
             'ok' if outcome['retried'] else 'FAILED',
         )
     )
-    assert error is not None and helpers.is_typed(error), error
+    assert out_of_space, error
     assert outcome['untouched']
     assert outcome['temp_files'] == []
     assert outcome['retried']
-
-
-@pytest.mark.scenario(SCENARIO)
-def test_disk_filled_during_a_download_is_an_out_of_space_error(
-    row,
-    disk,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-):
-    if not _FILLED:
-        agent, _, fs = disk
-        data = os.urandom(10 * MiB)
-        image = images(demo_context, data=io.BytesIO(data))
-        fill_during_download(api, agent, fs, demo_context, image, data, row)
-    error = _FILLED['error']
-    if not isinstance(error, exception.InsufficientSpace):
-        report.REPORT.row(SCENARIO).add(known_bugs=1)
-    assert isinstance(error, exception.InsufficientSpace), error
