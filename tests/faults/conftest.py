@@ -252,26 +252,6 @@ def glances_restored(deployment):
         deployment.start_glance(index)
 
 
-# -- small filesystems --------------------------------------------------------
-
-
-@pytest.fixture
-def small_fs():
-    """small_fs(size_mib): a fresh tmpfs of that size; unmounted at the end."""
-    mounted: list[str] = []
-
-    def mount(size_mib: int) -> str:
-        path = helpers.mount_tmpfs(size_mib)
-        mounted.append(path)
-        return path
-
-    try:
-        yield mount
-    finally:
-        for path in mounted:
-            helpers.unmount(path)
-
-
 # -- a private RabbitMQ node --------------------------------------------------
 
 
