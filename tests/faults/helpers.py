@@ -217,21 +217,6 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError('no VmRSS for %d' % pid)
 
 
-def group_pids(pgid: int) -> list[int]:
-    found = []
-    for name in os.listdir('/proc'):
-        if not name.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % name, 'rb') as f:
-                fields = f.read().rsplit(b')', 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in (b'Z', b'X'):
-            found.append(int(name))
-    return found
-
-
 def kill_agent(agent) -> None:
     """SIGKILL an agent's whole process group (master and worker)."""
     with contextlib.suppress(ProcessLookupError):
@@ -367,13 +352,6 @@ class HoldingServer:
             for sock in self._held:
                 sock.close()
             self._held = []
-
-
-def rmtree(path: str) -> None:
-    """Remove a tree, FIFOs and device files included."""
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class CuttingProxy:

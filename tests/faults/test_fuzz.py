@@ -25,6 +25,7 @@ import collections
 import contextlib
 import os
 import re
+import shutil
 import uuid
 
 from hypothesis import HealthCheck
@@ -265,7 +266,7 @@ def fuzz(deployment, agent_factory, api):  # noqa: F811
         env.canary.close()
         env.location_canary.close()
         env.agent.stop()
-        helpers.rmtree(env.area)
+        shutil.rmtree(env.area, ignore_errors=True)
 
 
 def _fingerprint(image: dict) -> dict:
