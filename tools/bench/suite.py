@@ -96,7 +96,9 @@ def rss_growth(env, agent) -> dict[str, float]:
     """Peak RSS growth of the agent's worker during one download each."""
     growth = {}
     for name in ('256m', '1g', '2g'):
-        path = os.path.join(env.tmpfs, 'rss-%s' % name)
+        # Onto disk: the page cache is not the agent's memory, and a small
+        # machine's tmpfs may not hold 2 GiB.
+        path = os.path.join(env.disk, 'rss-%s' % name)
         with measure.RssPeak(agent.worker) as peak:
             measure.agent_download(env, DIRECT, env.images[name], path)
         growth[name] = peak.growth / MiB
@@ -375,6 +377,18 @@ def summarize(seconds, rss, lat, conc, killed, shared, args) -> dict:
     return results
 
 
+def check_space(tmpfs: str, disk: str) -> None:
+    """Fail early, and say why, on a machine too small for the run."""
+    for path, needed in ((tmpfs, 2.5 * GiB), (disk, 10 * GiB)):
+        st = os.statvfs(path)
+        free = st.f_bavail * st.f_frsize
+        if free < needed:
+            raise SystemExit(
+                'bench: %s has %.1f GiB free, the run needs %.1f GiB'
+                % (path, free / GiB, needed / GiB)
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('output_dir')
@@ -395,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         'python': platform.python_version(),
         'loadavg_at_start': os.getloadavg(),
     }
+    check_space(tmpfs, disk)
     env = environment.Environment(workdir, tmpfs, disk)
     try:
         env.start()
