@@ -401,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = os.path.join(args.output_dir, 'agents')
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
+    check_space('/dev/shm', '/var/tmp')
     tmpfs = tempfile.mkdtemp(prefix='image-agent-bench-', dir='/dev/shm')
     disk = tempfile.mkdtemp(prefix='image-agent-bench-', dir='/var/tmp')
     machine = {
@@ -409,7 +410,6 @@ def main(argv: list[str] | None = None) -> int:
         'python': platform.python_version(),
         'loadavg_at_start': os.getloadavg(),
     }
-    check_space(tmpfs, disk)
     env = environment.Environment(workdir, tmpfs, disk)
     try:
         env.start()
