@@ -121,6 +121,7 @@ class Soak:
         self.errors: list[str] = []
         self.counts: dict[str, int] = {}
         self.n = itertools.count()
+        self.turn = itertools.count()
 
     def step(self, op: str, agent, i: int) -> None:
         n = next(self.n)
@@ -166,7 +167,7 @@ class Soak:
         cycle = itertools.cycle(ops)
         while not self.stop.is_set():
             op = next(cycle)
-            agent = self.agents[next(self.n) % len(self.agents)]
+            agent = self.agents[next(self.turn) % len(self.agents)]
             try:
                 self.step(op, agent, i)
             except Exception as e:  # noqa: BLE001 - counted
