@@ -32,6 +32,15 @@ RABBIT_URL = os.environ.get(
     'IMAGE_AGENT_BENCH_TRANSPORT_URL', 'rabbit://guest:guest@127.0.0.1:5672/'
 )
 STATE_DIR = '/tmp/image-agent-bench-testenv'  # noqa: S108
+# More [agent] options of the agents, from IMAGE_AGENT_BENCH_AGENT_OPTIONS
+# ("name=value,name=value"), to measure another setting.
+AGENT_OPTIONS = dict(
+    item.split('=', 1)
+    for item in os.environ.get('IMAGE_AGENT_BENCH_AGENT_OPTIONS', '').split(
+        ','
+    )
+    if '=' in item
+)
 _BLOCK = 16 * MiB
 
 
@@ -97,7 +106,7 @@ class Agent:
                 'transport_url = %(url)s\nhost = %(host)s\n'
                 'auth_strategy = keystone\n'
                 '[agent]\ntopic = %(topic)s\ndownload_roots = %(roots)s\n'
-                'max_concurrent_downloads = 4\n'
+                'max_concurrent_downloads = 4\n%(agent_extra)s'
                 '[glance]\napi_servers = %(servers)s\n'
                 'num_retries = 3\nretry_backoff_base = 0.05\n'
                 % {
@@ -106,6 +115,9 @@ class Agent:
                     'topic': topic,
                     'roots': ','.join(roots),
                     'servers': ','.join(glance_urls),
+                    'agent_extra': ''.join(
+                        '%s = %s\n' % item for item in AGENT_OPTIONS.items()
+                    ),
                 }
             )
         self.popen: subprocess.Popen | None = None
