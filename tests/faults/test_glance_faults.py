@@ -32,12 +32,17 @@ SEED_HASH = helpers.sha512(SEED)
 
 @pytest.fixture(scope='module')
 def retrying_agents(agent_factory):  # noqa: F811
-    """Two agents retrying on the other server, quickly."""
+    """Two agents retrying on the other server, quickly.
+
+    The back-off still spans about a second, so that a live server that is
+    briefly saturated (a loaded 2-core machine) is asked again after a
+    pause rather than four times within a few milliseconds.
+    """
     options = {
         'glance': {
             'num_retries': str(NUM_RETRIES),
-            'retry_backoff_base': '0.05',
-            'retry_backoff_max': '0.2',
+            'retry_backoff_base': '0.25',
+            'retry_backoff_max': '1.0',
         }
     }
     return [
