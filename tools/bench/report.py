@@ -147,7 +147,7 @@ def table(results: dict[str, Any]) -> str:
         ('show_direct', 'show, direct glanceclient (warm)'),
         ('ping_agent', 'ping via agent'),
         ('ping_raw', 'raw oslo.messaging no-op call'),
-        ('ping_during_downloads', 'ping during 4 downloads'),
+        ('ping_during_downloads', 'ping during 4 downloads (every 10 ms)'),
     ):
         s = raw['latency_ms'][key]
         lines.append('  %-42s %6.2f / %6.2f' % (label, s['p50'], s['p99']))
