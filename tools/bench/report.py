@@ -181,16 +181,31 @@ def table(results: dict[str, Any]) -> str:
     )
     lines.append('')
     lines.append(
-        '%-46s %10s %10s  %s' % ('Target', 'measured', 'target', 'met')
+        'Ratios are medians of the per-round ratios [min-max]; "of medians"'
+        ' divides the medians.'
     )
-    for verdict in results['targets'].values():
+    lines.append(
+        '%-46s %10s %10s  %-4s %s'
+        % ('Target', 'measured', 'target', 'met', 'spread')
+    )
+    spreads = raw['ratios']
+    of_medians = raw['ratios_of_medians']
+    for key, verdict in results['targets'].items():
+        extra = ''
+        if key in spreads:
+            extra = '[%.2f-%.2f], of medians %.2f' % (
+                spreads[key]['min'],
+                spreads[key]['max'],
+                of_medians[key],
+            )
         lines.append(
-            '%-46s %10s %10s  %s'
+            '%-46s %10s %10s  %-4s %s'
             % (
                 verdict['label'],
                 _fmt(verdict['value']),
                 verdict['target'],
                 {True: 'yes', False: 'NO', None: '?'}[verdict['met']],
+                extra,
             )
         )
     return '\n'.join(lines)

@@ -360,7 +360,19 @@ def summarize(seconds, rss, lat, conc, killed, shared, args) -> dict:
             'raw': {
                 'throughput': {k: report.spread(v) for k, v in rates.items()},
                 'throughput_mb_s_per_round': rates,
+                # Per-round ratios (the headline figures are their
+                # medians); and the ratio of the medians, for comparison.
                 'ratios': {k: report.spread(v) for k, v in ratios.items()},
+                'ratios_of_medians': {
+                    'tmpfs_vs_reference': report.median(rates['tmpfs_agent'])
+                    / report.median(rates['tmpfs_glanceclient']),
+                    'tmpfs_vs_sha512': report.median(rates['tmpfs_agent'])
+                    / report.median(rates['sha512']),
+                    'disk_vs_curl': report.median(rates['disk_agent'])
+                    / report.median(rates['disk_curl']),
+                    'concurrent_ratio': report.median(conc['aggregate'])
+                    / report.median(conc['single']),
+                },
                 'latency_ms': latency,
                 'rss_growth_mib': rss,
                 'concurrent': {
