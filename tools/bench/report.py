@@ -208,6 +208,20 @@ def table(results: dict[str, Any]) -> str:
                 extra,
             )
         )
+    lines.append('')
+    lines.append('Limits of this machine, measured in the same run:')
+    lines.append(
+        '  %-44s %10s  (a verified download is never faster than its '
+        'hash)'
+        % (
+            'disk: sha512 / curl + sync',
+            _fmt(results.get('disk_ceiling_ratio')),
+        )
+    )
+    lines.append(
+        '  %-44s %10s  (raw no-op RPC + direct show, over direct show)'
+        % ('show p50 floor', _fmt(results.get('show_floor_ratio')))
+    )
     return '\n'.join(lines)
 
 
