@@ -83,6 +83,7 @@ def throughput(env, client, rounds: int) -> dict[str, list[float]]:
     for round_ in range(rounds):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
         for name in order:
+            environment.settle()
             seconds[name].append(cases[name]())
         say(
             'round %d/%d: %s'
@@ -104,6 +105,7 @@ def rss_growth(env, agent) -> dict[str, float]:
         # Onto disk: the page cache is not the agent's memory, and a small
         # machine's tmpfs may not hold 2 GiB.
         path = os.path.join(env.disk, 'rss-%s' % name)
+        environment.settle()
         with measure.RssPeak(agent.worker) as peak:
             measure.agent_download(env, DIRECT, env.images[name], path)
         growth[name] = peak.growth / MiB
@@ -143,6 +145,7 @@ def concurrent(env, rounds: int) -> dict:
     # since the upload, and the machine may have paged it out since.
     measure.agent_download(env, DIRECT, image, os.path.join(env.tmpfs, 'w'))
     for round_ in range(rounds):
+        environment.settle()
         single = measure.agent_download(
             env, DIRECT, image, os.path.join(env.tmpfs, 'single')
         )
@@ -153,6 +156,7 @@ def concurrent(env, rounds: int) -> dict:
             )
             for i in range(4)
         ]
+        environment.settle()
         started = time.perf_counter()
         for thread in threads:
             thread.start()
