@@ -259,6 +259,11 @@ class Environment:
         self.images[name] = image
         return image
 
+    def delete(self, *names: str) -> None:
+        """Delete the images ``names`` (uploaded by ``upload``)."""
+        for name in names:
+            self.service.delete(self.context, self.images.pop(name)['id'])
+
     def agent(self, host: str, glance_urls: list[str]) -> Agent:
         agent = Agent(
             self.workdir,
