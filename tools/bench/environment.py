@@ -296,6 +296,9 @@ class Environment:
         self._delete_queues()
         for path in (self.tmpfs, self.disk):
             shutil.rmtree(path, ignore_errors=True)
+        # Nothing of the run is left running (a next run starts it again in
+        # seconds: its venv and template databases are kept).
+        self.deployment.stop()
 
     def _delete_queues(self) -> None:
         names = [self.topic] + [
