@@ -36,25 +36,11 @@ from image_agent import context as ia_context
 from image_agent import rpc
 from image_agent import rpcapi
 from image_agent.image import glance
+from tools.bench.environment import RABBIT_URL
+from tools.bench.environment import RandomStream
 from tools.testenv import Deployment
 
-RABBIT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
 CHUNK = 16 * 1024 * 1024
-
-
-class RandomStream(io.RawIOBase):
-    def __init__(self, size: int) -> None:
-        self.left = size
-        self.block = os.urandom(CHUNK)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = min(len(buffer), self.left, CHUNK)
-        buffer[:n] = self.block[:n]
-        self.left -= n
-        return n
 
 
 def start_agent(workdir: str, host: str, dep, topic: str):
