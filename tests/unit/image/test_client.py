@@ -94,7 +94,7 @@ def test_rotation_continues_after_a_retry(three_servers, glance, ctx, wrapper):
 def test_rotation_continues_when_the_catalog_lists_servers_in_another_order(
     config, glance, ctx, wrapper, monkeypatch
 ):
-    # Keystone does not keep the order of endpoints stable (PEERS.md); the
+    # Keystone does not keep the order of endpoints stable; the
     # shuffle is made a no-op so that the outcome does not depend on luck.
     monkeypatch.setattr(servers_mod.random, 'shuffle', lambda urls: None)
     config.config(group='glance', api_servers=None, region_name='RegionOne')
