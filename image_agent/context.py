@@ -1,4 +1,12 @@
-"""The request context: who calls, with which token and catalog."""
+"""The request context: who calls, with which token and catalog.
+
+A context made in the caller's own process (Cinder importing
+``image_agent.image.glance``) is trusted: keystonemiddleware built it. A
+context that arrived over RPC is not: the RPC serializer marks it
+(``over_rpc``), the agent replaces its claims with what Keystone says about
+its token, and the library applies the stricter rules of ``policy`` and
+``image.servers`` to it. The mark never travels: a caller cannot set it.
+"""
 
 from typing import Any
 
@@ -22,6 +30,8 @@ class RequestContext(context.RequestContext):
         self, service_catalog: list | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
+        # Set by the RPC serializer only; never read from a dict.
+        self.over_rpc = False
         self.service_catalog = [
             entry
             for entry in (service_catalog or [])
@@ -47,10 +57,26 @@ class RequestContext(context.RequestContext):
     def elevated(self) -> 'RequestContext':
         """A copy with the admin flag set (the token is kept)."""
         copy = self.from_dict(self.to_dict())
+        copy.over_rpc = self.over_rpc
         copy.is_admin = True
         if 'admin' not in copy.roles:
             copy.roles = copy.roles + ['admin']
         return copy
+
+
+def is_remote(context: Any) -> bool:
+    """Whether ``context`` arrived over RPC (and so proves nothing).
+
+    Contexts of other projects (Cinder's own) have no mark: they were made
+    in-process, behind keystonemiddleware.
+    """
+    return bool(getattr(context, 'over_rpc', False))
+
+
+def mark_remote(context: 'RequestContext') -> 'RequestContext':
+    """Mark a context received over RPC; returns it."""
+    context.over_rpc = True
+    return context
 
 
 def get_admin_context() -> RequestContext:

@@ -139,7 +139,9 @@ class RequestContextSerializer(messaging.Serializer):
 
     def deserialize_context(self, ctxt):
         check_context_dict(ctxt)
-        return ia_context.RequestContext.from_dict(ctxt)
+        return ia_context.mark_remote(
+            ia_context.RequestContext.from_dict(ctxt)
+        )
 
 
 def get_transport(

@@ -20,7 +20,9 @@ glance_opts = [
         help='Glance API servers, as URLs ("https://glance.example.com:9292",'
         ' "http://[::1]:9292/image"). A bare "host:port" means http. When '
         "unset, servers come from the caller's service catalog, then from "
-        'Keystone.',
+        'Keystone. Calls received over RPC use only these servers or, when '
+        "unset, those of the agent's own Keystone catalog (a caller's "
+        'catalog may only pick among them).',
     ),
     cfg.IntOpt(
         'num_retries',
@@ -62,6 +64,14 @@ glance_opts = [
         choices=('public', 'internal', 'admin'),
         help='Endpoint interface asked of Keystone when neither api_servers '
         "nor the caller's catalog names a server.",
+    ),
+    cfg.IntOpt(
+        'catalog_cache_time',
+        default=300,
+        min=0,
+        help='Seconds the image endpoints of the agent\'s own Keystone '
+        'catalog (asked with the service credentials when api_servers is '
+        'unset) are kept before Keystone is asked again.',
     ),
     cfg.ListOpt(
         'allowed_direct_url_schemes',

@@ -1,5 +1,6 @@
 """GlanceClientWrapper: one glanceclient call, retried across servers."""
 
+import collections
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ _MODEL_ATTRS = ('_lazy_once_model', '_lazy_once_unvalidated_model')
 
 
 class _SchemaCache:
-    """Glance's schemas, fetched once per wrapper.
+    """Glance's schemas, fetched once per set of servers.
 
     python-glanceclient fetches a schema before every request that builds a
     model (every show, create, update): one more round trip each time and,
@@ -98,6 +99,24 @@ class _CachedSchemas:
         return self._cache.get(name, self._controller.get)
 
 
+# Server sets a wrapper keeps a rotation (and schemas) for: callers with
+# other catalogs cannot make it grow without bound.
+MAX_ROTATIONS = 16
+
+
+class _Rotation:
+    """One set of servers: its shuffled cycle and the schemas they gave.
+
+    Kept per set, so that the schemas one set of servers answered are never
+    used for calls to another.
+    """
+
+    def __init__(self, urls: tuple[str, ...]) -> None:
+        self.urls = urls
+        self.cycle = servers_mod.cycle_shuffled(list(urls))
+        self.schemas = _SchemaCache()
+
+
 class _DataRewinder:
     """Puts file-like arguments back where they were before a new attempt."""
 
@@ -132,9 +151,32 @@ class GlanceClientWrapper:
     ) -> None:
         scheme = 'https' if use_ssl else 'http'
         self._fixed_server = f'{scheme}://{netloc}' if netloc else None
-        self._cycles: dict[tuple[str, ...], Iterator[str]] = {}
+        self._rotations: collections.OrderedDict[
+            tuple[str, ...], _Rotation
+        ] = collections.OrderedDict()
         self._lock = threading.Lock()
-        self._schemas = _SchemaCache()
+
+    def _rotation(self, context) -> _Rotation:
+        """The rotation of the servers ``context`` may use."""
+        if self._fixed_server:
+            urls: tuple[str, ...] = (self._fixed_server,)
+        else:
+            # Keystone does not keep the catalog's order: the same servers
+            # in another order are the same rotation.
+            urls = tuple(sorted(set(servers_mod.find_servers(context))))
+        with self._lock:
+            rotation = self._rotations.get(urls)
+            if rotation is None:
+                rotation = self._rotations[urls] = _Rotation(urls)
+                while len(self._rotations) > MAX_ROTATIONS:
+                    self._rotations.popitem(last=False)
+            else:
+                self._rotations.move_to_end(urls)
+            return rotation
+
+    def servers_key(self, context) -> tuple[str, ...]:
+        """The servers ``context`` uses: what per-server caches key on."""
+        return self._rotation(context).urls
 
     def server_picker(self, context) -> tuple[int, Callable[..., str]]:
         """How many servers there are, and a function giving the next one.
@@ -145,17 +187,12 @@ class GlanceClientWrapper:
         same rotation, so a call's retry must not land on the server that
         just failed it because another call took the server in between.
         """
+        return self._picker(self._rotation(context))
+
+    def _picker(self, rotation: _Rotation) -> tuple[int, Callable[..., str]]:
         if self._fixed_server:
             return 1, lambda avoid=(): self._fixed_server
-        # Keystone does not keep the catalog's order: the same servers in
-        # another order are the same rotation.
-        urls = tuple(sorted(set(servers_mod.find_servers(context))))
-        with self._lock:
-            cycle = self._cycles.get(urls)
-            if cycle is None:
-                cycle = self._cycles[urls] = servers_mod.cycle_shuffled(
-                    list(urls)
-                )
+        urls, cycle = rotation.urls, rotation.cycle
 
         def next_server(avoid: Collection[str] = ()) -> str:
             with self._lock:
@@ -168,7 +205,12 @@ class GlanceClientWrapper:
         return len(urls), next_server
 
     def _make_client(
-        self, context, server: str, privileged: bool, headers: dict[str, str]
+        self,
+        context,
+        server: str,
+        privileged: bool,
+        headers: dict[str, str],
+        schemas: _SchemaCache,
     ) -> glanceclient.Client:
         headers = dict(headers)
         if CONF.auth_strategy == 'noauth':
@@ -182,14 +224,16 @@ class GlanceClientWrapper:
             global_request_id=global_request_id,
             additional_headers=headers,
         )
-        self._schemas.install(client)
+        schemas.install(client)
         return client
 
-    def _ensure_schema(self, context, controller: str) -> None:
+    def _ensure_schema(
+        self, context, controller: str, schemas: _SchemaCache
+    ) -> None:
         """Fetch a model's schema in a call of its own (idempotent, so
         retried freely) before a call that must not be repeated."""
         name = _CONTROLLER_SCHEMAS.get(controller)
-        if name and not self._schemas.has(name):
+        if name and not schemas.has(name):
             self.call(context, 'get', name, controller='schemas')
 
     def call(self, context, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -238,14 +282,15 @@ class GlanceClientWrapper:
         privileged = bool(privileged_user)
 
         idempotent = (controller, method) not in retry.NON_IDEMPOTENT
+        rotation = self._rotation(context)
         if not idempotent:
-            self._ensure_schema(context, controller)
+            self._ensure_schema(context, controller, rotation.schemas)
         attempts = CONF.glance.num_retries + 1
         backoff = retry.Backoff(
             CONF.glance.retry_backoff_base, CONF.glance.retry_backoff_max
         )
         rewinder = _DataRewinder(args, kwargs)
-        _, next_server = self.server_picker(context)
+        _, next_server = self._picker(rotation)
         tried: list[str] = []
         last_error: BaseException | None = None
         for attempt in range(attempts):
@@ -254,14 +299,16 @@ class GlanceClientWrapper:
                 backoff.wait(tried.count(server))
                 rewinder.rewind()
             tried.append(server)
-            client = self._make_client(context, server, privileged, headers)
+            client = self._make_client(
+                context, server, privileged, headers, rotation.schemas
+            )
             try:
                 result = getattr(getattr(client, controller), method)(
                     *args, **kwargs
                 )
                 if (controller, method) in _LISTINGS:
                     result = list(result)
-                self._schemas.keep_models(client)
+                rotation.schemas.keep_models(client)
                 return result
             except glance_exc.HTTPOverLimit as e:
                 raise exception.ImageLimitExceeded(reason=e.details) from e

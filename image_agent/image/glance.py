@@ -18,6 +18,7 @@ from image_agent import conf
 from image_agent import exception
 from image_agent.i18n import _
 from image_agent.image import auth
+from image_agent.image import client as client_mod
 from image_agent.image import download as image_download
 from image_agent.image import errors
 from image_agent.image import metadata
@@ -49,23 +50,31 @@ class GlanceImageService:
 
     def __init__(self, client: Any | None = None) -> None:
         self._client = client or GlanceClientWrapper()
-        self._base_props: frozenset[str] | None = None
+        # Per set of servers (the client's rotations): the schema of one
+        # set of servers is never applied to images of another.
+        self._base_props: dict[tuple, frozenset[str]] = {}
         self._schema_lock = threading.Lock()
 
     # -- helpers -----------------------------------------------------------
 
     def _base_properties(self, context) -> frozenset[str]:
         """Base property names from Glance's image schema, fetched once."""
+        servers_key = getattr(self._client, 'servers_key', None)
+        key = servers_key(context) if servers_key else ()
         with self._schema_lock:
-            if self._base_props is None:
+            props = self._base_props.get(key)
+            if props is None:
                 try:
                     schema = self._client.call(
                         context, 'get', 'image', controller='schemas'
                     )
                 except Exception as e:
                     errors.reraise_translated(e)
-                self._base_props = metadata.base_properties(schema.raw())
-            return self._base_props
+                props = metadata.base_properties(schema.raw())
+                if len(self._base_props) >= client_mod.MAX_ROTATIONS:
+                    self._base_props.pop(next(iter(self._base_props)))
+                self._base_props[key] = props
+            return props
 
     def _translate(self, context, image: Any) -> dict[str, Any]:
         return metadata.translate_from_glance(

@@ -1,19 +1,30 @@
 """Where the Glance API servers are: configuration, catalog, Keystone.
 
-The order of precedence is ``[glance] api_servers``, then the caller's
-service catalog (``[glance] catalog_info`` and ``region_name``), then
-Keystone itself through the service credentials.
+In-process (a context made behind keystonemiddleware), the order of
+precedence is ``[glance] api_servers``, then the caller's service catalog
+(``[glance] catalog_info`` and ``region_name``), then Keystone itself
+through the service credentials.
+
+A context that arrived over RPC proves nothing: its servers are the
+*trusted* ones only, ``[glance] api_servers`` or the agent's own Keystone
+catalog (asked with its service credentials, kept ``catalog_cache_time``
+seconds). The caller's catalog may at most pick among them (a region), so
+the agent's credentials never go to a host a caller named.
 """
 
 from collections.abc import Iterator
 import itertools
 import random
 import re
+import threading
+import time
+import urllib.parse
 
 from keystoneauth1 import exceptions as ks_exc
 from oslo_log import log as logging
 
 from image_agent import conf
+from image_agent import context as context_mod
 from image_agent import exception
 from image_agent.i18n import _
 
@@ -77,11 +88,14 @@ def parse_catalog_info(value: str) -> tuple[str, str, str]:
 def _endpoint_url(endpoint: dict, endpoint_type: str) -> str | None:
     """The URL of one catalog endpoint, in the v2 or the v3 shape."""
     if endpoint_type in endpoint:
-        return endpoint[endpoint_type]
-    interface = _V2_ENDPOINT_TYPES.get(endpoint_type, endpoint_type)
-    if endpoint.get('interface') == interface:
-        return endpoint.get('url')
-    return None
+        url = endpoint[endpoint_type]
+    elif endpoint.get('interface') == _V2_ENDPOINT_TYPES.get(
+        endpoint_type, endpoint_type
+    ):
+        url = endpoint.get('url')
+    else:
+        return None
+    return url if isinstance(url, str) else None
 
 
 def _endpoint_region(endpoint: dict) -> str | None:
@@ -140,8 +154,93 @@ def servers_from_keystone() -> list[str]:
     return [url.rstrip('/') for url in urls or ()]
 
 
+def _url_key(url: str) -> tuple[str, str, str]:
+    """A URL as compared: scheme and host case-insensitive, no end slash."""
+    parts = urllib.parse.urlsplit(url.strip())
+    return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip('/')
+
+
+class _KeystoneServers:
+    """The image endpoints of the agent's own Keystone catalog, cached.
+
+    Asked with the service credentials; kept ``[glance]
+    catalog_cache_time`` seconds (and for as long as the same credentials
+    are configured), so that a burst of calls asks Keystone once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._urls: list[str] = []
+        self._expires = 0.0
+
+    def get(self) -> list[str]:
+        from image_agent.image import auth
+
+        service_auth = auth.get_service_auth()
+        # The plugin itself (not its id, which may be reused) is part of
+        # the key: new credentials mean a new catalog.
+        key = (service_auth, CONF.glance.interface, CONF.glance.region_name)
+        with self._lock:
+            if key == self._key and time.monotonic() < self._expires:
+                return list(self._urls)
+            if service_auth is not None and self._key == key:
+                # Past the cache time: a new token brings a new catalog.
+                service_auth.invalidate()
+            self._urls = servers_from_keystone()
+            self._key = key
+            self._expires = time.monotonic() + CONF.glance.catalog_cache_time
+            return list(self._urls)
+
+
+_KEYSTONE_SERVERS = _KeystoneServers()
+
+
+def trusted_servers() -> list[str]:
+    """The servers the agent itself vouches for: configured or Keystone's."""
+    if CONF.glance.api_servers:
+        return [normalize_server_url(s) for s in CONF.glance.api_servers]
+    return _KEYSTONE_SERVERS.get()
+
+
+def _servers_for_remote(context) -> list[str]:
+    """Trusted servers only; the caller's catalog may pick among them."""
+    trusted = trusted_servers()
+    if not trusted:
+        raise exception.GlanceServersNotFound(
+            reason=_(
+                '[glance] api_servers is unset and Keystone gave the agent '
+                'no image endpoint (interface %(interface)s, region '
+                '%(region)s)'
+            )
+            % {
+                'interface': CONF.glance.interface,
+                'region': CONF.glance.region_name,
+            }
+        )
+    if CONF.glance.api_servers:
+        return trusted
+    wanted = {
+        _url_key(url)
+        for url in servers_from_catalog(
+            getattr(context, 'service_catalog', None),
+            CONF.glance.catalog_info,
+            CONF.glance.region_name,
+        )
+    }
+    picked = [url for url in trusted if _url_key(url) in wanted]
+    if wanted and not picked:
+        LOG.info(
+            'The request names image endpoints outside the agent\'s own '
+            'catalog; they are ignored'
+        )
+    return picked or trusted
+
+
 def find_servers(context) -> list[str]:
     """The Glance URLs a call in ``context`` may use, in preference order."""
+    if context_mod.is_remote(context):
+        return _servers_for_remote(context)
     if CONF.glance.api_servers:
         return [normalize_server_url(s) for s in CONF.glance.api_servers]
     urls = servers_from_catalog(

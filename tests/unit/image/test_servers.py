@@ -387,6 +387,104 @@ def test_no_server_anywhere_is_a_clear_error(config):
     assert 'RegionOne' in message
 
 
+# -- find_servers over RPC: the agent's own servers only --------------------
+
+HOSTILE_CATALOG = [
+    {
+        'type': 'image',
+        'name': 'glance',
+        'endpoints': [
+            {'region': 'RegionOne', 'publicURL': 'http://evil.example:8080'}
+        ],
+    }
+]
+
+
+def _remote(catalog=None) -> context_mod.RequestContext:
+    return context_mod.mark_remote(_context(catalog))
+
+
+def test_remote_context_never_gets_a_server_from_its_own_catalog(
+    config, keystone_catalog
+):
+    found = servers.find_servers(_remote(HOSTILE_CATALOG))
+    assert found == ['http://ks-public-one:9292']
+    assert len(keystone_catalog) == 1
+
+
+def test_remote_context_catalog_may_pick_among_keystone_servers(
+    config, keystone_catalog
+):
+    config.config(group='glance', interface='internal')
+    catalog = [
+        {
+            'type': 'image',
+            'name': 'glance',
+            'endpoints': [
+                {
+                    'region': 'RegionTwo',
+                    'publicURL': 'HTTP://KS-Internal-Two:9292/',
+                },
+                {'region': 'RegionTwo', 'publicURL': 'http://evil:1'},
+            ],
+        }
+    ]
+    config.config(group='glance', region_name=None)
+    # Keystone's internal endpoints of both regions are trusted; the
+    # caller's catalog (first endpoint) picks RegionTwo's.
+    assert servers.find_servers(_remote(catalog)) == [
+        'http://ks-internal-two:9292'
+    ]
+    assert servers.find_servers(_remote(HOSTILE_CATALOG)) == [
+        'http://ks-internal-one:9292',
+        'http://ks-internal-two:9292',
+    ]
+
+
+def test_remote_context_with_api_servers_uses_them(config, keystone_catalog):
+    config.config(group='glance', api_servers=['glance-a:9292'])
+    assert servers.find_servers(_remote(HOSTILE_CATALOG)) == [
+        'http://glance-a:9292'
+    ]
+    assert keystone_catalog == []
+
+
+def test_the_agents_keystone_catalog_is_cached(
+    config, keystone_catalog, monkeypatch
+):
+    now = [1000.0]
+    monkeypatch.setattr(servers.time, 'monotonic', lambda: now[0])
+    config.config(group='glance', catalog_cache_time=60)
+    for _ in range(5):
+        servers.find_servers(_remote())
+    assert len(keystone_catalog) == 1
+    now[0] += 61
+    servers.find_servers(_remote())
+    assert len(keystone_catalog) == 2
+
+
+def test_remote_context_without_any_trusted_server_is_refused(config):
+    with pytest.raises(exception.GlanceServersNotFound):
+        servers.find_servers(_remote(V2_CATALOG))
+
+
+def test_in_process_context_keeps_trusting_its_catalog(
+    config, keystone_catalog
+):
+    assert servers.find_servers(_context(HOSTILE_CATALOG)) == [
+        'http://evil.example:8080'
+    ]
+
+
+def test_the_remote_mark_does_not_travel_in_a_dict():
+    values = _remote().to_dict()
+    values['over_rpc'] = True
+    assert not context_mod.is_remote(
+        context_mod.RequestContext.from_dict(values)
+    )
+    assert context_mod.is_remote(_remote().elevated())
+
+
 # -- get_api_servers ----------------------------------------------------------
 
 
