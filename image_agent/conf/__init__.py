@@ -3,7 +3,8 @@
 Every option group lives in its own module with ``register_opts(conf)`` and
 ``list_opts()``. They are registered on the global ``cfg.CONF`` because
 oslo.messaging 18 registers its tracing options only there (a private
-``ConfigOpts`` fails every call); tests use oslo.config's fixture to change values.
+``ConfigOpts`` fails every call); tests use oslo.config's fixture to change
+values.
 """
 
 from oslo_config import cfg

@@ -70,7 +70,9 @@ class RecordingRelay:
         )
         self._server.daemon_threads = True
         self.url = 'http://127.0.0.1:%d' % self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, daemon=True
+        ).start()
 
     def tokens(self) -> set[str]:
         return {
@@ -121,7 +123,8 @@ def test_a_hostile_catalog_gets_no_request_and_no_credentials(
     # No api_servers: servers come from Keystone (or, before the fix, from
     # the request).
     agent = agent_factory(
-        'catalog-%s' % uuid.uuid4().hex[:4], options={'glance': {'api_servers': ''}}
+        'catalog-%s' % uuid.uuid4().hex[:4],
+        options={'glance': {'api_servers': ''}},
     )
     try:
         data = os.urandom(256 * 1024)

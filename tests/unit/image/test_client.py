@@ -698,3 +698,25 @@ def test_a_retry_skips_the_server_that_failed_even_under_concurrency(
     assert next_server([first]) != first
     # With every server tried, the rotation simply goes on.
     assert next_server([first, other_call]) in (first, other_call)
+
+
+def test_schemas_are_kept_per_set_of_servers(glance, ctx, config):
+    """The schema one set of servers gave is never used for another."""
+    wrapper = client_mod.GlanceClientWrapper()
+    glance.add_image(id=IMAGE_ID)
+    wrapper.call(ctx, 'get', IMAGE_ID)
+    config.config(group='glance', api_servers=['http://other:9292'])
+    wrapper.call(ctx, 'get', IMAGE_ID)
+    wrapper.call(ctx, 'get', IMAGE_ID)
+    assert glance.servers_of('schemas.get') == [
+        conftest.DEFAULT_SERVER,
+        'http://other:9292',
+    ]
+
+
+def test_a_wrapper_keeps_a_bounded_number_of_server_sets(glance, ctx, config):
+    wrapper = client_mod.GlanceClientWrapper()
+    for n in range(client_mod.MAX_ROTATIONS * 3):
+        config.config(group='glance', api_servers=['http://g%d:9292' % n])
+        wrapper.server_picker(ctx)
+    assert len(wrapper._rotations) == client_mod.MAX_ROTATIONS
