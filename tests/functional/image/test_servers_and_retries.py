@@ -71,14 +71,15 @@ def test_create_is_not_retried_after_the_response_was_lost(
     host, port = host_port.split(':')
     name = 'no-dup-' + uuid.uuid4().hex[:8]
     service = glance.GlanceImageService()
-    # Schemas are fetched once per wrapper, in calls of their own that are
-    # retried freely; fetch them before the proxy loses every answer.
-    service.show(demo_context, images(demo_context)['id'])
-    with netfaults.LoopbackProxy(
-        (host, int(port)), drop_responses=True
-    ) as proxy:
+    existing = images(demo_context)['id']
+    # Schemas are fetched once per set of servers, in calls of their own
+    # that are retried freely; fetch them through the proxy before it
+    # loses every answer.
+    with netfaults.LoopbackProxy((host, int(port))) as proxy:
         config.config(group='glance', api_servers=[proxy.url], num_retries=3)
         try:
+            service.show(demo_context, existing)
+            proxy.drop_responses = True
             with pytest.raises(exception.GlanceConnectionFailed) as info:
                 service.create(
                     demo_context,
