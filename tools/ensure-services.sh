@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Make sure the services the tests and the quickstart need are running on
 # loopback: PostgreSQL (127.0.0.1:5432, trust auth for root) and RabbitMQ
-# (127.0.0.1:5672, guest/guest). Start them when installed but stopped;
-# install them from the distribution when missing (needs root and apt);
-# otherwise say exactly what is missing and fail.
+# (127.0.0.1:5672, guest/guest); with "qemu-img", that qemu-img (Debian's
+# qemu-utils, for the consumers tests) is installed. Start them when
+# installed but stopped; install them from the distribution when missing
+# (needs root and apt); otherwise say exactly what is missing and fail.
 set -euo pipefail
 
 log() { echo "ensure-services: $*"; }
@@ -71,9 +72,19 @@ ensure_rabbitmq() {
     timeout 60 rabbitmq-diagnostics -q ping >/dev/null || die "RabbitMQ does not answer pings"
 }
 
+# qemu-img, which Cinder's image_utils runs (the consumers tests).
+ensure_qemu_img() {
+    if command -v qemu-img >/dev/null; then
+        log "qemu-img is installed"
+        return
+    fi
+    apt_install qemu-utils
+}
+
 case "${1:-all}" in
     postgresql) ensure_postgresql ;;
     rabbitmq) ensure_rabbitmq ;;
+    qemu-img) ensure_qemu_img ;;
     all) ensure_postgresql; ensure_rabbitmq ;;
-    *) die "usage: $0 [all|postgresql|rabbitmq]" ;;
+    *) die "usage: $0 [all|postgresql|rabbitmq|qemu-img]" ;;
 esac

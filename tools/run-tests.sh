@@ -13,7 +13,12 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     exit 1
 }
 
+envs=${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,consumers,devstack,faults,quickstart}
+
 tools/ensure-services.sh all
+case ",$envs," in
+    *,consumers,*) tools/ensure-services.sh qemu-img ;;
+esac
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/image-agent
 tox_venv=$cache/tox-venv
@@ -23,4 +28,4 @@ if [ ! -x "$tox_venv/bin/tox" ]; then
     "$tox_venv/bin/pip" install -q 'tox>=4.0.0'
 fi
 
-exec "$tox_venv/bin/tox" -e "${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,devstack,faults,quickstart}" "$@"
+exec "$tox_venv/bin/tox" -e "$envs" "$@"

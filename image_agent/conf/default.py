@@ -4,6 +4,8 @@ import socket
 
 from oslo_config import cfg
 
+from image_agent.conf import shared
+
 AUTH_STRATEGIES = ('keystone', 'noauth')
 
 default_opts = [
@@ -29,7 +31,9 @@ default_opts = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(default_opts)
+    # Cinder and Nova have [DEFAULT] host and auth_strategy too; when the
+    # library runs in their process, theirs are kept (see ``shared``).
+    shared.register_beside(conf, default_opts)
 
 
 def list_opts() -> dict:

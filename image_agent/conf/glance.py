@@ -3,6 +3,8 @@
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+from image_agent.conf import shared
+
 GROUP = 'glance'
 
 glance_group = cfg.OptGroup(
@@ -85,8 +87,10 @@ glance_opts = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(glance_group)
-    conf.register_opts(glance_opts, group=glance_group)
-    ks_loading.register_session_conf_options(conf, GROUP)
+    # Cinder and Nova define some of these too (in their processes the
+    # library runs beside them): theirs are kept, see ``shared``.
+    shared.register_beside(conf, glance_opts, GROUP)
+    shared.register_beside(conf, ks_loading.get_session_conf_options(), GROUP)
     ks_loading.register_auth_conf_options(conf, GROUP)
 
 

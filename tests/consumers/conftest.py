@@ -1,0 +1,66 @@
+"""The consumers tests: Cinder's and Nova's own code against image-agent.
+
+Cinder 29 and Nova 34 from PyPI (``tox -e consumers``), the real deployment
+of the functional tests (Keystone, two Glance servers) and real agents.
+Cinder's options are registered on ``cfg.CONF`` first, as in a Cinder
+process; ``image_agent.image.glance`` then registers its own beside them.
+Nova's code runs in subprocesses of its own (Cinder's and Nova's options of
+the same names differ, so one process cannot hold both).
+"""
+
+from tests.consumers import cinder_setup  # noqa: F401 (first: see above)
+
+# isort: split
+
+import pytest
+
+from tests.functional.agent_fixtures import _all_agents  # noqa: F401
+from tests.functional.agent_fixtures import agent  # noqa: F401
+from tests.functional.agent_fixtures import agent_factory  # noqa: F401
+from tests.functional.agent_fixtures import agents_dir  # noqa: F401
+from tests.functional.agent_fixtures import api  # noqa: F401
+from tests.functional.agent_fixtures import rabbit_url  # noqa: F401
+from tests.functional.agent_fixtures import topic  # noqa: F401
+from tests.functional.agent_fixtures import transport  # noqa: F401
+from tests.functional.conftest import admin_context  # noqa: F401
+from tests.functional.conftest import alt_context  # noqa: F401
+from tests.functional.conftest import config  # noqa: F401
+from tests.functional.conftest import demo_context  # noqa: F401
+from tests.functional.conftest import image_service  # noqa: F401
+from tests.functional.conftest import images  # noqa: F401
+from tests.functional.deployment_fixture import deployment  # noqa: F401
+
+
+@pytest.fixture
+def cinder_config(deployment, config):  # noqa: F811
+    """Cinder's own options, as a cinder-volume over this deployment has
+    them: the same Glance servers, and the ``[glance]`` service
+    credentials the ``config`` fixture sets (shared by both services)."""
+    config.config(
+        glance_api_servers=deployment.glance_urls,
+        glance_num_retries=3,
+        allowed_direct_url_schemes=[],
+    )
+    cinder_setup.reset_cinder_session()
+    yield config
+    cinder_setup.reset_cinder_session()
+
+
+@pytest.fixture
+def cinder_image_service(cinder_config):
+    """Cinder's own ``cinder.image.glance.GlanceImageService``."""
+    return cinder_setup.cinder_glance.GlanceImageService()
+
+
+def cinder_context(deployment, user):  # noqa: F811
+    return cinder_setup.cinder_context_for(deployment.authenticate(user))
+
+
+@pytest.fixture
+def cinder_demo_context(deployment, cinder_config):  # noqa: F811
+    return cinder_context(deployment, 'demo')
+
+
+@pytest.fixture
+def cinder_admin_context(deployment, cinder_config):  # noqa: F811
+    return cinder_context(deployment, 'admin')
