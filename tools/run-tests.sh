@@ -13,7 +13,7 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     exit 1
 }
 
-envs=${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,consumers,devstack,faults,quickstart}
+envs=${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,consumers,devstack,faults,quickstart,docs,releasenotes,openstack-constraints}
 
 tools/ensure-services.sh all
 case ",$envs," in

@@ -5,8 +5,10 @@ of the wrong type must be refused with InvalidInput here, not fail deep
 inside glanceclient with a TypeError nobody can act on.
 """
 
-import re
+import string
 from typing import Any
+
+from oslo_utils import uuidutils
 
 from image_agent import exception
 from image_agent.i18n import _
@@ -19,7 +21,9 @@ MAX_SORT_TEXT = 255
 MAX_HEADER_TEXT = 1024
 
 
-_IMAGE_ID = re.compile(r'[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}')
+# What an id may hold on its way into a URL: uuidutils also accepts braces
+# and a "urn:uuid:" prefix, which Glance never returns.
+_ID_CHARS = frozenset(string.hexdigits + '-')
 
 
 def _invalid(reason: str) -> exception.InvalidInput:
@@ -35,7 +39,7 @@ def check_image_id(image_id: Any) -> str:
         raise _invalid(
             _('an image id must be a string, not %s') % type(image_id).__name__
         )
-    if not _IMAGE_ID.fullmatch(image_id):
+    if not (set(image_id) <= _ID_CHARS and uuidutils.is_uuid_like(image_id)):
         raise exception.ImageNotFound(image_id=image_id[:100])
     return image_id
 

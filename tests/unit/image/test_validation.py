@@ -64,3 +64,29 @@ def test_header_values_must_be_printable_ascii(value):
 def test_header_value_none_and_good_text_pass():
     assert validation.require_header_value('store_id', None) is None
     assert validation.require_header_value('store_id', 'cheap') == 'cheap'
+
+
+@pytest.mark.parametrize(
+    'image_id',
+    [
+        '6d5a1ec4-2f4c-4f5e-9b1e-7c3f6a2d9e10',
+        '6D5A1EC42F4C4F5E9B1E7C3F6A2D9E10',
+    ],
+)
+def test_uuids_are_image_ids(image_id):
+    assert validation.check_image_id(image_id) == image_id
+
+
+@pytest.mark.parametrize(
+    'image_id',
+    [
+        'not-an-id',
+        '{6d5a1ec4-2f4c-4f5e-9b1e-7c3f6a2d9e10}',
+        'urn:uuid:6d5a1ec4-2f4c-4f5e-9b1e-7c3f6a2d9e10',
+        '6d5a1ec4-2f4c-4f5e-9b1e-7c3f6a2d9e10/../x',
+        '',
+    ],
+)
+def test_anything_else_names_no_image(image_id):
+    with pytest.raises(exception.ImageNotFound):
+        validation.check_image_id(image_id)
