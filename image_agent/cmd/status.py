@@ -75,14 +75,18 @@ def check_glance(cfg_: cfg.ConfigOpts) -> Result:
     if cfg_.auth_strategy == 'noauth':
         return Result(
             Code.WARNING,
-            _('auth_strategy is noauth: Glance is trusted to run without '
-              'Keystone; nothing to check with credentials.'),
+            _(
+                'auth_strategy is noauth: Glance is trusted to run without '
+                'Keystone; nothing to check with credentials.'
+            ),
         )
     if not cfg_.glance.auth_type:
         return Result(
             Code.WARNING,
-            _('[glance] auth_type is unset: without service credentials the '
-              'image location API (get_location, add_location) fails.'),
+            _(
+                '[glance] auth_type is unset: without service credentials the '
+                'image location API (get_location, add_location) fails.'
+            ),
         )
     try:
         session, auth = _service_session(cfg_)
@@ -91,14 +95,19 @@ def check_glance(cfg_: cfg.ConfigOpts) -> Result:
     except (ks_exceptions.ClientException, exception.ImageAgentException) as e:
         return Result(
             Code.FAILURE,
-            _('Keystone refused the [glance] service credentials or could '
-              'not be reached: %s') % e,
+            _(
+                'Keystone refused the [glance] service credentials or could '
+                'not be reached: %s'
+            )
+            % e,
         )
     if not urls:
         return Result(
             Code.FAILURE,
-            _('No Glance server: [glance] api_servers is unset and the '
-              'catalog has no image endpoint.'),
+            _(
+                'No Glance server: [glance] api_servers is unset and the '
+                'catalog has no image endpoint.'
+            ),
         )
     failed = []
     for url in urls:
@@ -131,23 +140,26 @@ def check_glance(cfg_: cfg.ConfigOpts) -> Result:
 def _check_dir(path: str, option: str, writable: bool) -> Result | None:
     if not os.path.isabs(path):
         return Result(
-            Code.FAILURE, _('%(opt)s: %(path)s is not absolute.')
-            % {'opt': option, 'path': path}
+            Code.FAILURE,
+            _('%(opt)s: %(path)s is not absolute.')
+            % {'opt': option, 'path': path},
         )
     if not os.path.isdir(path):
         return Result(
-            Code.FAILURE, _('%(opt)s: %(path)s is not a directory.')
-            % {'opt': option, 'path': path}
+            Code.FAILURE,
+            _('%(opt)s: %(path)s is not a directory.')
+            % {'opt': option, 'path': path},
         )
     mode = os.W_OK | os.X_OK if writable else os.R_OK | os.X_OK
     if not os.access(path, mode):
         return Result(
-            Code.FAILURE, _('%(opt)s: %(path)s is not %(what)s.')
+            Code.FAILURE,
+            _('%(opt)s: %(path)s is not %(what)s.')
             % {
                 'opt': option,
                 'path': path,
                 'what': _('writable') if writable else _('readable'),
-            }
+            },
         )
     return None
 
@@ -158,8 +170,10 @@ def check_roots(cfg_: cfg.ConfigOpts) -> Result:
     if not agent.download_roots:
         return Result(
             Code.WARNING,
-            _('[agent] download_roots is empty: every download to a local '
-              'path is refused.'),
+            _(
+                '[agent] download_roots is empty: every download to a local '
+                'path is refused.'
+            ),
         )
     problems = [
         _check_dir(root, '[agent] download_roots', True)
@@ -191,8 +205,10 @@ def check_cache(cfg_: cfg.ConfigOpts) -> Result:
     if not agent.cache_dir:
         return Result(
             Code.SUCCESS,
-            _('No image cache ([agent] cache_dir unset): precache, '
-              'cache-list and cache-evict are refused.'),
+            _(
+                'No image cache ([agent] cache_dir unset): precache, '
+                'cache-list and cache-evict are refused.'
+            ),
         )
     problem = _cache_dir_problem(agent)
     if problem:
@@ -201,15 +217,19 @@ def check_cache(cfg_: cfg.ConfigOpts) -> Result:
     if agent.cache_max_size == 0:
         return Result(
             Code.WARNING,
-            _('[agent] cache_max_size is 0: the cache may grow until the '
-              'filesystem of %s is full (%d MiB free now).')
+            _(
+                '[agent] cache_max_size is 0: the cache may grow until the '
+                'filesystem of %s is full (%d MiB free now).'
+            )
             % (agent.cache_dir, free // MIB),
         )
     if agent.cache_max_size * MIB > free + _cache_usage(agent.cache_dir):
         return Result(
             Code.WARNING,
-            _('[agent] cache_max_size (%(max)d MiB) is more than the '
-              'filesystem has free (%(free)d MiB).')
+            _(
+                '[agent] cache_max_size (%(max)d MiB) is more than the '
+                'filesystem has free (%(free)d MiB).'
+            )
             % {'max': agent.cache_max_size, 'free': free // MIB},
         )
     return Result(
@@ -263,24 +283,31 @@ def check_transport(cfg_: cfg.ConfigOpts) -> Result:
     if not url or url == 'rabbit://':
         return Result(
             Code.WARNING,
-            _('transport_url is unset: the agent uses a RabbitMQ on '
-              'localhost as guest.'),
+            _(
+                'transport_url is unset: the agent uses a RabbitMQ on '
+                'localhost as guest.'
+            ),
         )
     hosts = messaging.TransportURL.parse(cfg_, url).hosts
     rabbit = cfg_.oslo_messaging_rabbit
     if rabbit.rabbit_transient_quorum_queue and not rabbit.rabbit_quorum_queue:
         return Result(
             Code.WARNING,
-            _('rabbit_transient_quorum_queue without rabbit_quorum_queue: '
-              'the topic queues are classic queues.'),
+            _(
+                'rabbit_transient_quorum_queue without rabbit_quorum_queue: '
+                'the topic queues are classic queues.'
+            ),
         )
     if len(hosts) > 1 and not rabbit.rabbit_quorum_queue:
         return Result(
             Code.WARNING,
-            _('transport_url names %d RabbitMQ nodes but '
-              '[oslo_messaging_rabbit] rabbit_quorum_queue is false: a '
-              'classic queue lives on one node and its calls are lost with '
-              'it.') % len(hosts),
+            _(
+                'transport_url names %d RabbitMQ nodes but '
+                '[oslo_messaging_rabbit] rabbit_quorum_queue is false: a '
+                'classic queue lives on one node and its calls are lost with '
+                'it.'
+            )
+            % len(hosts),
         )
     return Result(
         Code.SUCCESS,
@@ -339,8 +366,10 @@ def check_agents(cfg_: cfg.ConfigOpts) -> Result:
     if not found:
         return Result(
             Code.WARNING,
-            _('No agent answered on topic %s within %d s: the RPC version '
-              'pin cannot be compared with them.')
+            _(
+                'No agent answered on topic %s within %d s: the RPC version '
+                'pin cannot be compared with them.'
+            )
             % (cfg_.agent.topic, TIMEOUT),
         )
     cap = cfg_.agent.version_cap
@@ -355,11 +384,16 @@ def check_agents(cfg_: cfg.ConfigOpts) -> Result:
         oldest = min(older.values(), key=versionutils.convert_version_to_tuple)
         return Result(
             Code.FAILURE,
-            _('Callers send RPC version %(sent)s but %(hosts)s answer '
-              'only %(oldest)s: set [agent] version_cap = %(oldest)s until '
-              'they are upgraded.')
-            % {'sent': sent, 'hosts': ', '.join(sorted(older)),
-               'oldest': oldest},
+            _(
+                'Callers send RPC version %(sent)s but %(hosts)s answer '
+                'only %(oldest)s: set [agent] version_cap = %(oldest)s until '
+                'they are upgraded.'
+            )
+            % {
+                'sent': sent,
+                'hosts': ', '.join(sorted(older)),
+                'oldest': oldest,
+            },
         )
     if cap and all(
         versionutils.convert_version_to_tuple(v)
@@ -368,8 +402,10 @@ def check_agents(cfg_: cfg.ConfigOpts) -> Result:
     ):
         return Result(
             Code.WARNING,
-            _('Every agent that answered (%(agents)s) is newer than '
-              '[agent] version_cap %(cap)s: the pin may be removed.')
+            _(
+                'Every agent that answered (%(agents)s) is newer than '
+                '[agent] version_cap %(cap)s: the pin may be removed.'
+            )
             % {'agents': listed, 'cap': cap},
         )
     return Result(Code.SUCCESS, _('Agents: %s.') % listed)
@@ -382,13 +418,17 @@ class Checks(upgradecheck.UpgradeCommands):
         self.conf = cfg_
 
     _upgrade_checks = (
-        (_('Glance with the service credentials'),
-         lambda self: check_glance(self.conf)),
+        (
+            _('Glance with the service credentials'),
+            lambda self: check_glance(self.conf),
+        ),
         (_('Download and upload roots'), lambda self: check_roots(self.conf)),
         (_('Image cache'), lambda self: check_cache(self.conf)),
         (_('Message transport'), lambda self: check_transport(self.conf)),
-        (_('RPC version of the running agents'),
-         lambda self: check_agents(self.conf)),
+        (
+            _('RPC version of the running agents'),
+            lambda self: check_agents(self.conf),
+        ),
     )
 
 
