@@ -83,7 +83,8 @@ function configure_image_agent {
             "$IMAGE_AGENT_ALLOWED_DIRECT_URL_SCHEMES"
     fi
     if [[ "$IMAGE_AGENT_AUTH_STRATEGY" == "keystone" ]]; then
-        # The service credentials of privileged calls (the location API).
+        # The service credentials: token validation, the agent's catalog,
+        # the location API for callers with [policy] location_roles.
         iniset "$conf" glance auth_type password
         iniset "$conf" glance auth_url "$KEYSTONE_SERVICE_URI"
         iniset "$conf" glance username "$IMAGE_AGENT_SERVICE_USER"

@@ -199,3 +199,14 @@ class RPCVersionCapped(Invalid):
         '%(method)s needs RPC API version %(version)s, above the version '
         'cap %(cap)s ([agent] version_cap): upgrade the agents first.'
     )
+
+
+class PolicyNotAuthorized(NotAuthorized):
+    msg_fmt = _(
+        '%(action)s needs one of the roles %(roles)s; the caller\'s token '
+        'carries %(held)s.'
+    )
+
+
+class TokenValidationFailed(ImageAgentException):
+    msg_fmt = _('Keystone could not validate the caller\'s token: %(reason)s')

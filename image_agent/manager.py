@@ -23,6 +23,8 @@ import oslo_messaging as messaging
 
 from image_agent import conf
 from image_agent import exception
+from image_agent import identity
+from image_agent import policy
 from image_agent.i18n import _
 from image_agent.image import validation
 
@@ -34,18 +36,25 @@ RPC_API_VERSION = '1.1'
 
 
 def _rpc_method(func: Callable) -> Callable:
-    """Authorize the caller, keep errors typed, and log outcomes."""
+    """Authenticate the caller, keep errors typed, and log outcomes.
+
+    The method runs in the context ``identity.authenticate`` gives: the
+    token's user, project and roles as Keystone says, never the request's
+    claims; what the method needs beyond that is in ``policy``.
+    """
     name = func.__name__
     signature = inspect.signature(func)
 
     # The context is positional-only: an argument the caller names
     # "context" must be refused like any other unknown argument.
     def wrapper(self, context, /, **kwargs):
-        if CONF.auth_strategy == 'keystone' and not context.auth_token:
-            LOG.info('Refused %s: the request carries no token', name)
-            raise exception.NotAuthorized(
-                _('image-agent calls need the caller\'s token')
+        try:
+            context = identity.authenticate(context, self._validator)
+        except exception.ImageAgentException as e:
+            LOG.info(
+                'Refused %(method)s: %(error)s', {'method': name, 'error': e}
             )
+            raise
         try:
             bound = signature.bind(self, context, **kwargs)
         except TypeError as e:
@@ -74,8 +83,14 @@ class ImageAgentManager:
     target = messaging.Target(version=RPC_API_VERSION)
 
     def __init__(
-        self, host: str, topic: str, image_service, transfers
+        self,
+        host: str,
+        topic: str,
+        image_service,
+        transfers,
+        validator: identity.TokenValidator | None = None,
     ) -> None:
+        self._validator = validator or identity.TokenValidator()
         self._host = host
         self._topic = topic
         self._images = image_service
@@ -85,16 +100,23 @@ class ImageAgentManager:
 
     @_rpc_method
     def ping(self, context) -> dict[str, Any]:
-        """Who answers, since when, and the transfers it is running."""
-        return {
+        """Who answers, since when, and the transfers it is running: all
+        of them for ``policy.STATUS``, else the caller's project's."""
+        status = {
             'host': self._host,
             'topic': self._topic,
             'version': RPC_API_VERSION,
             'pid': os.getpid(),
             'started_at': self._started_at,
             'uptime': round(time.monotonic() - self._started, 3),
-            'transfers': self._transfers.status(),
         }
+        if policy.allowed(context, policy.STATUS):
+            status['transfers'] = self._transfers.status()
+        else:
+            status['transfers'] = self._transfers.status(
+                project_id=context.project_id or ''
+            )
+        return status
 
     @_rpc_method
     def show(self, context, image_id: str) -> dict:
@@ -187,11 +209,13 @@ class ImageAgentManager:
     @_rpc_method
     def list_cache(self, context) -> dict:
         """The cache directory, its limit, size and entries (LRU first)."""
+        policy.enforce(context, policy.CACHE)
         return self._transfers.list_cache()
 
     @_rpc_method
     def evict(self, context, image_id: str) -> dict:
         """Remove an image from the cache (CacheEntryInUse while read)."""
+        policy.enforce(context, policy.CACHE)
         if not isinstance(image_id, str):
             raise exception.InvalidInput(reason=_('image_id must be a string'))
         return self._transfers.evict(image_id)
@@ -205,6 +229,7 @@ class ImageAgentManager:
         from Glance), or ``error`` with ``error_class`` and ``error``: one
         image failing does not stop the others.
         """
+        policy.enforce(context, policy.PRECACHE)
         if not isinstance(image_ids, list) or not all(
             isinstance(i, str) for i in image_ids
         ):

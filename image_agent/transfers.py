@@ -97,6 +97,8 @@ class Progress:
     bytes: int = 0
     fetched: int | None = None
     resumes: int | None = None
+    # Whose transfer it is: ping shows a caller only its project's.
+    project_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started
@@ -238,9 +240,14 @@ class Transfers:
         """Abandon running and waiting transfers (the agent is stopping)."""
         self._cancel.set()
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self, project_id: str | None = None) -> list[dict[str, Any]]:
+        """The running transfers; with ``project_id``, that project's only."""
         with self._lock:
-            return [p.as_dict() for p in self._active.values()]
+            return [
+                p.as_dict()
+                for p in self._active.values()
+                if project_id is None or p.project_id == project_id
+            ]
 
     # -- helpers -----------------------------------------------------------
 
@@ -466,6 +473,7 @@ class Transfers:
             destination.path,
             image.get('size'),
             self._now(),
+            project_id=getattr(context, 'project_id', None),
         )
         payload = {'image_id': image_id, 'path': destination.path}
         self._notify(context, 'image.download.start', dict(payload))
@@ -685,7 +693,14 @@ class Transfers:
             raise exception.ImageUploadFailed(
                 path=path, reason=_SHUTTING_DOWN
             ) from e
-        progress = Progress('upload', image_id, path, size, self._now())
+        progress = Progress(
+            'upload',
+            image_id,
+            path,
+            size,
+            self._now(),
+            project_id=getattr(context, 'project_id', None),
+        )
         payload = {'image_id': image_id, 'path': path}
         self._notify(context, 'image.upload.start', dict(payload))
         tracked = self._track(progress)

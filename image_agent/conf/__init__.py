@@ -12,9 +12,11 @@ from oslo_config import cfg
 from image_agent.conf import agent
 from image_agent.conf import default
 from image_agent.conf import glance
+from image_agent.conf import policy
 
 CONF = cfg.CONF
 
 agent.register_opts(CONF)
 default.register_opts(CONF)
 glance.register_opts(CONF)
+policy.register_opts(CONF)

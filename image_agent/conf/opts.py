@@ -3,8 +3,9 @@
 from image_agent.conf import agent
 from image_agent.conf import default
 from image_agent.conf import glance
+from image_agent.conf import policy
 
-_MODULES = (default, agent, glance)
+_MODULES = (default, agent, glance, policy)
 
 
 def list_opts() -> list:

@@ -8,6 +8,7 @@ credentials.
 
 import functools
 
+from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
 from keystoneauth1 import noauth
 from keystoneauth1 import plugin
@@ -75,6 +76,45 @@ def auth_for(context, privileged: bool) -> plugin.BaseAuthPlugin:
     return token_endpoint.Token(None, token)
 
 
+def token_info(token: str | None) -> dict:
+    """Keystone's description of ``token`` (its v3 body), asked with the
+    ``[glance]`` service credentials.
+
+    ``NotAuthorized`` when Keystone does not know the token (or there are
+    no credentials to ask with); ``TokenValidationFailed`` when Keystone
+    could not be asked or failed, which says nothing about the token.
+    """
+    service_auth = get_service_auth()
+    if not token or service_auth is None:
+        raise exception.NotAuthorized(
+            _('the caller\'s token cannot be checked with Keystone')
+        )
+    try:
+        resp = get_session().get(
+            '/auth/tokens',
+            endpoint_filter={
+                'service_type': 'identity',
+                'interface': 'public',
+                'version': (3, 0),
+            },
+            auth=service_auth,
+            headers={'X-Subject-Token': token},
+            raise_exc=False,
+        )
+    except ks_exc.ClientException as e:
+        raise exception.TokenValidationFailed(reason=str(e)) from e
+    if resp.status_code == 404:
+        raise exception.NotAuthorized(
+            _('Keystone does not accept the caller\'s token')
+        )
+    if resp.status_code != 200:
+        # 401/403: the agent's own credentials may not validate tokens.
+        raise exception.TokenValidationFailed(
+            reason=_('Keystone answered HTTP %d') % resp.status_code
+        )
+    return resp.json().get('token') or {}
+
+
 def token_scope(token: str | None) -> tuple[str | None, frozenset[str]]:
     """The project and role names Keystone says ``token`` carries.
 
@@ -82,28 +122,7 @@ def token_scope(token: str | None) -> tuple[str | None, frozenset[str]]:
     claims; before the agent acts with its own service credentials on a
     caller's behalf, it asks Keystone what the token really grants.
     """
-    service_auth = get_service_auth()
-    if not token or service_auth is None:
-        raise exception.NotAuthorized(
-            _('the caller\'s token cannot be checked with Keystone')
-        )
-    resp = get_session().get(
-        '/auth/tokens',
-        endpoint_filter={
-            'service_type': 'identity',
-            'interface': 'public',
-            'version': (3, 0),
-        },
-        auth=service_auth,
-        headers={'X-Subject-Token': token},
-        raise_exc=False,
-    )
-    if resp.status_code != 200:
-        raise exception.NotAuthorized(
-            _('Keystone does not accept the caller\'s token (HTTP %d)')
-            % resp.status_code
-        )
-    body = resp.json().get('token', {})
+    body = token_info(token)
     project_id = (body.get('project') or {}).get('id')
     roles = frozenset(role.get('name') for role in body.get('roles') or ())
     return project_id, roles

@@ -16,6 +16,7 @@ from oslo_log import log as logging
 
 from image_agent import conf
 from image_agent import exception
+from image_agent import policy
 from image_agent.i18n import _
 from image_agent.image import auth
 from image_agent.image import client as client_mod
@@ -202,11 +203,18 @@ class GlanceImageService:
 
         The location API (as the service user) is preferred; a Glance
         without it (501) or refusing it (403) is asked for the image body.
+        Over RPC the service user acts only for the roles of
+        ``policy.LOCATIONS``; other callers get the body as Glance shows it
+        to their own token.
         """
         # Asked as the caller first: the service credentials below must not
         # reveal an image that Glance hides from the caller.
         image = self._get_raw(context, image_id)
-        if CONF.auth_strategy == 'keystone' and auth.get_service_auth():
+        if (
+            CONF.auth_strategy == 'keystone'
+            and auth.get_service_auth()
+            and policy.may_use_service_credentials(context)
+        ):
             try:
                 locations = self._client.call(
                     context,
@@ -238,6 +246,11 @@ class GlanceImageService:
         location_meta = dict(
             validation.require_dict('metadata', metadata, optional=True)
         )
+        # Over RPC: never the service credentials, and only http(s) URLs
+        # without the location roles.
+        own_token_only = policy.acts_with_own_token_only(context)
+        if own_token_only:
+            policy.check_location_url(context, url)
         image = self._get_raw(context, image_id)
         validation_data = {
             key: location_meta.pop(key)
@@ -247,10 +260,11 @@ class GlanceImageService:
         use_location_api = (
             not location_meta
             and CONF.auth_strategy == 'keystone'
-            and auth.get_service_auth() is not None
+            and (own_token_only or auth.get_service_auth() is not None)
         )
         if use_location_api:
-            self._check_may_modify(context, image)
+            if not own_token_only:
+                self._check_may_modify(context, image)
             try:
                 self._client.call(
                     context,
@@ -258,7 +272,7 @@ class GlanceImageService:
                     image_id,
                     url,
                     validation_data,
-                    privileged_user=True,
+                    privileged_user=not own_token_only,
                 )
             except glance_exc.HTTPNotImplemented:
                 LOG.debug(

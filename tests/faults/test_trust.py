@@ -7,6 +7,15 @@ catalog, the token, its roles) and checks what the real deployment did.
   loopback that forwards to Glance, so that every call would succeed
   through it): the agent sends no request there, in particular not its
   service token, and serves the calls from its own Keystone catalog.
+* A token Keystone does not know gets NotAuthorized for every call, the
+  cheap ones (ping, list_cache, evict) included, and nothing reaches
+  Glance.
+* Pre-caching and the cache calls need the admin role of a real token;
+  claiming it in the request does not help. ping shows a caller only its
+  own project's transfers.
+* Locations: with the agent behind recording relays, a plain user's
+  get_location and add_location never carry the agent's token to Glance;
+  an owner's rbd:// or file:// location is refused before Glance is asked.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from image_agent import exception
 from tests.faults import helpers
 
 pytestmark = pytest.mark.slow
+
+
+_HOP_HEADERS = ('transfer-encoding', 'connection', 'content-length')
 
 
 class RecordingRelay:
@@ -57,8 +69,9 @@ class RecordingRelay:
                     conn.close()
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
-                    if name.lower() not in ('transfer-encoding', 'connection'):
+                    if name.lower() not in _HOP_HEADERS:
                         self.send_header(name, value)
+                self.send_header('Content-Length', str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -81,6 +94,10 @@ class RecordingRelay:
             for name, value in headers.items()
             if name.lower() in ('x-auth-token', 'x-service-token')
         }
+
+    def foreign_tokens(self, *callers) -> set[str]:
+        """Tokens seen that none of ``callers`` (contexts) sent."""
+        return self.tokens() - {c.auth_token for c in callers}
 
     def close(self) -> None:
         self._server.shutdown()
@@ -171,3 +188,327 @@ def test_a_hostile_catalog_gets_no_request_and_no_credentials(
         agent.stop()
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(agent.root, 'from-catalog'))
+
+
+# -- tokens and roles -----------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def relays(deployment):  # noqa: F811
+    """A recording relay in front of each Glance server."""
+    made = [RecordingRelay(url) for url in deployment.glance_urls]
+    yield made
+    for relay in made:
+        relay.close()
+
+
+@pytest.fixture(scope='module')
+def cache_agent(agent_factory, relays):  # noqa: F811
+    """An agent with an image cache, talking to Glance through relays."""
+    agent = agent_factory(
+        'trust-%s' % uuid.uuid4().hex[:4],
+        glance_urls=[r.url for r in relays],
+        start=False,
+    )
+    with open(agent.config_file, 'a') as f:
+        f.write(
+            '[agent]\ncache_dir = %s\n' % os.path.join(agent.root, 'cache')
+        )
+    agent.start()
+    yield agent
+    agent.stop()
+
+
+def _clear(relays):
+    for relay in relays:
+        relay.requests.clear()
+
+
+def _seen(relays):
+    return [r for relay in relays for r in relay.requests]
+
+
+def _with(ctxt, **values) -> dict:
+    sent = ctxt.to_dict()
+    sent['service_catalog'] = ctxt.service_catalog
+    sent.update(values)
+    return sent
+
+
+@pytest.mark.scenario('21. Tokens Keystone does not know')
+def test_a_fake_token_is_refused_by_every_call(
+    row,
+    cache_agent,
+    relays,
+    api,  # noqa: F811
+    images,  # noqa: F811
+    demo_context,  # noqa: F811
+    admin_context,  # noqa: F811
+):
+    image = images(demo_context, data=io.BytesIO(b'fake-token' * 100))
+    host = cache_agent.host
+    path = os.path.join(cache_agent.root, 'fake')
+    # A Fernet-looking string, a random word, a real token one byte off;
+    # each claiming admin.
+    tokens = {
+        'anything': 'anything',
+        'fernet-like': 'gAAAAAB' + uuid.uuid4().hex * 4,
+        'altered': admin_context.auth_token[:-2] + 'xx',
+    }
+    _clear(relays)
+    answered = []
+    for label, token in tokens.items():
+        liar = _with(admin_context, auth_token=token, roles=['admin'])
+        calls = {
+            'ping': lambda liar=liar: api.ping(liar, host=host),
+            'list_cache': lambda liar=liar: api.list_cache(liar, host),
+            'evict': lambda liar=liar: api.evict(liar, image['id'], host),
+            'precache': lambda liar=liar: api.precache_host(
+                liar, [image['id']], host
+            ),
+            'show': lambda liar=liar: api.show(liar, image['id'], host=host),
+            'download': lambda liar=liar: api.download(
+                liar, image['id'], path, host=host
+            ),
+            'get_location': lambda liar=liar: api.get_location(
+                liar, image['id'], host=host
+            ),
+        }
+        for name, call in calls.items():
+            row.add(calls=1, faults=1)
+            try:
+                call()
+            except exception.NotAuthorized as e:
+                row.error(e)
+            else:
+                answered.append('%s with %s' % (name, label))
+                row.add(failures=1)
+    reached = _seen(relays)
+    row.note(
+        '%d calls with 3 fake tokens claiming admin: %d answered, %d '
+        'requests reached Glance' % (row.calls, len(answered), len(reached))
+    )
+    assert answered == []
+    assert reached == []
+    assert not os.path.lexists(path)
+
+
+@pytest.mark.scenario('22. Roles for pre-cache, cache and status')
+def test_precache_and_cache_calls_need_the_role_of_a_real_token(
+    row,
+    cache_agent,
+    api,  # noqa: F811
+    images,  # noqa: F811
+    demo_context,  # noqa: F811
+    admin_context,  # noqa: F811
+):
+    image = images(demo_context, data=io.BytesIO(os.urandom(64 * 1024)))
+    host = cache_agent.host
+    claiming = _with(demo_context, roles=['admin', 'service'], is_admin=True)
+    refused = {}
+    for who, ctxt in (('demo', demo_context), ('demo as admin', claiming)):
+        calls = {
+            'precache': lambda c=ctxt: api.precache_host(
+                c, [image['id']], host
+            ),
+            'list_cache': lambda c=ctxt: api.list_cache(c, host),
+            'evict': lambda c=ctxt: api.evict(c, image['id'], host),
+        }
+        for name, call in calls.items():
+            row.add(calls=1, faults=1)
+            try:
+                call()
+            except exception.NotAuthorized as e:
+                row.error(e)
+                refused['%s: %s' % (who, name)] = e
+            else:
+                row.add(failures=1)
+    # The admin's token may; and nothing was cached before.
+    row.add(calls=3)
+    listing = api.list_cache(admin_context, host)
+    assert listing['entries'] == []
+    done = api.precache_host(admin_context, [image['id']], host)
+    assert done[image['id']]['status'] == 'cached'
+    assert api.evict(admin_context, image['id'], host)['evicted']
+    row.note(
+        'precache/list_cache/evict with demo\'s token, honest and claiming '
+        'admin: %d of 6 refused; with admin\'s: served' % len(refused)
+    )
+    assert len(refused) == 6, refused
+    assert all(
+        isinstance(e, exception.PolicyNotAuthorized) for e in refused.values()
+    ), refused
+
+
+@pytest.mark.scenario('22. Roles for pre-cache, cache and status')
+def test_ping_shows_a_caller_only_its_own_projects_transfers(
+    row,
+    deployment,  # noqa: F811
+    agent_factory,  # noqa: F811
+    api,  # noqa: F811
+    images,  # noqa: F811
+    demo_context,  # noqa: F811
+    alt_context,  # noqa: F811
+    admin_context,  # noqa: F811
+):
+    data = os.urandom(4 * helpers.MiB)
+    image = images(alt_context, data=io.BytesIO(data))
+    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
+    proxy = helpers.CountingProxy((host, int(port)), helpers.MiB)
+    agent = agent_factory(
+        'ping-%s' % uuid.uuid4().hex[:4], glance_urls=[proxy.url]
+    )
+    try:
+        path = os.path.join(agent.root, 'alts-secret-disk')
+        call = helpers.Background(
+            lambda: api.download(
+                alt_context, image['id'], path, host=agent.host
+            )
+        )
+        helpers.wait_until(
+            lambda: api.ping(admin_context, host=agent.host)['transfers'],
+            30,
+            'the transfer',
+        )
+        row.add(calls=3)
+        seen = {
+            who: api.ping(ctxt, host=agent.host)['transfers']
+            for who, ctxt in (
+                ('demo', demo_context),
+                ('alt', alt_context),
+                ('admin', admin_context),
+            )
+        }
+        call.join(60)
+        assert call.error is None, call.error
+        row.note(
+            'while alt downloads: demo sees %d transfers, alt %d, admin %d'
+            % tuple(len(seen[w]) for w in ('demo', 'alt', 'admin'))
+        )
+        if seen['demo']:
+            row.add(failures=1)
+        assert seen['demo'] == []
+        assert [t['image_id'] for t in seen['alt']] == [image['id']]
+        assert [t['path'] for t in seen['admin']] == [
+            t['path'] for t in seen['alt']
+        ]
+    finally:
+        agent.stop()
+        proxy.close()
+
+
+# -- locations ----------------------------------------------------------------
+
+
+@pytest.mark.scenario('23. Locations and the service credentials')
+def test_a_plain_users_get_location_never_uses_the_agents_token(
+    row,
+    cache_agent,
+    relays,
+    api,  # noqa: F811
+    images,  # noqa: F811
+    demo_context,  # noqa: F811
+    alt_context,  # noqa: F811
+    admin_context,  # noqa: F811
+):
+    """alt may see demo's community image; the location API (service or
+    admin only in Glance) must not be asked for it with the agent's
+    credentials. alt gets what Glance shows alt's own token."""
+    image = images(
+        demo_context,
+        data=io.BytesIO(os.urandom(32 * 1024)),
+        visibility='community',
+    )
+    host = cache_agent.host
+    _clear(relays)
+    row.add(calls=3)
+    for ctxt in (alt_context, demo_context):
+        direct_url, locations = api.get_location(ctxt, image['id'], host=host)
+        body = api.show(ctxt, image['id'], host=host)
+        assert locations == body.get('locations')
+    plain = _seen(relays)
+    foreign = [
+        path
+        for relay in relays
+        for _, path, headers in relay.requests
+        if headers.get('X-Auth-Token')
+        not in (alt_context.auth_token, demo_context.auth_token)
+    ]
+    api_calls = [p for _, p, _ in plain if p.endswith('/locations')]
+    # The admin's token may use the location API (with the agent's).
+    _clear(relays)
+    admin_view = api.get_location(admin_context, image['id'], host=host)
+    privileged = [p for _, p, _ in _seen(relays) if p.endswith('/locations')]
+    row.note(
+        'get_location by alt and demo (members): %d requests with the '
+        'agent\'s token, %d to the location API; by admin: %d to the '
+        'location API' % (len(foreign), len(api_calls), len(privileged))
+    )
+    if foreign:
+        row.add(failures=1)
+    assert foreign == []
+    assert api_calls == []
+    assert privileged and admin_view[1]
+
+
+@pytest.mark.scenario('23. Locations and the service credentials')
+@pytest.mark.parametrize(
+    'url', ['rbd://fsid/images/%s/snap', 'file:///etc/passwd?%s']
+)
+def test_an_owners_storage_location_is_refused(
+    row,
+    url,
+    cache_agent,
+    relays,
+    api,  # noqa: F811
+    image_service,  # noqa: F811
+    images,  # noqa: F811
+    demo_context,  # noqa: F811
+    admin_context,  # noqa: F811
+):
+    """OSSN-0065/0090: an image owner must not point an image at storage
+    the deployment owns. The agent's credentials must not do it for them,
+    and the agent refuses before asking Glance."""
+    made = images(demo_context)
+    target = url % made['id']
+    _clear(relays)
+    row.add(calls=1, faults=1)
+    try:
+        api.add_location(
+            demo_context, made['id'], target, {}, host=cache_agent.host
+        )
+    except exception.NotAuthorized as e:
+        row.error(e)
+        error = e
+    except exception.ImageAgentException as e:
+        error = e
+    else:
+        error = None
+    foreign = [
+        path
+        for relay in relays
+        for _, path, headers in relay.requests
+        if headers.get('X-Auth-Token') != demo_context.auth_token
+    ]
+    locations = image_service.get_location(admin_context, made['id'])[1]
+    added = [loc for loc in locations or () if loc.get('url') == target]
+    row.note(
+        '%s by the owner: %s; %d requests with the agent\'s token; '
+        'added: %s'
+        % (
+            target.split(':')[0],
+            type(error).__name__.removesuffix('_Remote')
+            if error
+            else 'accepted',
+            len(foreign),
+            bool(added),
+        )
+    )
+    if added or foreign:
+        row.add(failures=1)
+    assert added == []
+    assert foreign == []
+    assert isinstance(error, exception.NotAuthorized), error
+    assert _seen(relays) == [] or all(
+        'locations' not in path for _, path, _ in _seen(relays)
+    )

@@ -129,8 +129,10 @@ class Recorder:
 
 
 def test_precache_on_six_hosts_with_one_stopped(
-    six_agents, pc_api, proxy, images, demo_context
+    six_agents, pc_api, proxy, images, demo_context, admin_context
 ):
+    """Pre-caching and the cache calls need the admin role (policy);
+    downloads are the image owner's."""
     first = images(demo_context, data=io.BytesIO(os.urandom(SIZE)))
     second = images(demo_context, data=io.BytesIO(os.urandom(SIZE + 17)))
     ids = [first['id'], second['id']]
@@ -141,7 +143,7 @@ def test_precache_on_six_hosts_with_one_stopped(
     finished = []
     started = time.monotonic()
     result = pc_api.precache(
-        demo_context,
+        admin_context,
         ids,
         HOSTS,
         ping_timeout=3,
@@ -190,13 +192,15 @@ def test_precache_on_six_hosts_with_one_stopped(
     )
     assert os.path.getsize(path) == SIZE
     # Writing to the copy leaves the cache intact (it is not a hard link).
-    listing = pc_api.list_cache(demo_context, agent.host)
+    listing = pc_api.list_cache(admin_context, agent.host)
     entry = next(e for e in listing['entries'] if e['image_id'] == first['id'])
     assert os.stat(path).st_ino != os.stat(entry['path']).st_ino
 
     # Pre-caching again finds the images in place.
     before = proxy.sent
-    again = pc_api.precache(demo_context, ids, HOSTS[:-1], notifier=Recorder())
+    again = pc_api.precache(
+        admin_context, ids, HOSTS[:-1], notifier=Recorder()
+    )
     assert {r[i]['status'] for r in again.values() for i in ids} == {
         'existing'
     }
@@ -204,7 +208,7 @@ def test_precache_on_six_hosts_with_one_stopped(
 
 
 def test_the_cache_limit_evicts_the_least_recently_used(
-    agent_factory, pc_topic, pc_api, proxy, images, demo_context
+    agent_factory, pc_topic, pc_api, proxy, images, demo_context, admin_context
 ):
     (agent,) = start_agents(
         agent_factory, pc_topic, proxy, ['pc-lru'], cache_max_size='5'
@@ -214,18 +218,18 @@ def test_the_cache_limit_evicts_the_least_recently_used(
         for _ in range(3)
     )
     for image in (a, b):
-        pc_api.precache(demo_context, [image['id']], [agent.host])
+        pc_api.precache(admin_context, [image['id']], [agent.host])
     # Using a makes b the least recently used.
     pc_api.download(
         demo_context, a['id'], os.path.join(agent.root, 'a'), host=agent.host
     )
-    result = pc_api.precache(demo_context, [c['id']], [agent.host])
+    result = pc_api.precache(admin_context, [c['id']], [agent.host])
     assert result[agent.host][c['id']]['status'] == 'cached'
-    listing = pc_api.list_cache(demo_context, agent.host)
+    listing = pc_api.list_cache(admin_context, agent.host)
     assert {e['image_id'] for e in listing['entries']} == {a['id'], c['id']}
     assert listing['size'] <= 5 * MiB
     assert 'Evicted image %s' % b['id'] in agent.log_text()
-    evicted = pc_api.evict(demo_context, a['id'], agent.host)
+    evicted = pc_api.evict(admin_context, a['id'], agent.host)
     assert [e['image_id'] for e in evicted['evicted']] == [a['id']]
 
 

@@ -28,6 +28,8 @@ import urllib3
 
 from image_agent import conf
 from image_agent import context as context_mod
+from image_agent import exception
+from image_agent import identity
 from image_agent.image import auth
 from image_agent.image import client as client_mod
 from image_agent.image import retry
@@ -37,6 +39,8 @@ USER_ID = 'a1b2c3d4e5f60718293a4b5c6d7e8f90'
 PROJECT_ID = 'f0e1d2c3b4a5968778695a4b3c2d1e0f'
 OTHER_PROJECT_ID = '0123456789abcdef0123456789abcdef'
 USER_TOKEN = 'gAAAAAB-user-token'
+ADMIN_TOKEN = 'gAAAAAB-admin-token'
+ADMIN_USER_ID = '9f8e7d6c5b4a39281706f5e4d3c2b1a0'
 GLOBAL_REQUEST_ID = 'req-8b7e3a2c-5b1c-4e56-9d6e-1f2a3b4c5d6e'
 DEFAULT_SERVER = 'http://glance.test:9292'
 
@@ -533,6 +537,66 @@ def admin_ctx() -> context_mod.RequestContext:
         project_id=PROJECT_ID,
         roles=['admin', 'member', 'reader'],
         is_admin=True,
+    )
+
+
+class FakeKeystone:
+    """Keystone's answers about tokens, for ``identity.TokenValidator``.
+
+    Knows ``USER_TOKEN`` (a member of ``PROJECT_ID``) and ``ADMIN_TOKEN``
+    (admin of the same project); any other token is unknown. ``asked``
+    counts the questions that reached it.
+    """
+
+    def __init__(self) -> None:
+        self.identities = {
+            USER_TOKEN: _identity(USER_ID, ('member', 'reader')),
+            ADMIN_TOKEN: _identity(
+                ADMIN_USER_ID, ('admin', 'member', 'reader')
+            ),
+        }
+        self.asked = 0
+
+    def ask(self, token: str) -> identity.Identity:
+        self.asked += 1
+        try:
+            return self.identities[token]
+        except KeyError:
+            raise exception.NotAuthorized('Keystone: unknown token') from None
+
+    def validator(self, **kwargs: Any) -> identity.TokenValidator:
+        return identity.TokenValidator(ask=self.ask, **kwargs)
+
+
+def _identity(user_id: str, roles: tuple[str, ...]) -> identity.Identity:
+    return identity.Identity(
+        user_id=user_id,
+        user_name=None,
+        user_domain_id='default',
+        project_id=PROJECT_ID,
+        project_name='demo',
+        project_domain_id='default',
+        domain_id=None,
+        system_scope=None,
+        roles=roles,
+        expires_at=None,
+    )
+
+
+@pytest.fixture
+def keystone() -> FakeKeystone:
+    return FakeKeystone()
+
+
+@pytest.fixture
+def admin_token_ctx() -> context_mod.RequestContext:
+    """An admin's context with a token Keystone knows."""
+    return context_mod.RequestContext(
+        user_id=ADMIN_USER_ID,
+        project_id=PROJECT_ID,
+        auth_token=ADMIN_TOKEN,
+        roles=['admin', 'member', 'reader'],
+        global_request_id=GLOBAL_REQUEST_ID,
     )
 
 

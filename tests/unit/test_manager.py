@@ -25,10 +25,12 @@ def root(tmp_path):
 
 
 @pytest.fixture
-def endpoint(glance, glance_http, root):
+def endpoint(glance, glance_http, root, keystone):
     service = glance_mod.GlanceImageService()
     xfers = transfers.Transfers(service, [str(root)], None)
-    return manager.ImageAgentManager('node-1', 'image-agent', service, xfers)
+    return manager.ImageAgentManager(
+        'node-1', 'image-agent', service, xfers, keystone.validator()
+    )
 
 
 @pytest.fixture
@@ -69,6 +71,45 @@ class TestAuthorization:
     def test_a_token_is_accepted(self, endpoint, ctx):
         assert endpoint.ping(ctx)['host'] == 'node-1'
 
+    def test_a_token_keystone_does_not_know_is_refused(
+        self, endpoint, ctx, admin_token_ctx, glance
+    ):
+        for token in ('anything', ctx.auth_token + 'x'):
+            fake = ctx.from_dict(dict(ctx.to_dict(), auth_token=token))
+            for call in (
+                lambda fake=fake: endpoint.ping(fake),
+                lambda fake=fake: endpoint.list_cache(fake),
+                lambda fake=fake: endpoint.evict(fake, image_id='x'),
+                lambda fake=fake: endpoint.precache(fake, image_ids=['x']),
+                lambda fake=fake: endpoint.show(fake, image_id='x'),
+            ):
+                with raises(exception.NotAuthorized, match='Keystone'):
+                    call()
+        assert glance.calls == []
+
+    def test_the_tokens_roles_count_not_the_requests_claims(
+        self, endpoint, ctx, keystone
+    ):
+        claims = dict(ctx.to_dict(), roles=['admin'], is_admin=True)
+        liar = ctx.from_dict(claims)
+        for call in (
+            lambda: endpoint.list_cache(liar),
+            lambda: endpoint.evict(liar, image_id='x'),
+            lambda: endpoint.precache(liar, image_ids=['x']),
+        ):
+            with raises(exception.PolicyNotAuthorized, match='admin'):
+                call()
+        assert endpoint.ping(liar)['transfers'] == []
+
+    def test_roles_are_configurable(self, endpoint, ctx, config):
+        config.config(group='policy', precache_roles=['member'])
+        assert endpoint.precache(ctx, image_ids=[]) == {}
+
+    def test_keystones_answer_is_kept_briefly(self, endpoint, ctx, keystone):
+        for _ in range(5):
+            endpoint.ping(ctx)
+        assert keystone.asked == 1
+
     def test_the_token_is_never_logged(self, endpoint, ctx, image, caplog):
         caplog.set_level('DEBUG')
         endpoint.show(ctx, image_id=image['id'])
@@ -78,14 +119,27 @@ class TestAuthorization:
 
 
 class TestResults:
-    def test_ping_tells_who_answers(self, endpoint, ctx):
+    def test_ping_tells_who_answers(self, endpoint, ctx, admin_token_ctx):
         status = as_sent(endpoint.ping(ctx))
         assert status['host'] == 'node-1'
         assert status['topic'] == 'image-agent'
         assert status['version'] == manager.RPC_API_VERSION
         assert status['pid'] == os.getpid()
-        assert status['transfers'] == []
         datetime.datetime.fromisoformat(status['started_at'])
+        assert status['transfers'] == []
+
+    def test_ping_shows_other_projects_transfers_to_the_status_roles(
+        self, endpoint, ctx, admin_token_ctx
+    ):
+        track = endpoint._transfers._track
+        for project in (ctx.project_id, 'another-project'):
+            track(
+                transfers.Progress(
+                    'download', 'img', '/p', 1, 'now', project_id=project
+                )
+            )
+        assert len(endpoint.ping(ctx)['transfers']) == 1
+        assert len(endpoint.ping(admin_token_ctx)['transfers']) == 2
 
     def test_show_gives_iso_datetimes_on_the_wire(self, endpoint, ctx, image):
         shown = as_sent(endpoint.show(ctx, image_id=image['id']))

@@ -148,7 +148,7 @@ class TestFanOut:
 
 class TestAgentShare:
     @pytest.fixture
-    def endpoint(self, glance, glance_http, tmp_path):
+    def endpoint(self, glance, glance_http, tmp_path, keystone):
         service = glance_mod.GlanceImageService()
         from image_agent import cache as cache_mod
 
@@ -158,9 +158,14 @@ class TestAgentShare:
             None,
             cache=cache_mod.ImageCache(str(tmp_path / 'cache')),
         )
-        return manager.ImageAgentManager('node-1', 'ia', service, xfers)
+        return manager.ImageAgentManager(
+            'node-1', 'ia', service, xfers, keystone.validator()
+        )
 
-    def test_each_image_has_its_outcome(self, endpoint, glance, ctx):
+    def test_each_image_has_its_outcome(
+        self, endpoint, glance, admin_token_ctx
+    ):
+        ctx = admin_token_ctx
         good = glance.add_image(data=b'abc' * 100)
         result = endpoint.precache(ctx, image_ids=[good['id'], 'missing'])
         assert result[good['id']]['status'] == 'cached'
@@ -174,7 +179,10 @@ class TestAgentShare:
         assert len(evicted['evicted']) == 1
         assert endpoint.list_cache(ctx)['entries'] == []
 
-    def test_arguments_of_the_wrong_type_are_refused(self, endpoint, ctx):
+    def test_arguments_of_the_wrong_type_are_refused(
+        self, endpoint, admin_token_ctx
+    ):
+        ctx = admin_token_ctx
         from oslo_messaging.rpc import dispatcher as rpc_dispatcher
 
         for call in (

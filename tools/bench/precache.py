@@ -87,7 +87,8 @@ def main() -> int:
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
     dep = Deployment(args.state_dir).start()
-    creds = dep.authenticate('demo')
+    # Pre-caching needs the admin role ([policy] precache_roles).
+    creds = dep.authenticate('admin')
     ctxt = ia_context.RequestContext(
         auth_token=creds['token'],
         user_id=creds['user_id'],

@@ -326,3 +326,71 @@ def test_an_admin_may_add_a_location_to_any_image(
     image = service.add_location(ctx, IMAGE_ID, URL, {})
     assert image['locations'] == [{'url': URL, 'metadata': {}}]
     assert len(glance.calls_to('images.add_image_location')) == 1
+
+
+# -- over RPC: the service user acts only for the location roles --------------
+
+
+def _remote(context):
+    from image_agent import context as context_mod
+
+    return context_mod.mark_remote(context)
+
+
+def test_over_rpc_a_member_gets_the_body_not_the_location_api(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID, direct_url=URL, locations=LOCATIONS[:1])
+    assert service.get_location(_remote(ctx), IMAGE_ID) == (
+        URL,
+        LOCATIONS[:1],
+    )
+    assert 'images.get_image_locations' not in glance.names
+    assert all(c.auth is not service_credentials for c in glance.calls)
+
+
+def test_over_rpc_an_admin_or_service_role_uses_the_location_api(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID, locations=LOCATIONS)
+    for roles in (['admin'], ['service']):
+        ctx.roles = roles
+        assert service.get_location(_remote(ctx), IMAGE_ID)[1] == LOCATIONS
+    calls = glance.calls_to('images.get_image_locations')
+    assert [c.auth for c in calls] == [service_credentials] * 2
+
+
+def test_over_rpc_add_location_uses_the_callers_own_token(
+    service, glance, ctx, service_credentials, keystone_scopes
+):
+    glance.add_image(id=IMAGE_ID)
+    service.add_location(_remote(ctx), IMAGE_ID, URL, {})
+    (call,) = glance.calls_to('images.add_image_location')
+    assert isinstance(call.auth, token_endpoint.Token)
+    assert call.auth is not service_credentials
+    assert all(c.auth is not service_credentials for c in glance.calls)
+    # Glance judges with the caller's token: the agent did not ask.
+    assert keystone_scopes.asked == []
+
+
+@pytest.mark.parametrize(
+    'url',
+    [
+        'rbd://fsid/images/x/snap',
+        'file:///etc/shadow',
+        'cinder://5b1c6e3a',
+        'FILE:///x',
+        'swift+http://x',
+    ],
+)
+def test_over_rpc_a_non_http_location_needs_the_location_roles(
+    service, glance, ctx, service_credentials, url
+):
+    glance.add_image(id=IMAGE_ID)
+    with pytest.raises(exception.PolicyNotAuthorized):
+        service.add_location(_remote(ctx), IMAGE_ID, url, {})
+    assert glance.calls == []
+    ctx.roles = ['service']
+    service.add_location(_remote(ctx), IMAGE_ID, url, {})
+    (call,) = glance.calls_to('images.add_image_location')
+    assert call.auth is not service_credentials
