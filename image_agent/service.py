@@ -16,6 +16,7 @@ from oslo_service import service
 
 from image_agent import manager
 from image_agent import notifications
+from image_agent import reports
 from image_agent import rpc
 from image_agent import transfers
 from image_agent.image import glance
@@ -66,6 +67,7 @@ class AgentService(service.ServiceBase):
                 self._transport, self.topic, self.host, [endpoint]
             )
             self._server.start()
+            reports.setup(self.conf, self._transfers)
             LOG.info(
                 'image-agent %(host)s listening on %(topic)s and '
                 '%(topic)s.%(host)s (download roots: %(roots)s)',

@@ -178,6 +178,10 @@ class Transfers:
         self._margin = free_space_margin
         self._download_slots = threading.BoundedSemaphore(max_downloads)
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
+        self._slot_counts = {
+            'downloads': max_downloads,
+            'uploads': max_uploads,
+        }
         self._flights = SingleFlight()
         self._notify = notify
         self._cancel = threading.Event()
@@ -248,6 +252,17 @@ class Transfers:
                 for p in self._active.values()
                 if project_id is None or p.project_id == project_id
             ]
+
+    def slots(self) -> dict[str, dict[str, int]]:
+        """Transfer slots in use and in all, for the agent's reports."""
+        free = {
+            'downloads': self._download_slots._value,  # noqa: SLF001
+            'uploads': self._upload_slots._value,  # noqa: SLF001
+        }
+        return {
+            kind: {'in_use': total - free[kind], 'total': total}
+            for kind, total in self._slot_counts.items()
+        }
 
     # -- helpers -----------------------------------------------------------
 

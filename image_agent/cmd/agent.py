@@ -7,6 +7,7 @@ from oslo_service import backend
 from oslo_service import service
 
 from image_agent import conf
+from image_agent import reports
 from image_agent import service as agent_service
 from image_agent import version
 
@@ -27,12 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     config = conf.CONF
     logging.register_options(config)
+    reports.register_opts(config)
     config(
         sys.argv[1:] if argv is None else argv,
         project='image-agent',
         version=version.version_string(),
     )
     logging.setup(config, 'image-agent')
+    reports.setup_signal(config)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     config.log_opt_values(LOG, logging.DEBUG)
     launcher = service.launch(

@@ -91,9 +91,14 @@ notification_opts = [
 
 reports_opts = [
     cfg.StrOpt(
+        'log_dir',
+        help='Directory the Guru Meditation Reports are written to, one '
+        'file each; unset: standard error (oslo.reports).',
+    ),
+    cfg.StrOpt(
         'file_event_handler',
         help='A file whose modification makes the agent write a Guru '
-        'Meditation Report (besides SIGUSR2) to its log (oslo.reports).',
+        'Meditation Report, instead of SIGUSR2 (oslo.reports).',
     ),
 ]
 

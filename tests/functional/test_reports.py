@@ -1,0 +1,107 @@
+"""Guru Meditation Reports: SIGUSR2 or a watched file, on a real agent.
+
+A download runs through a throttling proxy while the report is asked for,
+so the report shows it in flight.
+"""
+
+import io
+import os
+import signal
+import time
+
+import pytest
+
+from tests.functional.test_agent_lifecycle import RATE
+from tests.functional.test_agent_lifecycle import Background
+from tests.functional.test_agent_lifecycle import wait_for_temp_file
+
+pytestmark = pytest.mark.slow
+
+DATA = os.urandom(6 * 1024 * 1024)
+REPORT = 'Guru Meditation'
+
+
+@pytest.fixture
+def image(images, demo_context):
+    return images(demo_context, data=io.BytesIO(DATA))
+
+
+def wait_for_report(agent, count=1, timeout=15):
+    agent.wait_for_log(REPORT, count=count, timeout=timeout)
+    # The report is written in one go; give the last lines a moment.
+    time.sleep(0.3)
+    return agent.log_text()
+
+
+def worker_pid(api, demo_context, agent):
+    return api.ping(demo_context, host=agent.host)['pid']
+
+
+def test_sigusr2_reports_the_transfer_in_flight(
+    agent_factory,  # noqa: F811
+    slow_glance,  # noqa: F811
+    api,  # noqa: F811
+    demo_context,
+    image,
+):
+    agent = agent_factory(
+        glance_urls=[slow_glance(RATE)],
+        options={
+            'agent': {'max_concurrent_downloads': '3'},
+            'glance': {'password': 'gmr-canary-secret'},
+        },
+    )
+    path = os.path.join(agent.root, 'reported')
+    call = Background(
+        lambda: api.download(demo_context, image['id'], path, host=agent.host)
+    )
+    wait_for_temp_file(agent.root)
+    os.kill(worker_pid(api, demo_context, agent), signal.SIGUSR2)
+    text = wait_for_report(agent)
+    report = text[text.index(REPORT) :]
+    assert 'Transfers in flight' in report
+    assert image['id'] in report
+    assert 'Transfer slots' in report
+    assert 'total = 3' in report and 'in_use = 1' in report
+    assert 'Image cache' in report
+    assert 'Configuration' in report
+    assert 'gmr-canary-secret' not in report
+    call.join(30)
+    assert call.error is None, call.error
+    assert agent.alive()
+
+
+def test_sigusr2_to_the_master_does_not_stop_the_agent(
+    agent_factory,  # noqa: F811
+    api,  # noqa: F811
+    demo_context,
+):
+    agent = agent_factory()
+    agent.signal(signal.SIGUSR2)
+    wait_for_report(agent)
+    assert agent.alive()
+    assert api.ping(demo_context, host=agent.host)['host'] == agent.host
+
+
+def test_a_modified_trigger_file_writes_a_report(
+    agent_factory,  # noqa: F811
+    agents_dir,  # noqa: F811
+    api,  # noqa: F811
+    demo_context,
+):
+    trigger = os.path.join(agents_dir, 'gmr-trigger')
+    with open(trigger, 'w'):
+        pass
+    agent = agent_factory(
+        options={
+            'oslo_reports': {
+                'file_event_handler': trigger,
+                'file_event_handler_interval': '1',
+            }
+        }
+    )
+    time.sleep(1.5)
+    os.utime(trigger)
+    text = wait_for_report(agent)
+    assert 'Transfer slots' in text[text.index(REPORT) :]
+    assert api.ping(demo_context, host=agent.host)['host'] == agent.host
