@@ -26,6 +26,21 @@ def image(images, demo_context):
     return images(demo_context, data=io.BytesIO(DATA))
 
 
+@pytest.fixture
+def start_agent(agent_factory):  # noqa: F811
+    """agent_factory, with the agents stopped at the end of the test: they
+    listen on the session's topic, where other tests call any agent."""
+    started = []
+
+    def start(**kwargs):
+        started.append(agent_factory(**kwargs))
+        return started[-1]
+
+    yield start
+    for agent in started:
+        agent.stop(timeout=20)
+
+
 def wait_for_report(agent, count=1, timeout=15):
     agent.wait_for_log(REPORT, count=count, timeout=timeout)
     # The report is written in one go; give the last lines a moment.
@@ -38,13 +53,13 @@ def worker_pid(api, demo_context, agent):
 
 
 def test_sigusr2_reports_the_transfer_in_flight(
-    agent_factory,  # noqa: F811
+    start_agent,
     slow_glance,  # noqa: F811
     api,  # noqa: F811
     demo_context,
     image,
 ):
-    agent = agent_factory(
+    agent = start_agent(
         glance_urls=[slow_glance(RATE)],
         options={
             'agent': {'max_concurrent_downloads': '3'},
@@ -72,11 +87,11 @@ def test_sigusr2_reports_the_transfer_in_flight(
 
 
 def test_sigusr2_to_the_master_does_not_stop_the_agent(
-    agent_factory,  # noqa: F811
+    start_agent,
     api,  # noqa: F811
     demo_context,
 ):
-    agent = agent_factory()
+    agent = start_agent()
     agent.signal(signal.SIGUSR2)
     wait_for_report(agent)
     assert agent.alive()
@@ -84,7 +99,7 @@ def test_sigusr2_to_the_master_does_not_stop_the_agent(
 
 
 def test_a_modified_trigger_file_writes_a_report(
-    agent_factory,  # noqa: F811
+    start_agent,
     agents_dir,  # noqa: F811
     api,  # noqa: F811
     demo_context,
@@ -92,7 +107,7 @@ def test_a_modified_trigger_file_writes_a_report(
     trigger = os.path.join(agents_dir, 'gmr-trigger')
     with open(trigger, 'w'):
         pass
-    agent = agent_factory(
+    agent = start_agent(
         options={
             'oslo_reports': {
                 'file_event_handler': trigger,
