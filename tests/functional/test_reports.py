@@ -58,13 +58,11 @@ def test_sigusr2_reports_the_transfer_in_flight(
     api,  # noqa: F811
     demo_context,
     image,
+    deployment,  # noqa: F811
 ):
     agent = start_agent(
         glance_urls=[slow_glance(RATE)],
-        options={
-            'agent': {'max_concurrent_downloads': '3'},
-            'glance': {'password': 'gmr-canary-secret'},
-        },
+        options={'agent': {'max_concurrent_downloads': '3'}},
     )
     path = os.path.join(agent.root, 'reported')
     call = Background(
@@ -80,7 +78,7 @@ def test_sigusr2_reports_the_transfer_in_flight(
     assert 'total = 3' in report and 'in_use = 1' in report
     assert 'Image cache' in report
     assert 'Configuration' in report
-    assert 'gmr-canary-secret' not in report
+    assert deployment.password('image-agent') not in report
     call.join(30)
     assert call.error is None, call.error
     assert agent.alive()
