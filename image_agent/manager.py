@@ -198,7 +198,12 @@ class ImageAgentManager:
 
     @_rpc_method
     def get_stores(self, context) -> list[dict]:
-        return self._images.get_stores(context)
+        # The RPC API's shape since 1.0: a list, the flags as booleans (the
+        # library returns Glance's body, flags as the string "true").
+        body = self._images.get_stores(context)
+        return [
+            _store_with_booleans(store) for store in body.get('stores', [])
+        ]
 
     @_rpc_method
     def list_members(self, context, image_id: str) -> list[dict]:
@@ -252,3 +257,15 @@ class ImageAgentManager:
                     'error': str(e),
                 }
         return results
+
+
+def _store_with_booleans(store: dict) -> dict:
+    """Glance's ``default``/``read-only`` flags ("true", or absent) as
+    booleans."""
+    store = dict(store)
+    for flag in ('default', 'read-only'):
+        value = store.get(flag, False)
+        if isinstance(value, str):
+            value = value.strip().lower() == 'true'
+        store[flag] = bool(value)
+    return store

@@ -59,15 +59,12 @@ def auth_for(context, privileged: bool) -> plugin.BaseAuthPlugin:
     """The auth plugin for one request made for ``context``."""
     if CONF.auth_strategy == 'noauth':
         return noauth.NoAuth()
-    if privileged:
-        service_auth = get_service_auth()
-        if service_auth is None:
-            raise exception.InvalidConfigurationValue(
-                option='[glance] auth_type',
-                value=None,
-                reason=_('privileged Glance calls need service credentials'),
-            )
+    service_auth = get_service_auth() if privileged else None
+    if service_auth is not None:
         return service_auth
+    # A privileged call without service credentials goes with the caller's
+    # own token, as the reference's does: Glance then decides (a member is
+    # refused the location API, an admin or service token is not).
     token = getattr(context, 'auth_token', None)
     if not token:
         # Glance answers 401: a caller without a token is never given the

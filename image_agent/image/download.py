@@ -94,11 +94,14 @@ def copy_to(
     write: pipeline.Write,
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
+    caller_writes: bool = False,
 ) -> Outcome:
     """Download ``image`` to ``write``, verified; see copy_verified."""
     hasher = verify.ImageHasher(image)
     source = _open(context, client, image)
-    size = pipeline.copy_verified(source, hasher, write, progress, cancel)
+    size = pipeline.copy_verified(
+        source, hasher, write, progress, cancel, caller_writes=caller_writes
+    )
     if isinstance(source, fetch.HttpSource):
         return Outcome(size, source.fetched, source.resumes, local=False)
     return Outcome(size, 0, 0, local=True)

@@ -51,6 +51,8 @@ class GlanceImageService:
 
     def __init__(self, client: Any | None = None) -> None:
         self._client = client or GlanceClientWrapper()
+        # Cinder's TemporaryImages keeps its registry here.
+        self.temp_images = None
         # Per set of servers (the client's rotations): the schema of one
         # set of servers is never applied to images of another.
         self._base_props: dict[tuple, frozenset[str]] = {}
@@ -201,38 +203,31 @@ class GlanceImageService:
     def get_location(self, context, image_id: str) -> tuple[str | None, Any]:
         """Get backend storage location url.
 
-        The location API (as the service user) is preferred; a Glance
-        without it (501) or refusing it (403) is asked for the image body.
-        Over RPC the service user acts only for the roles of
-        ``policy.LOCATIONS``; other callers get the body as Glance shows it
-        to their own token.
+        Returns ``(None, [locations])`` from the location API, asked as
+        the privileged user (the ``[glance]`` service credentials, else the
+        caller's own token). A Glance without it (501), refusing it (403)
+        or listing no location is asked for the image body instead:
+        ``(direct_url, locations)`` as Glance shows them. Over RPC the
+        location API is asked only for the roles of ``policy.LOCATIONS``;
+        other callers get the body as Glance shows it to their own token.
         """
         # Asked as the caller first: the service credentials below must not
         # reveal an image that Glance hides from the caller.
         image = self._get_raw(context, image_id)
-        if (
-            CONF.auth_strategy == 'keystone'
-            and auth.get_service_auth()
-            and policy.may_use_service_credentials(context)
-        ):
-            try:
-                locations = self._client.call(
-                    context,
-                    'get_image_locations',
-                    image_id,
-                    privileged_user=True,
-                )
-            except (glance_exc.HTTPNotImplemented, glance_exc.HTTPForbidden):
-                LOG.debug(
-                    'Location API unavailable; reading image %s', image_id
-                )
-            except Exception as e:
-                errors.reraise_translated(e, image_id)
-            else:
-                locations = [dict(loc) for loc in locations]
-                if not locations:
-                    return None, None
-                return locations[0].get('url'), locations
+        if not policy.may_use_service_credentials(context):
+            return image.get('direct_url'), image.get('locations')
+        try:
+            locations = self._client.call(
+                context, 'get_image_locations', image_id, privileged_user=True
+            )
+        except (glance_exc.HTTPNotImplemented, glance_exc.HTTPForbidden):
+            LOG.debug('Location API unavailable; reading image %s', image_id)
+        except Exception as e:
+            errors.reraise_translated(e, image_id)
+        else:
+            locations = [dict(loc) for loc in locations]
+            if locations:
+                return None, locations
         return image.get('direct_url'), image.get('locations')
 
     def add_location(
@@ -330,9 +325,11 @@ class GlanceImageService:
     ) -> dict:
         """Modify the given image with the new data.
 
-        Data is uploaded first, then the metadata patched. With
-        ``purge_props`` every custom property not named in
-        ``image_meta['properties']`` is removed.
+        Data is uploaded first, then the metadata patched when there is any
+        to patch. With ``purge_props`` such a patch removes every custom
+        property not named in ``image_meta['properties']``; an empty
+        ``image_meta`` (Cinder's upload of a volume) patches nothing and
+        removes nothing.
         """
         validation.check_image_id(image_id)
         image_meta = dict(validation.check_image_meta(image_meta))
@@ -342,6 +339,8 @@ class GlanceImageService:
         if data is not None:
             self._upload(context, image_id, data, store_id, base_image_ref)
         sent = metadata.translate_to_glance(image_meta)
+        if not sent:
+            return self.show(context, image_id)
         remove = []
         if purge_props:
             current = self._get_raw(context, image_id)
@@ -354,8 +353,6 @@ class GlanceImageService:
                 for name in custom - keep
                 if not name.startswith('os_glance')
             )
-        if not sent and not remove:
-            return self.show(context, image_id)
         image = self._call_on_image(
             context,
             image_id,
@@ -382,8 +379,14 @@ class GlanceImageService:
         image = self._get_raw(context, image_id)
         if data is None:
             return image_download.iterate(context, self._client, image)
+        # Written from this thread: a caller's file object may work only
+        # in the thread that uses it (Cinder's tpool.Proxy does).
         image_download.copy_to(
-            context, self._client, image, image_download.writer_for(data)
+            context,
+            self._client,
+            image,
+            image_download.writer_for(data),
+            caller_writes=True,
         )
         return None
 
@@ -407,15 +410,19 @@ class GlanceImageService:
             context, self._client, image, write, progress, cancel
         )
 
-    def get_stores(self, context) -> list[dict]:
-        """Returns a list of dicts with stores information."""
+    def get_stores(self, context) -> dict[str, Any]:
+        """Returns a list of dicts with stores information.
+
+        As the reference does, whatever that sentence says: Glance's body as
+        Glance sends it, ``{'stores': [{'id': ..., 'default': 'true'}]}``
+        (the flags are the string "true", absent when false). Cinder's
+        image_utils reads it so.
+        """
         try:
             info = self._client.call(context, 'get_stores_info')
         except Exception as e:
             errors.reraise_translated(e)
-        return [
-            _normalize_store(store) for store in dict(info).get('stores', [])
-        ]
+        return dict(info)
 
     def list_members(self, context, image_id: str) -> list[dict]:
         """Returns a list of dicts with image member data."""
@@ -424,20 +431,6 @@ class GlanceImageService:
             context, image_id, 'list', (image_id,), controller='image_members'
         )
         return [dict(member) for member in members]
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ('true', '1', 'yes')
-    return bool(value)
-
-
-def _normalize_store(store: dict) -> dict:
-    """Glance sends ``default``/``read-only`` as the string "true"."""
-    store = dict(store)
-    store['default'] = _as_bool(store.get('default', False))
-    store['read-only'] = _as_bool(store.get('read-only', False))
-    return store
 
 
 def get_default_image_service() -> GlanceImageService:

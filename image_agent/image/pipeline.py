@@ -107,7 +107,10 @@ class BufferPool:
 
 
 class _Stage:
-    """A thread applying ``work`` to each buffer it is given, in order."""
+    """A thread applying ``work`` to each buffer it is given, in order.
+
+    Not threaded, the stage is run by whoever calls ``drain``.
+    """
 
     def __init__(
         self,
@@ -115,26 +118,34 @@ class _Stage:
         work: Write,
         done: Callable[[mmap.mmap], None],
         failed: threading.Event,
+        threaded: bool = True,
     ) -> None:
         self.error: BaseException | None = None
         self._work = work
         self._done = done
         self._failed = failed
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(
-            target=self._run, name='image-agent-%s' % name, daemon=True
-        )
-        self._thread.start()
+        self._thread = None
+        if threaded:
+            self._thread = threading.Thread(
+                target=self._run, name='image-agent-%s' % name, daemon=True
+            )
+            self._thread.start()
 
     def put(self, buffer: mmap.mmap, count: int) -> None:
         self._queue.put((buffer, count))
 
     def finish(self) -> None:
         self._queue.put(None)
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def _run(self) -> None:
         _lower_priority()
+        self.drain()
+
+    def drain(self) -> None:
+        """Work through the buffers until ``finish``."""
         while (item := self._queue.get()) is not None:
             buffer, count = item
             view = memoryview(buffer)[:count]
@@ -158,6 +169,7 @@ class _Stages:
         hasher: verify.ImageHasher,
         write: Write,
         progress: Callable[[int], None] | None,
+        caller_writes: bool = False,
     ) -> None:
         self.failed = threading.Event()
         self.written = 0
@@ -166,9 +178,16 @@ class _Stages:
         self._pending: dict[int, int] = {}
         self._lock = threading.Lock()
         self._write = write
+        self.writer = _Stage(
+            'write',
+            self._write_one,
+            self._release,
+            self.failed,
+            threaded=not caller_writes,
+        )
         self._stages = [
             _Stage('hash', hasher.update, self._release, self.failed),
-            _Stage('write', self._write_one, self._release, self.failed),
+            self.writer,
         ]
 
     def _write_one(self, view: memoryview) -> None:
@@ -316,6 +335,7 @@ def copy_verified(
     cancel: threading.Event | None = None,
     buffer_size: int = BUFFER_SIZE,
     buffers: int = BUFFERS,
+    caller_writes: bool = False,
 ) -> int:
     """Copy ``source`` to ``write``, hashing on the way; return the bytes.
 
@@ -324,13 +344,24 @@ def copy_verified(
     there too, with the bytes written so far. After the last byte the hash
     is checked (ImageChecksumMismatch), so a caller that makes the bytes
     visible only when this returns never shows unverified data.
+
+    With ``caller_writes``, ``write`` and ``progress`` are called from the
+    calling thread instead (reading and hashing still run beside it): for
+    a caller's own file object, which may work only in the thread that
+    made it (Cinder's ``eventlet.tpool.Proxy`` without monkey-patching
+    waits on the hub of the thread that first used it).
     """
     pool = BufferPool(buffers, buffer_size)
     try:
-        stages = _Stages(pool, hasher, write, progress)
-        total = _in_thread(
-            'read', lambda: _read_all(source, pool, stages, cancel)
-        )
+        stages = _Stages(pool, hasher, write, progress, caller_writes)
+
+        def read() -> int:
+            return _read_all(source, pool, stages, cancel)
+
+        if caller_writes:
+            total = _read_while_writing_here(read, stages)
+        else:
+            total = _in_thread('read', read)
         stages.finish()
     finally:
         pool.close()
@@ -357,6 +388,29 @@ def _in_thread(name: str, func: Callable[[], int]) -> int:
         target=run, name='image-agent-%s' % name, daemon=True
     )
     thread.start()
+    thread.join()
+    if 'error' in outcome:
+        raise outcome['error']
+    return outcome['result']
+
+
+def _read_while_writing_here(read: Callable[[], int], stages: _Stages) -> int:
+    """``read()`` in a thread of its own while this thread writes."""
+    outcome: dict = {}
+
+    def run() -> None:
+        _lower_priority()
+        try:
+            outcome['result'] = read()
+        except BaseException as e:
+            outcome['error'] = e
+        finally:
+            # However the reading ended, the writing here ends with it.
+            stages.writer.finish()
+
+    thread = threading.Thread(target=run, name='image-agent-read', daemon=True)
+    thread.start()
+    stages.writer.drain()
     thread.join()
     if 'error' in outcome:
         raise outcome['error']

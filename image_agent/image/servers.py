@@ -18,6 +18,7 @@ import random
 import re
 import threading
 import time
+from typing import TypeVar
 import urllib.parse
 
 from keystoneauth1 import exceptions as ks_exc
@@ -29,6 +30,7 @@ from image_agent import exception
 from image_agent.i18n import _
 
 LOG = logging.getLogger(__name__)
+T = TypeVar('T')
 CONF = conf.CONF
 
 # catalog_info's endpoint_type in the v2 catalog shape -> v3 interface.
@@ -108,12 +110,14 @@ def servers_from_catalog(
     """Glance URLs from a service catalog, v2 or v3 shaped.
 
     With a region configured every endpoint of that region is returned;
-    without one, the first endpoint found.
+    without one, or when no endpoint is in that region, the first endpoint
+    found (as the reference falls back).
     """
     service_type, service_name, endpoint_type = parse_catalog_info(
         catalog_info
     )
     urls = []
+    first = None
     for entry in catalog or []:
         if entry.get('type') != service_type:
             continue
@@ -123,11 +127,16 @@ def servers_from_catalog(
             url = _endpoint_url(endpoint, endpoint_type)
             if not url:
                 continue
-            if region_name and _endpoint_region(endpoint) != region_name:
-                continue
-            urls.append(url.rstrip('/'))
-            if not region_name:
-                return urls
+            first = first or url.rstrip('/')
+            if region_name and _endpoint_region(endpoint) == region_name:
+                urls.append(url.rstrip('/'))
+    if not urls and first:
+        if region_name:
+            LOG.debug(
+                'No image endpoint in region %s; using the first one',
+                region_name,
+            )
+        urls.append(first)
     return urls
 
 
@@ -263,7 +272,7 @@ def find_servers(context) -> list[str]:
     )
 
 
-def cycle_shuffled(urls: list[str]) -> Iterator[str]:
+def cycle_shuffled(urls: list[T]) -> Iterator[T]:
     """An endless iterator over ``urls``, shuffled once."""
     if not urls:
         raise exception.GlanceServersNotFound(
@@ -274,6 +283,18 @@ def cycle_shuffled(urls: list[str]) -> Iterator[str]:
     return itertools.cycle(urls)
 
 
-def get_api_servers(context) -> Iterator[str]:
-    """Return an endless iterator over the shuffled Glance servers."""
-    return cycle_shuffled(find_servers(context))
+def netloc_and_ssl(url: str) -> tuple[str, bool]:
+    """A server URL as the reference gives it: ``(netloc, use_ssl)``, the
+    netloc with the port and the path (``'glance:9292/image'``)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.netloc + parts.path, parts.scheme == 'https'
+
+
+def get_api_servers(context) -> Iterator[tuple[str, bool]]:
+    """Return an endless iterator over the shuffled Glance servers.
+
+    Each one as a ``(netloc, use_ssl)`` pair, the reference's shape.
+    """
+    return cycle_shuffled(
+        [netloc_and_ssl(url) for url in find_servers(context)]
+    )

@@ -15,8 +15,14 @@ os.environ.setdefault('OS_CINDER_DISABLE_EVENTLET_PATCHING', '1')
 from cinder import context as cinder_context  # noqa: E402
 from cinder import objects  # noqa: E402
 from cinder.common import config as cinder_config  # noqa: E402,F401
+
+# image_utils first: cinder.image.glance and it import each other, and only
+# this order works.
+from cinder.image import image_utils  # noqa: E402,F401
+
+# isort: split
+
 from cinder.image import glance as cinder_glance  # noqa: E402
-from cinder.image import image_utils  # noqa: E402,F401 (before glance)
 
 objects.register_all()
 

@@ -193,13 +193,17 @@ class TestResults:
             direct_url='http://store/x', locations=[{'url': 'http://store/x'}]
         )
         assert endpoint.get_location(ctx, image_id=image['id']) == {
-            'direct_url': 'http://store/x',
+            'direct_url': None,
             'locations': [{'url': 'http://store/x'}],
         }
 
     def test_delete_members_and_stores(self, endpoint, ctx, image, glance):
-        glance.stores = [{'id': 'fast', 'default': 'true'}]
-        assert endpoint.get_stores(ctx)[0]['default'] is True
+        glance.stores = [{'id': 'fast', 'default': 'true'}, {'id': 'web'}]
+        # The RPC result keeps its 1.0 shape: a list, flags as booleans.
+        assert endpoint.get_stores(ctx) == [
+            {'id': 'fast', 'default': True, 'read-only': False},
+            {'id': 'web', 'default': False, 'read-only': False},
+        ]
         assert endpoint.list_members(ctx, image_id=image['id']) == []
         assert endpoint.delete(ctx, image_id=image['id']) is True
         assert image['id'] not in glance.images

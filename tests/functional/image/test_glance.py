@@ -331,8 +331,9 @@ def test_get_location_uses_the_location_api(
         demo_context, made['id']
     )
     path = os.path.join(deployment.store_dirs['fast'], made['id'])
-    assert direct_url == 'file://' + path
-    assert [loc['url'] for loc in locations] == [direct_url]
+    # The reference's shape for the location API: no direct_url.
+    assert direct_url is None
+    assert [loc['url'] for loc in locations] == ['file://' + path]
     assert locations[0]['metadata'].get('store') == 'fast'
 
 
@@ -351,11 +352,12 @@ def test_get_location_falls_back_to_the_image_body(
     assert locations[0]['url'] == direct_url
 
 
-def test_get_location_of_an_image_without_data_is_none_none(
+def test_get_location_of_an_image_without_data_has_no_location(
     image_service, demo_context, images
 ):
     made = images(demo_context)
-    assert image_service.get_location(demo_context, made['id']) == (None, None)
+    # The location API lists none; the body shows an empty list.
+    assert image_service.get_location(demo_context, made['id']) == (None, [])
 
 
 def _served_file(deployment, data):
@@ -426,12 +428,13 @@ def test_location_api_on_an_active_image_is_a_conflict(
     assert made['id'] in str(info.value)
 
 
-def test_get_stores_lists_the_configured_stores(image_service, demo_context):
-    stores = {s['id']: s for s in image_service.get_stores(demo_context)}
+def test_get_stores_returns_glances_body(image_service, demo_context):
+    body = image_service.get_stores(demo_context)
+    stores = {s['id']: s for s in body['stores']}
     assert {'fast', 'cheap', 'web'} <= set(stores)
-    assert stores['fast']['default'] is True
-    assert stores['cheap']['default'] is False
-    assert stores['web']['read-only'] is True
+    assert stores['fast']['default'] == 'true'
+    assert 'default' not in stores['cheap']
+    assert stores['web']['read-only'] == 'true'
 
 
 def test_list_members_returns_the_accepted_share(

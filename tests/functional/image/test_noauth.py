@@ -26,27 +26,24 @@ from tools.testenv.util import http
 DATA = os.urandom(1024 * 1024 + 7)
 MEMBER_ROLES = ['member', 'reader']
 ADMIN_ROLES = ['admin', 'member', 'reader']
-STORES = [
-    {
-        'id': 'fast',
-        'description': 'Fast file store (default)',
-        'default': True,
-        'read-only': False,
-    },
-    {
-        'id': 'cheap',
-        'description': 'Cheap file store',
-        'default': False,
-        'read-only': False,
-    },
-    {
-        'id': 'web',
-        'description': 'Read-only HTTP store (locations on the test file '
-        'server)',
-        'default': False,
-        'read-only': True,
-    },
-]
+# Glance's body as Glance sends it: the flags are the string "true", and
+# absent when false.
+STORES = {
+    'stores': [
+        {
+            'id': 'fast',
+            'description': 'Fast file store (default)',
+            'default': 'true',
+        },
+        {'id': 'cheap', 'description': 'Cheap file store'},
+        {
+            'id': 'web',
+            'description': 'Read-only HTTP store (locations on the test '
+            'file server)',
+            'read-only': 'true',
+        },
+    ]
+}
 
 
 def _context(project_id, roles=None, is_admin=False):

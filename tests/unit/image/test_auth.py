@@ -6,7 +6,6 @@ from keystoneauth1.identity import generic
 import pytest
 
 from image_agent import context as context_mod
-from image_agent import exception
 from image_agent.image import auth
 
 
@@ -69,14 +68,12 @@ def test_a_privileged_call_uses_the_service_credentials(
     assert auth.auth_for(ctx, privileged=True) is service_credentials
 
 
-def test_a_privileged_call_without_service_credentials_is_refused(ctx):
-    with pytest.raises(exception.InvalidConfigurationValue) as excinfo:
-        auth.auth_for(ctx, privileged=True)
-    assert str(excinfo.value) == (
-        'Value "None" is not valid for configuration option '
-        '"[glance] auth_type": privileged Glance calls need service '
-        'credentials'
-    )
+def test_a_privileged_call_without_service_credentials_uses_the_token(ctx):
+    # As the reference: Glance, not the library, decides whether the
+    # caller's own token may use the location API.
+    plugin = auth.auth_for(ctx, privileged=True)
+    assert isinstance(plugin, token_endpoint.Token)
+    assert plugin.get_token(None) == ctx.auth_token
 
 
 @pytest.mark.parametrize('privileged', [False, True])

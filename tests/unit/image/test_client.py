@@ -441,15 +441,21 @@ def test_privileged_user_calls_use_the_service_credentials(
     assert call.kwargs == {}
 
 
-def test_privileged_user_call_without_credentials_is_a_config_error(
+def test_privileged_user_call_without_credentials_goes_with_the_token(
     glance, ctx, wrapper
 ):
-    with pytest.raises(exception.InvalidConfigurationValue) as excinfo:
-        wrapper.call(
-            ctx, 'get_image_locations', IMAGE_ID, privileged_user=True
-        )
-    assert '[glance] auth_type' in str(excinfo.value)
-    assert glance.calls == []
+    # Cinder's get_location calls so whether or not [glance] has service
+    # credentials; without them the caller's token goes, as in Cinder.
+    glance.add_image(
+        id=IMAGE_ID, locations=[{'url': 'http://x', 'metadata': {}}]
+    )
+    locations = wrapper.call(
+        ctx, 'get_image_locations', IMAGE_ID, privileged_user=True
+    )
+    assert [loc['url'] for loc in locations] == ['http://x']
+    (call,) = glance.calls_to('images.get_image_locations')
+    assert isinstance(call.auth, token_endpoint.Token)
+    assert call.auth.get_token(None) == ctx.auth_token
 
 
 def test_global_request_id_travels_to_glance(glance, ctx, wrapper):

@@ -463,6 +463,34 @@ def test_update_with_nothing_to_change_only_shows(service, glance, ctx):
     assert image['id'] == IMAGE_ID
 
 
+@pytest.mark.parametrize(
+    'meta',
+    [{}, {'id': OTHER_ID}, {'properties': {}}],
+    ids=['empty', 'id', 'props'],
+)
+def test_update_with_empty_meta_uploads_and_keeps_every_property(
+    service, glance, ctx, meta
+):
+    # Cinder's upload of a volume to an image: update(ctx, id, {}, data).
+    # Nothing to patch, so purge_props removes nothing, as the reference.
+    _image_with_properties(glance)
+    image = service.update(ctx, IMAGE_ID, meta, io.BytesIO(b'volume'))
+    assert 'images.update' not in glance.names
+    assert glance.names.count('images.upload') == 1
+    assert image['properties'] == {
+        'kernel_id': 'k-1',
+        'hw_disk_bus': 'scsi',
+        'hw_vif_model': 'virtio',
+        'os_glance_import_task': 't-1',
+    }
+
+
+def test_a_new_service_has_no_temp_images(service):
+    # Cinder's TemporaryImages sets its registry there on first use.
+    assert service.temp_images is None
+    assert glance_mod.GlanceImageService().temp_images is None
+
+
 def test_update_of_a_missing_image_is_image_not_found(service, glance, ctx):
     with pytest.raises(exception.ImageNotFound):
         service.update(ctx, IMAGE_ID, {'name': 'x'}, purge_props=False)
@@ -516,27 +544,20 @@ def test_delete_refused(service, glance, ctx, error, expected):
 # -- get_stores and list_members ----------------------------------------------
 
 
-def test_get_stores_turns_true_strings_into_booleans(service, glance, ctx):
+def test_get_stores_returns_glances_body_as_glance_sends_it(
+    service, glance, ctx
+):
+    # Cinder's image_utils does get_stores(ctx)['stores'] and compares the
+    # flags with the string 'true', as the reference returns them.
     glance.stores = [
         {'id': 'fast', 'default': 'true', 'description': 'Fast store'},
         {'id': 'web', 'read-only': 'true', 'description': 'HTTP store'},
-        {'id': 'cheap', 'default': False, 'read-only': False},
+        {'id': 'cheap', 'description': 'Cheap store'},
     ]
-    assert service.get_stores(ctx) == [
-        {
-            'id': 'fast',
-            'default': True,
-            'read-only': False,
-            'description': 'Fast store',
-        },
-        {
-            'id': 'web',
-            'default': False,
-            'read-only': True,
-            'description': 'HTTP store',
-        },
-        {'id': 'cheap', 'default': False, 'read-only': False},
-    ]
+    stores = service.get_stores(ctx)
+    assert type(stores) is dict
+    assert stores == {'stores': glance.stores}
+    assert stores['stores'][0]['default'] == 'true'
 
 
 @pytest.mark.parametrize(

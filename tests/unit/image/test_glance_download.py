@@ -8,6 +8,7 @@ details).
 import hashlib
 import io
 import os
+import threading
 
 import pytest
 
@@ -59,6 +60,35 @@ def test_download_into_a_file_writes_every_chunk(service, glance, ctx):
     target = io.BytesIO()
     assert service.download(ctx, IMAGE_ID, data=target) is None
     assert target.getvalue() == DATA
+
+
+class ThreadBoundFile(io.BytesIO):
+    """A file object usable only from the thread that first wrote to it,
+    as Cinder's eventlet.tpool.Proxy without monkey-patching: it waits on
+    the hub of that thread, so from any other thread it hangs."""
+
+    def __init__(self, owner=None):
+        super().__init__()
+        self.owner = owner
+
+    def write(self, data):
+        self.owner = self.owner or threading.get_ident()
+        if threading.get_ident() != self.owner:
+            raise AssertionError('written from another thread: would hang')
+        return super().write(data)
+
+
+def test_download_writes_from_the_calling_thread_every_time(
+    service, glance, ctx
+):
+    # Cinder's image_utils.fetch, twice from one thread: both downloads
+    # must write from that thread, not from a helper of their own.
+    glance.add_image(id=IMAGE_ID, data=DATA)
+    me = threading.get_ident()
+    for _ in range(2):
+        target = ThreadBoundFile(owner=me)
+        assert service.download(ctx, IMAGE_ID, data=target) is None
+        assert target.getvalue() == DATA
 
 
 def test_an_object_that_keeps_chunks_gets_bytes_of_its_own(

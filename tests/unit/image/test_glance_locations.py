@@ -60,7 +60,8 @@ def test_get_location_asks_as_the_caller_then_as_the_service_user(
     service, glance, ctx, service_credentials
 ):
     glance.add_image(id=IMAGE_ID, locations=LOCATIONS)
-    assert service.get_location(ctx, IMAGE_ID) == (URL, LOCATIONS)
+    # The reference's shape for the location API: no direct_url.
+    assert service.get_location(ctx, IMAGE_ID) == (None, LOCATIONS)
     image_calls = [n for n in glance.names if n.startswith('images.')]
     assert image_calls == ['images.get', 'images.get_image_locations']
     (user_call,) = glance.calls_to('images.get')
@@ -105,12 +106,31 @@ def test_get_location_body_without_locations_is_none_none(
     assert service.get_location(ctx, IMAGE_ID) == (None, None)
 
 
-def test_get_location_without_service_credentials_reads_the_body(
+def test_get_location_without_service_credentials_asks_with_the_token(
     service, glance, ctx
 ):
     glance.add_image(id=IMAGE_ID, direct_url=URL, locations=LOCATIONS)
+    assert service.get_location(ctx, IMAGE_ID) == (None, LOCATIONS)
+    (call,) = glance.calls_to('images.get_image_locations')
+    assert call.auth.get_token(None) == ctx.auth_token
+
+
+def test_get_location_refused_to_the_caller_reads_the_body(
+    service, glance, ctx
+):
+    # A member's token: Glance refuses the location API (403) and the
+    # image body gives both, as Glance shows them.
+    glance.add_image(id=IMAGE_ID, direct_url=URL, locations=LOCATIONS)
+    glance.script('images.get_image_locations', glance_exc.HTTPForbidden('no'))
     assert service.get_location(ctx, IMAGE_ID) == (URL, LOCATIONS)
-    assert 'images.get_image_locations' not in glance.names
+
+
+def test_get_location_with_an_empty_location_list_reads_the_body(
+    service, glance, ctx, service_credentials
+):
+    glance.add_image(id=IMAGE_ID, locations=[])
+    assert service.get_location(ctx, IMAGE_ID) == (None, [])
+    assert glance.names.count('images.get') == 1
 
 
 def test_get_location_of_a_missing_image_is_image_not_found(

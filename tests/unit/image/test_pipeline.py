@@ -156,6 +156,57 @@ class TestCopyVerified:
         assert sink.data == b''
 
 
+class TestCallerWrites:
+    """``caller_writes``: the calling thread writes, the others read and
+    hash (for a caller's own file object, e.g. Cinder's tpool.Proxy)."""
+
+    def test_the_calling_thread_writes_every_byte_in_order(self):
+        source, sink = MemorySource(DATA), Sink()
+        seen = []
+        assert copy(
+            source, sink, caller_writes=True, progress=seen.append
+        ) == len(DATA)
+        assert bytes(sink.data) == DATA
+        assert sink.threads == {threading.current_thread().name}
+        assert source.threads == {'image-agent-read'}
+        assert seen[-1] == len(DATA)
+
+    def test_the_calling_threads_priority_is_left_alone(self, config):
+        config.config(group='agent', transfer_niceness=10)
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        copy(MemorySource(DATA), Sink(), caller_writes=True)
+        assert os.getpriority(os.PRIO_PROCESS, tid) == before
+
+    def test_a_write_failure_stops_the_reading(self):
+        source = MemorySource(DATA * 20)
+        before = threading.active_count()
+        with pytest.raises(OSError) as info:
+            copy(
+                source,
+                Sink(fail_after=32 * 1024),
+                data=DATA * 20,
+                caller_writes=True,
+            )
+        assert info.value.errno == 28
+        assert source.offset < len(DATA) * 20
+        assert threading.active_count() == before
+
+    def test_a_source_failure_is_raised(self):
+        error = exception.ImageDownloadFailed(image_id='i', reason='gone')
+        source = MemorySource(DATA, fail_at=50_000, error=error)
+        before = threading.active_count()
+        with pytest.raises(exception.ImageDownloadFailed):
+            copy(source, Sink(), caller_writes=True)
+        assert threading.active_count() == before
+
+    def test_a_mismatch_is_raised_after_every_byte_was_written(self):
+        sink = Sink()
+        with pytest.raises(exception.ImageChecksumMismatch):
+            copy(MemorySource(b'X' * len(DATA)), sink, caller_writes=True)
+        assert len(sink.data) == len(DATA)
+
+
 class BlockingSource(MemorySource):
     """Gives one piece, then blocks (a stalled server) until aborted."""
 

@@ -219,11 +219,24 @@ def test_v3_catalog_accepts_a_v3_interface_name():
     assert urls == ['http://glance-one.internal:9292']
 
 
-def test_catalog_region_without_endpoints_gives_nothing():
+def test_catalog_region_without_endpoints_falls_back_to_the_first():
+    # As the reference: an unmatched region is not an error.
+    first = servers.servers_from_catalog(
+        V2_CATALOG, 'image:glance:publicURL', None
+    )
+    assert len(first) == 1
     assert (
         servers.servers_from_catalog(
             V2_CATALOG, 'image:glance:publicURL', 'RegionNine'
         )
+        == first
+    )
+
+
+def test_catalog_without_an_image_entry_gives_nothing():
+    catalog = [{'type': 'identity', 'endpoints': [{'publicURL': 'http://k'}]}]
+    assert (
+        servers.servers_from_catalog(catalog, 'image:glance:publicURL', 'R')
         == []
     )
 
@@ -492,8 +505,31 @@ def test_get_api_servers_cycles_endlessly_over_every_server(config):
     configured = ['http://g1:9292', 'http://g2:9292', 'http://g3:9292']
     config.config(group='glance', api_servers=configured)
     picked = list(itertools.islice(servers.get_api_servers(_context()), 12))
-    assert sorted(picked[:3]) == configured
+    assert sorted(picked[:3]) == [
+        ('g1:9292', False),
+        ('g2:9292', False),
+        ('g3:9292', False),
+    ]
     assert picked == picked[:3] * 4
+
+
+def test_get_api_servers_gives_the_references_netloc_and_ssl_pairs(config):
+    # netloc = host, port and path; use_ssl from the scheme; a bare
+    # host:port is http; an IPv6 literal keeps its brackets.
+    config.config(
+        group='glance',
+        api_servers=[
+            'https://glance.example.com:9292/image/',
+            'glance-b:9292',
+            'http://[::1]:9292',
+        ],
+    )
+    picked = set(itertools.islice(servers.get_api_servers(_context()), 3))
+    assert picked == {
+        ('glance.example.com:9292/image', True),
+        ('glance-b:9292', False),
+        ('[::1]:9292', False),
+    }
 
 
 def test_get_api_servers_shuffles_the_order(config):
@@ -512,8 +548,8 @@ def test_get_api_servers_from_the_catalog(config):
         itertools.islice(servers.get_api_servers(_context(V2_CATALOG)), 4)
     )
     assert sorted(picked[:2]) == [
-        'http://glance-two-b:9292',
-        'http://glance-two:9292',
+        ('glance-two-b:9292', False),
+        ('glance-two:9292', False),
     ]
     assert picked[2:] == picked[:2]
 
