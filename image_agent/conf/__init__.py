@@ -13,6 +13,7 @@ from image_agent.conf import agent
 from image_agent.conf import default
 from image_agent.conf import glance
 from image_agent.conf import policy
+from image_agent.conf import service_user
 
 CONF = cfg.CONF
 
@@ -20,3 +21,4 @@ agent.register_opts(CONF)
 default.register_opts(CONF)
 glance.register_opts(CONF)
 policy.register_opts(CONF)
+service_user.register_opts(CONF)

@@ -4,8 +4,9 @@ from image_agent.conf import agent
 from image_agent.conf import default
 from image_agent.conf import glance
 from image_agent.conf import policy
+from image_agent.conf import service_user
 
-_MODULES = (default, agent, glance, policy)
+_MODULES = (default, agent, glance, policy, service_user)
 
 
 def list_opts() -> list:

@@ -1,9 +1,10 @@
 """Credentials for Glance requests: one session, the caller's token, or ours.
 
 One keystoneauth session per process carries the TLS settings and pools
-connections. User calls authenticate with the caller's own token; only
-privileged calls (the location API) use the ``[glance]`` service
-credentials.
+connections. User calls authenticate with the caller's own token (plus,
+with ``[service_user] send_service_user_token``, a service token that lets
+Glance accept it after it expired mid-transfer); only privileged calls
+(the location API) use the ``[glance]`` service credentials.
 """
 
 import functools
@@ -12,6 +13,7 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
 from keystoneauth1 import noauth
 from keystoneauth1 import plugin
+from keystoneauth1 import service_token
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 
@@ -37,10 +39,25 @@ def get_service_auth() -> plugin.BaseAuthPlugin | None:
     return ks_loading.load_auth_from_conf_options(CONF, GROUP)
 
 
+@functools.cache
+def get_service_user_auth() -> plugin.BaseAuthPlugin | None:
+    """The ``[service_user]`` credentials when service tokens are sent."""
+    if not CONF.service_user.send_service_user_token:
+        return None
+    if not CONF.service_user.auth_type:
+        raise exception.InvalidConfigurationValue(
+            option='[service_user] auth_type',
+            value=None,
+            reason=_('send_service_user_token needs service credentials'),
+        )
+    return ks_loading.load_auth_from_conf_options(CONF, 'service_user')
+
+
 def reset() -> None:
     """Forget the cached session and credentials (after a config change)."""
     get_session.cache_clear()
     get_service_auth.cache_clear()
+    get_service_user_auth.cache_clear()
 
 
 def noauth_identity_headers(context) -> dict[str, str]:
@@ -70,7 +87,13 @@ def auth_for(context, privileged: bool) -> plugin.BaseAuthPlugin:
         # Glance answers 401: a caller without a token is never given the
         # agent's own credentials.
         return noauth.NoAuth()
-    return token_endpoint.Token(None, token)
+    user_auth = token_endpoint.Token(None, token)
+    service_user = get_service_user_auth()
+    if service_user is None:
+        return user_auth
+    # X-Service-Token beside the caller's token: Glance still authorizes
+    # the caller, and accepts its token after it expired mid-transfer.
+    return service_token.ServiceTokenAuthWrapper(user_auth, service_user)
 
 
 def token_info(token: str | None) -> dict:

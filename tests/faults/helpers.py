@@ -296,14 +296,21 @@ class CountingProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
-    def close(self) -> None:
-        self._closed.set()
-        self._listener.close()
+    def cut(self, rate: int | None = None) -> None:
+        """Drop every connection open now; new ones flow at ``rate``."""
+        self.rate = rate
         with self._lock:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
             with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
                 sock.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        self.cut(self.rate)
 
 
 class HoldingServer:

@@ -16,23 +16,32 @@ catalog, the token, its roles) and checks what the real deployment did.
 * Locations: with the agent behind recording relays, a plain user's
   get_location and add_location never carry the agent's token to Glance;
   an owner's rbd:// or file:// location is refused before Glance is asked.
+* A download outlives the caller's token (an application-credential token
+  that expires after 20 s) and is cut after the expiry: with
+  ``[service_user] send_service_user_token`` the resume succeeds; without,
+  Glance refuses it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import http.client
 import http.server
 import io
 import os
+import re
 import threading
+import time
 import urllib.parse
 import uuid
 
 import pytest
 
+from image_agent import context as ia_context
 from image_agent import exception
 from tests.faults import helpers
+from tools.testenv import util as testenv_util
 
 pytestmark = pytest.mark.slow
 
@@ -512,3 +521,152 @@ def test_an_owners_storage_location_is_refused(
     assert _seen(relays) == [] or all(
         'locations' not in path for _, path, _ in _seen(relays)
     )
+
+
+# -- service tokens: a transfer outlives the caller's token -------------------
+
+
+def _short_lived_token(deployment, seconds: int) -> tuple[dict, str]:
+    """demo's token that expires in ``seconds``: made with an application
+    credential of that lifetime (Keystone caps the token at its expiry).
+    Returns the token's body and the token."""
+    creds = deployment.authenticate('demo')
+    headers = {'X-Auth-Token': creds['token']}
+    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
+        seconds=seconds
+    )
+    made = testenv_util.http(
+        'POST',
+        '%s/users/%s/application_credentials'
+        % (deployment.keystone_url, creds['user_id']),
+        body={
+            'application_credential': {
+                'name': 'short-%s' % uuid.uuid4().hex[:8],
+                'expires_at': expires.strftime('%Y-%m-%dT%H:%M:%S'),
+            }
+        },
+        headers=headers,
+    )
+    assert made.status == 201, made.body
+    app_cred = made.json()['application_credential']
+    auth = testenv_util.http(
+        'POST',
+        '%s/auth/tokens' % deployment.keystone_url,
+        body={
+            'auth': {
+                'identity': {
+                    'methods': ['application_credential'],
+                    'application_credential': {
+                        'id': app_cred['id'],
+                        'secret': app_cred['secret'],
+                    },
+                }
+            }
+        },
+    )
+    assert auth.status == 201, auth.body
+    return auth.json()['token'], auth.headers['X-Subject-Token']
+
+
+def _token_context(body: dict, token: str) -> ia_context.RequestContext:
+    return ia_context.RequestContext(
+        auth_token=token,
+        user_id=body['user']['id'],
+        project_id=body['project']['id'],
+        roles=[r['name'] for r in body['roles']],
+        overwrite=False,
+    )
+
+
+@pytest.mark.scenario('24. Caller token expires mid-transfer')
+@pytest.mark.test_timeout(200)
+def test_a_resume_after_the_callers_token_expired_uses_a_service_token(
+    row,
+    deployment,  # noqa: F811
+    agent_factory,  # noqa: F811
+    api,  # noqa: F811
+    images,  # noqa: F811
+    demo_context,  # noqa: F811
+):
+    """Two agents download the same image with a token that expires after
+    20 s, at 192 KiB/s (about 40 s); after the expiry every connection is
+    cut and the agents resume. The one sending service tokens
+    ([service_user]) finishes; the other, the control, gets 401."""
+    data = os.urandom(8 * helpers.MiB)
+    image = images(demo_context, data=io.BytesIO(data))
+    body, token = _short_lived_token(deployment, 20)
+    ctxt = _token_context(body, token)
+    expires = datetime.datetime.fromisoformat(
+        body['expires_at'].replace('Z', '+00:00')
+    )
+    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
+    service_user = {
+        'send_service_user_token': 'true',
+        'auth_type': 'password',
+        'auth_url': deployment.keystone_url,
+        'username': 'image-agent',
+        'password': deployment.password('image-agent'),
+        'project_name': 'service',
+        'user_domain_name': 'Default',
+        'project_domain_name': 'Default',
+    }
+    runs = {}
+    for name, options in (
+        ('service token', {'service_user': service_user}),
+        ('control', {}),
+    ):
+        proxy = helpers.CountingProxy((host, int(port)), 192 * 1024)
+        agent = agent_factory(
+            'expiry-%s' % uuid.uuid4().hex[:4],
+            glance_urls=[proxy.url],
+            options=options,
+        )
+        path = os.path.join(agent.root, 'long-disk')
+        runs[name] = (agent, proxy, path)
+    try:
+        calls = {
+            name: helpers.Background(
+                lambda a=agent, p=path: api.download(
+                    ctxt, image['id'], p, host=a.host
+                )
+            )
+            for name, (agent, _, path) in runs.items()
+        }
+        wait = (expires - datetime.datetime.now(datetime.UTC)).total_seconds()
+        time.sleep(max(0.0, wait) + 3)
+        moved = {name: proxy.received for name, (_, proxy, _) in runs.items()}
+        for _, proxy, _ in runs.values():
+            proxy.cut()
+        for call in calls.values():
+            call.join(120)
+        row.add(faults=2, calls=2)
+        outcome = {
+            name: helpers.describe(call.error) if call.error else 'done'
+            for name, call in calls.items()
+        }
+        row.note(
+            'token expired after 20 s; connections cut at %s bytes; then: '
+            '%s' % (moved, outcome)
+        )
+        good = calls['service token']
+        if good.error is not None:
+            row.add(failures=1)
+        assert good.error is None, good.error
+        resumed = re.findall(
+            r'Downloaded image %s .* (\d+) resumes' % image['id'],
+            runs['service token'][0].log_text(),
+        )
+        assert [int(n) for n in resumed] >= [1], resumed
+        assert helpers.file_sha512(runs['service token'][2]) == (
+            helpers.sha512(data)
+        )
+        # Without a service token the same resume is refused: the token
+        # really had expired.
+        assert isinstance(calls['control'].error, exception.NotAuthorized), (
+            outcome
+        )
+        assert all(0 < m < len(data) for m in moved.values()), moved
+    finally:
+        for agent, proxy, _ in runs.values():
+            agent.stop()
+            proxy.close()

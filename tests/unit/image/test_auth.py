@@ -96,3 +96,57 @@ def test_noauth_identity_headers_leave_out_what_is_unknown():
     assert auth.noauth_identity_headers(ctx) == {
         'X-Identity-Status': 'Confirmed'
     }
+
+
+# -- service tokens ([service_user]) ------------------------------------------
+
+
+@pytest.fixture
+def service_user(config):
+    from keystoneauth1 import loading as ks_loading
+
+    config.register_opts(
+        ks_loading.get_auth_plugin_conf_options('password'),
+        group='service_user',
+    )
+    config.config(
+        group='service_user',
+        send_service_user_token=True,
+        auth_type='password',
+        auth_url='http://keystone.test/identity/v3',
+        username='image-agent',
+        password='service-secret',
+        project_name='service',
+        user_domain_name='Default',
+        project_domain_name='Default',
+    )
+    auth.reset()
+    return auth.get_service_user_auth()
+
+
+def test_no_service_token_unless_asked(config, ctx):
+    assert auth.get_service_user_auth() is None
+    assert isinstance(auth.auth_for(ctx, False), token_endpoint.Token)
+
+
+def test_a_user_call_carries_a_service_token_beside_the_callers(
+    ctx, service_user, monkeypatch
+):
+    monkeypatch.setattr(service_user, 'get_token', lambda session: 'svc-tok')
+    plugin = auth.auth_for(ctx, privileged=False)
+    headers = plugin.get_headers(auth.get_session())
+    assert headers == {
+        'X-Auth-Token': ctx.auth_token,
+        'X-Service-Token': 'svc-tok',
+    }
+
+
+def test_no_service_token_without_a_callers_token(anon_ctx, service_user):
+    assert isinstance(auth.auth_for(anon_ctx, False), noauth.NoAuth)
+
+
+def test_sending_service_tokens_without_credentials_is_an_error(config, ctx):
+    config.config(group='service_user', send_service_user_token=True)
+    auth.reset()
+    with pytest.raises(exception.InvalidConfigurationValue):
+        auth.auth_for(ctx, False)
