@@ -6,6 +6,7 @@ from keystoneauth1.identity import generic
 import pytest
 
 from image_agent import context as context_mod
+from image_agent import exception
 from image_agent.image import auth
 
 
