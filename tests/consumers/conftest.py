@@ -12,6 +12,9 @@ from tests.consumers import cinder_setup  # noqa: F401 (first: see above)
 
 # isort: split
 
+import os
+import sys
+
 import pytest
 
 from tests.functional.agent_fixtures import _all_agents  # noqa: F401
@@ -32,7 +35,7 @@ from tests.functional.deployment_fixture import deployment  # noqa: F401
 
 
 @pytest.fixture
-def cinder_config(deployment, config):  # noqa: F811
+def cinder_config(deployment, config, tmp_path):  # noqa: F811
     """Cinder's own options, as a cinder-volume over this deployment has
     them: the same Glance servers, and the ``[glance]`` service
     credentials the ``config`` fixture sets (shared by both services)."""
@@ -40,6 +43,16 @@ def cinder_config(deployment, config):  # noqa: F811
         glance_api_servers=deployment.glance_urls,
         glance_num_retries=3,
         allowed_direct_url_schemes=[],
+        state_path=str(tmp_path),
+        image_conversion_dir=str(tmp_path / 'conversion'),
+    )
+    # Cinder's privileged helper (qemu-img's format checks) without sudo:
+    # the tests run as root, as the consumers env does in CI.
+    config.config(
+        group='cinder_sys_admin',
+        helper_command=os.path.join(
+            os.path.dirname(sys.executable), 'privsep-helper'
+        ),
     )
     cinder_setup.reset_cinder_session()
     yield config
@@ -64,3 +77,9 @@ def cinder_demo_context(deployment, cinder_config):  # noqa: F811
 @pytest.fixture
 def cinder_admin_context(deployment, cinder_config):  # noqa: F811
     return cinder_context(deployment, 'admin')
+
+
+@pytest.fixture
+def image_services(image_service, cinder_image_service):  # noqa: F811
+    """image_agent's and Cinder's GlanceImageService, by name."""
+    return {'image_agent': image_service, 'cinder': cinder_image_service}

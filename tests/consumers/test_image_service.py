@@ -15,14 +15,15 @@ import pytest
 from image_agent.image import auth
 from image_agent.image import glance
 from tests.consumers.cinder_setup import cinder_glance
+from tests.consumers.conftest import cinder_context
 
 PROPERTIES = {'hw_disk_bus': 'scsi', 'os_distro': 'debian', 'kept': 'yes'}
 
 
 @pytest.fixture
-def both(image_service, cinder_image_service):
+def both(image_services):
     """(name, service) for image_agent's and Cinder's image service."""
-    return [('image_agent', image_service), ('cinder', cinder_image_service)]
+    return list(image_services.items())
 
 
 @pytest.fixture
@@ -179,21 +180,39 @@ def test_get_location_of_an_image_without_data(
     assert ours == theirs
 
 
-def test_wrapper_call_takes_privileged_user(
-    cinder_config, cinder_demo_context, new_image
-):
-    made = new_image(data=io.BytesIO(b'located bytes'))
-    results = []
-    for wrapper in (
-        glance.GlanceClientWrapper(),
-        cinder_glance.GlanceClientWrapper(),
-    ):
+def _locations_or_error(wrapper, context, image_id):
+    try:
         locations = wrapper.call(
-            cinder_demo_context,
-            'get_image_locations',
-            made['id'],
-            privileged_user=True,
+            context, 'get_image_locations', image_id, privileged_user=True
         )
-        results.append([dict(loc) for loc in locations])
-    assert results[0] == results[1]
-    assert len(results[0]) == 1
+    except Exception as e:
+        return type(e).__name__
+    return [dict(loc) for loc in locations]
+
+
+@pytest.mark.parametrize(
+    ('service_credentials', 'user'),
+    [(True, 'demo'), (False, 'demo'), (False, 'admin')],
+)
+def test_wrapper_call_takes_privileged_user(
+    cinder_config, deployment, new_image, service_credentials, user
+):
+    # Cinder's get_location passes privileged_user=True whether or not
+    # [glance] has service credentials; without them the caller's own
+    # token goes, and Glance decides.
+    if not service_credentials:
+        _without_service_credentials(cinder_config)
+    made = new_image(data=io.BytesIO(b'located bytes'))
+    context = cinder_context(deployment, user)
+    ours, theirs = (
+        _locations_or_error(wrapper, context, made['id'])
+        for wrapper in (
+            glance.GlanceClientWrapper(),
+            cinder_glance.GlanceClientWrapper(),
+        )
+    )
+    assert ours == theirs
+    if service_credentials or user == 'admin':
+        assert [loc['metadata']['store'] for loc in ours] == ['fast']
+    else:
+        assert ours == 'HTTPForbidden'
