@@ -197,7 +197,7 @@ class CacheEntryInUse(Conflict):
 class RPCVersionCapped(Invalid):
     msg_fmt = _(
         '%(method)s needs RPC API version %(version)s, above the version '
-        'cap %(cap)s ([agent] version_cap): upgrade the agents first.'
+        'cap %(cap)s ([upgrade_levels] image_agent): upgrade the agents first.'
     )
 
 

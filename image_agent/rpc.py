@@ -4,10 +4,13 @@ Both sides use the same serializer: request contexts travel as dicts (token,
 user, project, roles, service catalog, global request id) and results as
 JSON-able values with ISO 8601 datetimes. Exceptions of
 ``image_agent.exception`` are raised again on the caller's side as the same
-classes, because that module is in the transport's allowed remote modules.
+classes: by oslo.messaging when that module is in the transport's allowed
+remote modules, else from the ``RemoteError`` it gives (``typed_error``),
+so a caller's own transport works too.
 """
 
 import datetime
+import importlib
 from typing import Any
 
 from oslo_config import cfg
@@ -19,6 +22,42 @@ from image_agent import exception
 from image_agent.i18n import _
 
 ALLOWED_EXMODS = ['image_agent.exception']
+# Options oslo.messaging reads from a transport's ConfigOpts but registers
+# only on cfg.CONF, on import (18.x): (module, its list and group name).
+_GLOBAL_ONLY_OPTS = (
+    ('oslo_messaging._tracing.client', 'oslo_messaging_tracing'),
+    ('oslo_messaging._metrics.client', 'oslo_messaging_metrics'),
+)
+
+
+def register_messaging_opts(conf: cfg.ConfigOpts) -> None:
+    """Register on ``conf`` what oslo.messaging registers only on
+    ``cfg.CONF`` (its tracing and metrics options): without them every
+    call on a transport made from a private ConfigOpts fails with
+    ``NoSuchOptError``."""
+    for module_name, name in _GLOBAL_ONLY_OPTS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:  # another oslo.messaging: nothing to do
+            continue
+        conf.register_opts(getattr(module, name), group=name)
+
+
+def typed_error(error: messaging.RemoteError) -> Exception:
+    """The ``image_agent.exception`` error an agent raised, as that class.
+
+    A transport made without ``ALLOWED_EXMODS`` (a consumer's own) delivers
+    an agent's error as ``RemoteError`` naming its class: the same class is
+    rebuilt with the agent's message (its other parameters do not cross).
+    Any other remote error is returned unchanged.
+    """
+    cls = getattr(exception, error.exc_type or '', None)
+    if not (
+        isinstance(cls, type)
+        and issubclass(cls, exception.ImageAgentException)
+    ):
+        return error
+    return cls(error.value or error.exc_type)
 
 
 def to_primitive(value: Any) -> Any:
@@ -148,6 +187,7 @@ def get_transport(
     conf: cfg.ConfigOpts, url: str | None = None
 ) -> messaging.Transport:
     """An RPC transport that rebuilds this project's exceptions."""
+    register_messaging_opts(conf)
     return messaging.get_rpc_transport(
         conf, url=url, allowed_remote_exmods=ALLOWED_EXMODS
     )

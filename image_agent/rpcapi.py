@@ -2,14 +2,19 @@
 
     from image_agent import rpcapi
 
-    agent = rpcapi.ImageAgentAPI()
+    agent = rpcapi.ImageAgentAPI(conf=CONF, transport=rpc.TRANSPORT)
     image = agent.show(ctxt, image_id)
     result = agent.download(ctxt, image_id, '/var/lib/x/disk', host='node-3')
 
 ``ctxt`` is the caller's own request context (any oslo.context context; its
 token and service catalog travel with the call). Without ``host`` any agent
 listening on the topic serves the call; with it, the agent of that host.
-Errors of ``image_agent.exception`` are raised here as the same classes.
+Errors of ``image_agent.exception`` are raised here as the same classes,
+whatever transport the caller passes.
+
+Importing this module registers no option: ``ImageAgentAPI`` registers the
+``[image_agent]`` and ``[upgrade_levels] image_agent`` options on the
+ConfigOpts it is given (``image_agent.conf.client``).
 
 Pre-caching images on many hosts fans out from here, the caller's side:
 
@@ -19,18 +24,18 @@ Pre-caching images on many hosts fans out from here, the caller's side:
 
 from collections.abc import Callable
 from concurrent import futures
+import socket
 import time
 from typing import Any
 
 from oslo_config import cfg
 import oslo_messaging as messaging
 
-from image_agent import conf
 from image_agent import exception
 from image_agent import notifications
 from image_agent import rpc
-
-CONF = conf.CONF
+from image_agent import upgrade_levels
+from image_agent.conf import client as client_conf
 
 
 class ImageAgentAPI:
@@ -48,6 +53,12 @@ class ImageAgentAPI:
 
     TOPIC = 'image-agent'
     RPC_API_VERSION = '1.1'
+    # [upgrade_levels] image_agent may name a release: the API version its
+    # agents serve, by series and by name, as in Nova's compute API.
+    VERSION_ALIASES = {
+        '2026.2': '1.1',
+        'hibiscus': '1.1',
+    }
     # Hosts pre-cached at once by precache().
     PRECACHE_WORKERS = 16
     # Seconds an agent has to answer the ping that precedes its pre-cache.
@@ -58,30 +69,45 @@ class ImageAgentAPI:
         transport: messaging.Transport | None = None,
         topic: str | None = None,
         version_cap: str | None = None,
-        conf: cfg.ConfigOpts = CONF,
+        conf: cfg.ConfigOpts | None = None,
         timeout: int | None = None,
         retry: int | None = None,
     ) -> None:
         """Build a client; with no ``transport``, one from ``conf``.
 
-        A transport given by the caller must have been made with
-        ``allowed_remote_exmods`` including ``rpc.ALLOWED_EXMODS`` (see
-        ``rpc.get_transport``), or errors arrive as ``RemoteError``.
-        ``timeout`` (default ``[DEFAULT] rpc_response_timeout``) bounds the
-        calls that are not transfers; ``retry`` is oslo.messaging's (None:
-        wait for the broker forever, N: give up after N reconnections).
+        ``conf`` (default: the global ``cfg.CONF``) is the caller's
+        configuration: the client's options are registered on it and read
+        from its ``[image_agent]`` group and ``[upgrade_levels]
+        image_agent``. ``transport`` may be the caller's own (made without
+        ``rpc.ALLOWED_EXMODS``: errors are typed all the same).
+        ``topic``, ``version_cap`` (a version, a release or ``auto``) and
+        ``timeout`` override the options; ``retry`` is oslo.messaging's
+        (None: wait for the broker forever, N: give up after N
+        reconnections).
         """
+        conf = cfg.CONF if conf is None else conf
+        client_conf.register_opts(conf)
         self._conf = conf
         self._owns_transport = transport is None
         self._transport = transport or rpc.get_transport(conf)
-        self.topic = topic or conf.agent.topic or self.TOPIC
-        self.version_cap = version_cap or conf.agent.version_cap
+        rpc.register_messaging_opts(self._transport.conf)
+        options = conf[client_conf.GROUP]
+        self.topic = topic or options.topic or self.TOPIC
+        level = upgrade_levels.resolve(
+            version_cap or conf[client_conf.UPGRADE_LEVELS].image_agent,
+            self.VERSION_ALIASES,
+        )
+        self._auto_cap = None
+        if level == upgrade_levels.AUTO:
+            self._auto_cap = upgrade_levels.AutoCap(self._agent_version)
+            level = None
+        self.version_cap = level
         self.client = rpc.get_client(
             self._transport,
             self.topic,
             self.RPC_API_VERSION,
             version_cap=self.version_cap,
-            timeout=timeout,
+            timeout=timeout or options.timeout,
             retry=retry,
         )
 
@@ -90,15 +116,39 @@ class ImageAgentAPI:
         if self._owns_transport:
             self._transport.cleanup()
 
-    def can_send_version(self, version: str) -> bool:
-        """Whether the version cap lets calls of ``version`` be sent."""
-        return self.client.can_send_version(version)
+    def can_send_version(
+        self, version: str, ctxt=None, host: str | None = None
+    ) -> bool:
+        """Whether the version cap lets calls of ``version`` be sent.
 
-    def _require(self, version: str, method: str) -> None:
-        if not self.can_send_version(version):
+        With ``[upgrade_levels] image_agent = auto``, the cap of ``host``'s
+        agent (or of any agent): asked with ``ctxt`` the first time; without
+        ``ctxt`` and not known yet, only 1.0 is sure to be understood.
+        """
+        if self._auto_cap is None:
+            return self.client.can_send_version(version)
+        cap = self._auto_cap.known(host)
+        if cap is None and ctxt is not None:
+            cap = self._auto_cap.cap(ctxt, host)
+        return upgrade_levels.parse_version(
+            version
+        ) <= upgrade_levels.parse_version(cap or '1.0')
+
+    def _require(
+        self, version: str, method: str, ctxt=None, host: str | None = None
+    ) -> None:
+        if not self.can_send_version(version, ctxt, host):
+            cap = self.version_cap
+            if self._auto_cap is not None:
+                cap = 'auto: %s' % (self._auto_cap.known(host) or '1.0')
             raise exception.RPCVersionCapped(
-                method=method, version=version, cap=self.version_cap
+                method=method, version=version, cap=cap
             )
+
+    def _agent_version(self, ctxt, host: str | None) -> str:
+        """The RPC version an agent reports (``auto`` asks it once)."""
+        status = self._call_with(self._prepare(host), ctxt, 'ping')
+        return str(status.get('version') or '1.0')
 
     def _prepare(
         self,
@@ -109,17 +159,18 @@ class ImageAgentAPI:
     ):
         """The call context: version, target agent, and timeouts.
 
-        Transfers get the long ``[agent] transfer_timeout`` with heartbeats
-        every half ``call_monitor_timeout``: a long download never times
-        out while the agent lives, and its death is noticed in seconds.
+        Transfers get the long ``[image_agent] transfer_timeout`` with
+        heartbeats every half ``call_monitor_timeout``: a long download never
+        times out while the agent lives, and its death is noticed in seconds.
         """
         options: dict[str, Any] = {'version': version}
         if host:
             options['server'] = host
         if transfer:
-            options['timeout'] = self._conf.agent.transfer_timeout
+            client_options = self._conf[client_conf.GROUP]
+            options['timeout'] = client_options.transfer_timeout
             options['call_monitor_timeout'] = (
-                self._conf.agent.call_monitor_timeout
+                client_options.call_monitor_timeout
             )
         if timeout is not None:
             options['timeout'] = timeout
@@ -130,7 +181,13 @@ class ImageAgentAPI:
 
     @staticmethod
     def _call_with(cctxt, ctxt, method: str, **kwargs):
-        return cctxt.call(ctxt, method, **kwargs)
+        try:
+            return cctxt.call(ctxt, method, **kwargs)
+        except messaging.RemoteError as e:
+            typed = rpc.typed_error(e)
+            if typed is e:
+                raise
+            raise typed from e
 
     # -- the API -------------------------------------------------------------
 
@@ -246,7 +303,7 @@ class ImageAgentAPI:
     def list_cache(self, ctxt, host: str) -> dict:
         """The cache of ``host``'s agent: ``directory``, ``max_size``,
         ``size`` and ``entries`` (least recently used first)."""
-        self._require('1.1', 'list_cache')
+        self._require('1.1', 'list_cache', ctxt, host)
         return self._call_with(
             self._prepare(host, version='1.1'), ctxt, 'list_cache'
         )
@@ -254,7 +311,7 @@ class ImageAgentAPI:
     def evict(self, ctxt, image_id: str, host: str) -> dict:
         """Remove an image from ``host``'s cache; ``evicted`` lists the
         entries removed (CacheEntryInUse while one is being read)."""
-        self._require('1.1', 'evict')
+        self._require('1.1', 'evict', ctxt, host)
         return self._call_with(
             self._prepare(host, version='1.1'),
             ctxt,
@@ -264,7 +321,7 @@ class ImageAgentAPI:
 
     def precache_host(self, ctxt, image_ids: list[str], host: str) -> dict:
         """Cache ``image_ids`` on one host; the outcome per image id."""
-        self._require('1.1', 'precache')
+        self._require('1.1', 'precache', ctxt, host)
         return self._call_with(
             self._prepare(host, version='1.1', transfer=True),
             ctxt,
@@ -300,7 +357,8 @@ class ImageAgentAPI:
         ``image-agent-client.<host>``; off unless notifications are
         configured).
         """
-        self._require('1.1', 'precache')
+        if self._auto_cap is None:  # else each host's agent is asked
+            self._require('1.1', 'precache')
         image_ids = list(dict.fromkeys(image_ids))
         hosts = list(dict.fromkeys(hosts))
         workers = max(1, min(len(hosts), max_workers or self.PRECACHE_WORKERS))
@@ -309,7 +367,9 @@ class ImageAgentAPI:
         own_notifier = None
         if notifier is None:
             own_notifier = notifier = notifications.Notifier(
-                self._conf, self._conf.host, publisher='image-agent-client'
+                self._conf,
+                _own_host(self._conf),
+                publisher='image-agent-client',
             )
         started = time.monotonic()
         results: dict[str, dict[str, dict]] = {}
@@ -364,7 +424,7 @@ class ImageAgentAPI:
     ) -> dict[str, dict]:
         """One host's share of precache: ping, then cache every image."""
         try:
-            self._call_with(
+            status = self._call_with(
                 self._prepare(host, timeout=ping_timeout), ctxt, 'ping'
             )
         except Exception as e:
@@ -378,6 +438,8 @@ class ImageAgentAPI:
                 }
                 for image_id in image_ids
             }
+        if self._auto_cap is not None:
+            self._auto_cap.remember(host, str(status.get('version') or '1.0'))
         try:
             outcomes = self.precache_host(ctxt, image_ids, host)
         except Exception as e:
@@ -391,6 +453,14 @@ class ImageAgentAPI:
                 for image_id in image_ids
             }
         return {image_id: outcomes[image_id] for image_id in image_ids}
+
+
+def _own_host(conf: cfg.ConfigOpts) -> str:
+    """The caller's ``[DEFAULT] host`` when it has one, else its hostname."""
+    try:
+        return conf.host or socket.gethostname()
+    except cfg.NoSuchOptError:
+        return socket.gethostname()
 
 
 def _progress_payload(

@@ -56,7 +56,8 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
         action='append',
         default=[],
         metavar='PATH',
-        help='oslo.config file giving transport_url and [agent] options '
+        help='oslo.config file giving transport_url, [agent] topic, '
+        '[image_agent] timeouts and [upgrade_levels] image_agent '
         '(repeatable; default: the usual image-agent.conf search)',
     )
     parser.add_argument(
@@ -413,9 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         ctxt = make_context(args)
         transport = rpc.get_transport(config, url=args.transport_url)
+        # The agent's configuration file serves the command too: its
+        # [agent] topic is the agents' topic.
         api = rpcapi.ImageAgentAPI(
             transport=transport,
-            topic=args.topic,
+            topic=args.topic or config.agent.topic,
+            conf=config,
             timeout=args.timeout,
             retry=3,
         )

@@ -24,6 +24,8 @@ from image_agent import exception
 from image_agent import paths
 from image_agent import rpc
 from image_agent import rpcapi
+from image_agent import upgrade_levels
+from image_agent.conf import client as client_conf
 from image_agent.i18n import _
 from image_agent.image import servers
 
@@ -335,7 +337,10 @@ def _service_context(cfg_: cfg.ConfigOpts) -> ia_context.RequestContext:
 def _ping_agents(cfg_: cfg.ConfigOpts) -> dict[str, str]:
     """``{host: version}`` of the agents that answered."""
     ctxt = _service_context(cfg_)
-    api = rpcapi.ImageAgentAPI(conf=cfg_, timeout=TIMEOUT, retry=1)
+    # The agent's own file: its [agent] topic is the agents' topic.
+    api = rpcapi.ImageAgentAPI(
+        conf=cfg_, topic=cfg_.agent.topic, timeout=TIMEOUT, retry=1
+    )
     found: dict[str, str] = {}
     try:
         for _n in range(PINGS):
@@ -346,6 +351,14 @@ def _ping_agents(cfg_: cfg.ConfigOpts) -> dict[str, str]:
     finally:
         api.close()
     return found
+
+
+def _version_pin(cfg_: cfg.ConfigOpts) -> str | None:
+    """``[upgrade_levels] image_agent`` as a version, ``auto`` or None."""
+    client_conf.register_opts(cfg_)
+    return upgrade_levels.resolve(
+        cfg_.upgrade_levels.image_agent, rpcapi.ImageAgentAPI.VERSION_ALIASES
+    )
 
 
 def check_agents(cfg_: cfg.ConfigOpts) -> Result:
@@ -372,22 +385,31 @@ def check_agents(cfg_: cfg.ConfigOpts) -> Result:
             )
             % (cfg_.agent.topic, TIMEOUT),
         )
-    cap = cfg_.agent.version_cap
+    listed = ', '.join('%s %s' % item for item in sorted(found.items()))
+    cap = _version_pin(cfg_)
+    if cap == upgrade_levels.AUTO:
+        return Result(
+            Code.SUCCESS,
+            _(
+                'Agents: %s. Callers ask each agent its version '
+                '([upgrade_levels] image_agent = auto).'
+            )
+            % listed,
+        )
     sent = cap or rpcapi.ImageAgentAPI.RPC_API_VERSION
     older = {
         host: version
         for host, version in found.items()
         if not versionutils.is_compatible(sent, version, same_major=True)
     }
-    listed = ', '.join('%s %s' % item for item in sorted(found.items()))
     if older:
         oldest = min(older.values(), key=versionutils.convert_version_to_tuple)
         return Result(
             Code.FAILURE,
             _(
                 'Callers send RPC version %(sent)s but %(hosts)s answer '
-                'only %(oldest)s: set [agent] version_cap = %(oldest)s until '
-                'they are upgraded.'
+                'only %(oldest)s: set [upgrade_levels] image_agent = '
+                '%(oldest)s in the callers until they are upgraded.'
             )
             % {
                 'sent': sent,
@@ -404,7 +426,7 @@ def check_agents(cfg_: cfg.ConfigOpts) -> Result:
             Code.WARNING,
             _(
                 'Every agent that answered (%(agents)s) is newer than '
-                '[agent] version_cap %(cap)s: the pin may be removed.'
+                '[upgrade_levels] image_agent %(cap)s: the pin may be removed.'
             )
             % {'agents': listed, 'cap': cap},
         )

@@ -1,7 +1,7 @@
 """Options of the ``[agent]`` group: RPC topic, local paths and transfers.
 
-The RPC options are read on both sides: by the agent, which listens on the
-topic, and by ``image_agent.rpcapi`` in the services that call it.
+Read by the agent only. Its callers have their own group,
+``[image_agent]`` (``image_agent.conf.client``).
 """
 
 from oslo_config import cfg
@@ -19,31 +19,9 @@ rpc_opts = [
     cfg.StrOpt(
         'topic',
         default='image-agent',
-        help='RPC topic the agents listen on. Every agent also listens on '
-        '"<topic>.<host>", so a caller can reach one agent by host name.',
-    ),
-    cfg.StrOpt(
-        'version_cap',
-        help='Highest RPC API version callers send, for rolling upgrades: '
-        'set it to the version of the oldest agent still running. Unset: '
-        'the newest version this library knows.',
-    ),
-    cfg.IntOpt(
-        'transfer_timeout',
-        default=6 * 3600,
-        min=1,
-        help='Seconds a caller waits for a download or an upload from a '
-        'local path to finish. Long on purpose: the agent heartbeats such '
-        'calls, so a dead agent is noticed after call_monitor_timeout, not '
-        'after this.',
-    ),
-    cfg.IntOpt(
-        'call_monitor_timeout',
-        default=10,
-        min=2,
-        help='Seconds without a reply or a heartbeat after which a caller '
-        'gives up a transfer call: the agent heartbeats every half of it. '
-        'This is how soon a caller learns that the agent died.',
+        help='RPC topic the agent listens on. Every agent also listens on '
+        '"<topic>.<host>", so a caller can reach one agent by host name. '
+        'Callers set the same topic in their [image_agent] group.',
     ),
 ]
 

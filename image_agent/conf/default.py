@@ -19,13 +19,14 @@ default_opts = [
         'headers of the request context; use it only with a Glance that '
         'runs without Keystone on a trusted network.',
     ),
-    cfg.HostAddressOpt(
+    cfg.StrOpt(
         'host',
         default=socket.gethostname(),
         sample_default='<hostname>',
         help='Name of this agent. The agent listens on the topic and on '
         '"<topic>.<host>", so a caller can reach the agent of the host '
-        'where a file must land.',
+        'where a file must land. Any name the callers use for the host, '
+        'not necessarily a DNS name.',
     ),
 ]
 

@@ -1,7 +1,7 @@
 """The agent itself killed or stopped while a download runs.
 
 SIGKILL of the whole agent (master and worker): the caller learns within
-the heartbeat window (``[agent] call_monitor_timeout``) that the call is
+the heartbeat window (``[image_agent] call_monitor_timeout``) that the call is
 lost, nothing partial is at the destination, and the temporary file is
 removed by the next start. SIGTERM: the running download completes and its
 reply reaches the caller before the agent exits.
@@ -56,7 +56,7 @@ def test_a_killed_agent_is_noticed_and_leaves_nothing(
 ):
     agent = slow_agent
     # The caller's own setting: how long it waits without a heartbeat.
-    config.config(group='agent', call_monitor_timeout=HEARTBEAT_WINDOW)
+    config.config(group='image_agent', call_monitor_timeout=HEARTBEAT_WINDOW)
     path = os.path.join(agent.root, 'killed')
     call = helpers.Background(
         lambda: api.download(demo_context, image['id'], path, host=agent.host)

@@ -10,6 +10,7 @@ import pytest
 
 from image_agent import conf
 from image_agent import context as ia_context
+from image_agent.conf import client as client_conf
 from image_agent.image import auth
 from image_agent.image import glance
 from tests.functional.agent_fixtures import _all_agents  # noqa: F401
@@ -34,6 +35,8 @@ def config(deployment):  # noqa: F811
     The ``[glance]`` service credentials are those of the image-agent
     service user (used by the location API).
     """
+    # The client's options too: the tests are the agents' callers.
+    client_conf.register_opts(conf.CONF)
     fixture = config_fixture.Config(conf.CONF)
     fixture.setUp()
     fixture.config(auth_strategy='keystone')

@@ -126,7 +126,7 @@ def test_a_killed_worker_is_noticed_in_seconds_and_its_leftovers_removed(
     image,
 ):
     # The caller's setting: how long it waits without a heartbeat.
-    config.config(group='agent', call_monitor_timeout=4)
+    config.config(group='image_agent', call_monitor_timeout=4)
     agent = agent_factory(glance_urls=[slow_glance(RATE // 2)])
     worker = api.ping(demo_context, host=agent.host)['pid']
     path = os.path.join(agent.root, 'killed')

@@ -30,6 +30,7 @@ from image_agent import conf
 from image_agent import context as context_mod
 from image_agent import exception
 from image_agent import identity
+from image_agent.conf import client as client_conf
 from image_agent.image import auth
 from image_agent.image import client as client_mod
 from image_agent.image import retry
@@ -495,7 +496,10 @@ class BackoffLog:
 
 @pytest.fixture(autouse=True)
 def config():
-    """oslo.config's fixture on the global CONF; the auth caches reset."""
+    """oslo.config's fixture on the global CONF, where the agent's options
+    and the client's (registered by ImageAgentAPI) are; the auth caches
+    reset."""
+    client_conf.register_opts(conf.CONF)
     fixture = config_fixture.Config(conf.CONF)
     fixture.setUp()
     auth.reset()

@@ -5,6 +5,7 @@ from unittest import mock
 import oslo_messaging as messaging
 import pytest
 
+from image_agent import exception
 from image_agent import rpcapi
 
 IMAGE_ID = '9b6ab1f6-56cc-4b4c-9d53-2b3e5e6f5a01'
@@ -40,7 +41,7 @@ def sent(api, monkeypatch):
 class TestTargets:
     def test_the_topic_is_configurable(self, transport, config):
         assert rpcapi.ImageAgentAPI(transport=transport).topic == 'image-agent'
-        config.config(group='agent', topic='images-b')
+        config.config(group='image_agent', topic='images-b')
         assert rpcapi.ImageAgentAPI(transport=transport).topic == 'images-b'
         api = rpcapi.ImageAgentAPI(transport=transport, topic='other')
         assert api.client.target.topic == 'other'
@@ -68,7 +69,9 @@ class TestTimeouts:
 
     def test_downloads_wait_long_with_heartbeats(self, api, sent, ctx, config):
         config.config(
-            group='agent', transfer_timeout=7200, call_monitor_timeout=12
+            group='image_agent',
+            transfer_timeout=7200,
+            call_monitor_timeout=12,
         )
         api.download(ctx, IMAGE_ID, '/srv/x', host='h')
         assert sent.options['timeout'] == 7200
@@ -99,7 +102,7 @@ class TestVersionCap:
         assert not api.can_send_version('1.1')
 
     def test_the_cap_comes_from_configuration(self, transport, config):
-        config.config(group='agent', version_cap='1.0')
+        config.config(group='upgrade_levels', image_agent='1.0')
         api = rpcapi.ImageAgentAPI(transport=transport)
         assert not api.can_send_version('1.1')
 
@@ -197,3 +200,144 @@ class TestTransport:
         monkeypatch.setattr(transport, 'cleanup', mock.Mock())
         api.close()
         transport.cleanup.assert_not_called()
+
+
+class TestTypedErrorsOnAnyTransport:
+    """A consumer's transport, made without image_agent.exception among its
+    allowed remote modules, gives the agent's errors as RemoteError: the
+    client raises them as the classes the agent raised."""
+
+    def _remote(self, exc_type, value='Image x could not be found.'):
+        return messaging.RemoteError(exc_type, value, ['Traceback...'])
+
+    def test_an_agent_error_arrives_as_its_class(self, api, sent, ctx):
+        sent.cctxt.call.side_effect = self._remote('ImageNotFound')
+        with pytest.raises(exception.ImageNotFound) as info:
+            api.show(ctx, IMAGE_ID)
+        assert str(info.value) == 'Image x could not be found.'
+        assert info.value.kwargs['code'] == 404
+        assert isinstance(info.value.__cause__, messaging.RemoteError)
+
+    @pytest.mark.parametrize(
+        'name, base',
+        [
+            ('PathNotAllowed', exception.InvalidPath),
+            ('ImageChecksumMismatch', exception.ImageDownloadFailed),
+            ('OutOfSpace', exception.InsufficientSpace),
+            ('AgentError', exception.ImageAgentException),
+        ],
+    )
+    def test_subclasses_keep_their_bases(self, api, sent, ctx, name, base):
+        sent.cctxt.call.side_effect = self._remote(name, 'it failed')
+        with pytest.raises(base) as info:
+            api.download(ctx, IMAGE_ID, '/srv/x', host='h')
+        assert type(info.value) is getattr(exception, name)
+
+    @pytest.mark.parametrize(
+        'name', ['NoSuchMethod', 'ValueError', 'LOG', '_', 'Any', None]
+    )
+    def test_other_remote_errors_are_left_alone(self, api, sent, ctx, name):
+        sent.cctxt.call.side_effect = self._remote(name)
+        with pytest.raises(messaging.RemoteError) as info:
+            api.ping(ctx)
+        assert info.value.exc_type == name
+
+    def test_a_typed_error_is_raised_as_it_came(self, api, sent, ctx):
+        error = exception.ImageNotFound(image_id=IMAGE_ID)
+        sent.cctxt.call.side_effect = error
+        with pytest.raises(exception.ImageNotFound) as info:
+            api.show(ctx, IMAGE_ID)
+        assert info.value is error
+
+    def test_precache_reports_the_class(self, api, sent, ctx):
+        sent.cctxt.call.side_effect = [
+            {'version': '1.1'},
+            self._remote('CacheDisabled', 'no cache'),
+        ]
+        results = api.precache(ctx, [IMAGE_ID], ['h'], notifier=mock.Mock())
+        assert results['h'][IMAGE_ID]['error_class'] == 'CacheDisabled'
+
+
+class TestUpgradeLevels:
+    def test_a_release_name_pins_its_version(self, transport, config):
+        config.config(group='upgrade_levels', image_agent='hibiscus')
+        api = rpcapi.ImageAgentAPI(transport=transport)
+        assert api.version_cap == '1.1'
+
+    def test_every_release_names_a_known_version(self):
+        newest = rpcapi.ImageAgentAPI.RPC_API_VERSION
+        for version in rpcapi.ImageAgentAPI.VERSION_ALIASES.values():
+            assert tuple(map(int, version.split('.'))) <= tuple(
+                map(int, newest.split('.'))
+            )
+
+    def test_a_bad_level_fails_at_construction(self, transport, config):
+        config.config(group='upgrade_levels', image_agent='newest')
+        with pytest.raises(exception.InvalidConfigurationValue):
+            rpcapi.ImageAgentAPI(transport=transport)
+
+    def test_the_argument_wins_over_the_option(self, transport, config):
+        config.config(group='upgrade_levels', image_agent='1.0')
+        api = rpcapi.ImageAgentAPI(transport=transport, version_cap='1.1')
+        assert api.can_send_version('1.1')
+
+    @pytest.fixture
+    def auto_api(self, transport, config, monkeypatch):
+        """A client with auto, whose agents report ``versions[host]``."""
+        config.config(group='upgrade_levels', image_agent='auto')
+        api = rpcapi.ImageAgentAPI(transport=transport)
+        api.versions = {None: '1.1', 'old': '1.0', 'new': '1.1'}
+        api.calls = []
+
+        def call(cctxt, ctxt, method, **kwargs):
+            host = cctxt.target.server
+            api.calls.append((method, host))
+            if method == 'ping':
+                return {'host': host, 'version': api.versions[host]}
+            if method == 'precache':
+                return {i: {'status': 'cached'} for i in kwargs['image_ids']}
+            return {}
+
+        monkeypatch.setattr(api, '_call_with', call)
+        return api
+
+    def test_auto_asks_each_agent_once(self, auto_api, ctx):
+        auto_api.list_cache(ctx, 'new')
+        auto_api.list_cache(ctx, 'new')
+        assert auto_api.calls == [
+            ('ping', 'new'),
+            ('list_cache', 'new'),
+            ('list_cache', 'new'),
+        ]
+
+    def test_auto_refuses_what_an_old_agent_lacks(self, auto_api, ctx):
+        with pytest.raises(exception.RPCVersionCapped) as info:
+            auto_api.evict(ctx, IMAGE_ID, 'old')
+        assert 'auto: 1.0' in str(info.value)
+        assert auto_api.calls == [('ping', 'old')]
+
+    def test_auto_1_0_calls_need_no_question(self, auto_api, ctx):
+        auto_api.show(ctx, IMAGE_ID, host='old')
+        assert auto_api.calls == [('show', 'old')]
+
+    def test_auto_can_send_version(self, auto_api, ctx):
+        # Nothing known and no context to ask with: only 1.0 is sure.
+        assert auto_api.can_send_version('1.0')
+        assert not auto_api.can_send_version('1.1', host='new')
+        assert auto_api.can_send_version('1.1', ctx, host='new')
+        assert auto_api.can_send_version('1.1', host='new')
+        assert not auto_api.can_send_version('1.1', ctx, host='old')
+
+    def test_auto_precache_uses_each_hosts_ping(self, auto_api, ctx):
+        results = auto_api.precache(
+            ctx, [IMAGE_ID], ['old', 'new'], notifier=mock.Mock()
+        )
+        assert results['old'][IMAGE_ID]['error_class'] == 'RPCVersionCapped'
+        pings = [c for c in auto_api.calls if c[0] == 'ping']
+        assert sorted(pings) == [('ping', 'new'), ('ping', 'old')]
+        assert ('precache', 'new') in auto_api.calls
+        assert ('precache', 'old') not in auto_api.calls
+
+    def test_an_agent_without_a_version_is_1_0(self, auto_api, ctx):
+        auto_api.versions['old'] = None
+        assert not auto_api.can_send_version('1.1', ctx, host='old')

@@ -148,25 +148,39 @@ def agents(monkeypatch, config):
 
 def test_agents_older_than_what_callers_send_fail(agents, config):
     agents.update({'node-1': '1.1', 'node-2': '1.0'})
-    config.config(group='agent', version_cap=None)
+    config.config(group='upgrade_levels', image_agent=None)
     result = status.check_agents(conf.CONF)
     assert result.code == Code.FAILURE
     assert 'node-2' in result.details
-    assert 'version_cap = 1.0' in result.details
+    assert 'image_agent = 1.0' in result.details
 
 
 def test_a_cap_the_oldest_agent_understands_passes(agents, config):
     agents.update({'node-1': '1.1', 'node-2': '1.0'})
-    config.config(group='agent', version_cap='1.0')
+    config.config(group='upgrade_levels', image_agent='1.0')
     assert status.check_agents(conf.CONF).code == Code.SUCCESS
 
 
 def test_a_cap_below_every_agent_is_a_warning(agents, config):
     agents.update({'node-1': '1.1'})
-    config.config(group='agent', version_cap='1.0')
+    config.config(group='upgrade_levels', image_agent='1.0')
     result = status.check_agents(conf.CONF)
     assert result.code == Code.WARNING
     assert 'may be removed' in result.details
+
+
+def test_a_release_name_is_its_version(agents, config):
+    agents.update({'node-1': '1.0'})
+    config.config(group='upgrade_levels', image_agent='hibiscus')
+    assert status.check_agents(conf.CONF).code == Code.FAILURE
+
+
+def test_auto_passes_whatever_the_agents(agents, config):
+    agents.update({'node-1': '1.1', 'node-2': '1.0'})
+    config.config(group='upgrade_levels', image_agent='auto')
+    result = status.check_agents(conf.CONF)
+    assert result.code == Code.SUCCESS
+    assert 'node-2 1.0' in result.details
 
 
 def test_no_agent_is_a_warning(agents, config):
