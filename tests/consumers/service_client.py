@@ -89,7 +89,6 @@ def call_agent(conf, transport, context_class, request: dict) -> dict:
     host = request['host']
     report: dict = {
         'control_exchange': conf.control_exchange,
-        'service_host': conf.host,
         'topic': api.topic,
         'ping': api.ping(ctxt, host=host),
         'show': api.show(ctxt, request['image_id']),

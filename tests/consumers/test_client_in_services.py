@@ -21,8 +21,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 DATA = os.urandom(1024 * 1024 + 5)
 MISSING = '6f1d8c1e-0000-4000-8000-0000000c0115'
-# A Cinder-style host: backend and pool, not a host name.
-SERVICE_HOST = 'volume-1@lvm#pool'
 
 
 def _run_service(service, tmp_path, rabbit_url, topic, request, env=None):
@@ -31,11 +29,10 @@ def _run_service(service, tmp_path, rabbit_url, topic, request, env=None):
     config_file.write_text(
         '[DEFAULT]\n'
         'transport_url = %s\n'
-        'host = %s\n'
         'debug = false\n'
         '[image_agent]\n'
         'topic = %s\n'
-        'timeout = 60\n' % (rabbit_url, SERVICE_HOST, topic)
+        'timeout = 60\n' % (rabbit_url, topic)
     )
     request_file = tmp_path / 'request.json'
     request_file.write_text(json.dumps(request))
@@ -81,7 +78,6 @@ def request_for(deployment, agent, images, demo_context):  # noqa: F811
 
 def _check_report(report, request, image, topic, exchange):
     assert report['control_exchange'] == exchange
-    assert report['service_host'] == SERVICE_HOST
     assert report['topic'] == topic
     assert report['ping']['host'] == request['host']
     assert report['ping']['version']
@@ -124,15 +120,3 @@ def test_cinder_volume_calls_the_agent_on_its_transport(
     request = request_for()
     report = _run_service('cinder', tmp_path, rabbit_url, topic, request, env)
     _check_report(report, request, request_for.image, topic, 'openstack')
-
-
-def test_nova_compute_calls_the_agent_on_its_transport(
-    tmp_path,
-    rabbit_url,  # noqa: F811
-    topic,  # noqa: F811
-    request_for,
-):
-    env = _without('OS_NOVA_DISABLE_EVENTLET_PATCHING')
-    request = request_for()
-    report = _run_service('nova', tmp_path, rabbit_url, topic, request, env)
-    _check_report(report, request, request_for.image, topic, 'nova')

@@ -109,6 +109,7 @@ def test_upgrade_levels_auto_asks_the_agent_its_version(
     consumer_transport,
     agent,  # noqa: F811
     demo_context,
+    admin_context,
 ):
     consumer_conf.set_override('image_agent', 'auto', group='upgrade_levels')
     api = rpcapi.ImageAgentAPI(
@@ -116,23 +117,24 @@ def test_upgrade_levels_auto_asks_the_agent_its_version(
     )
     assert not api.can_send_version('1.1', host=agent.host)  # not asked yet
     assert api.can_send_version('1.1', demo_context, host=agent.host)
-    # Asked once, remembered: the cache methods are sent.
+    # Asked once, remembered: the cache methods are sent (and refused by
+    # the agent, which has no cache).
     with pytest.raises(exception.CacheDisabled):
-        api.list_cache(demo_context, agent.host)
+        api.list_cache(admin_context, agent.host)
 
 
 def test_upgrade_levels_release_name_pins_the_version(
     consumer_conf,
     consumer_transport,
     agent,  # noqa: F811
-    demo_context,
+    admin_context,
 ):
     consumer_conf.set_override('image_agent', '1.0', group='upgrade_levels')
     api = rpcapi.ImageAgentAPI(
         conf=consumer_conf, transport=consumer_transport
     )
     with pytest.raises(exception.RPCVersionCapped):
-        api.list_cache(demo_context, agent.host)
+        api.list_cache(admin_context, agent.host)
     consumer_conf.set_override(
         'image_agent', 'hibiscus', group='upgrade_levels'
     )
@@ -140,4 +142,19 @@ def test_upgrade_levels_release_name_pins_the_version(
         conf=consumer_conf, transport=consumer_transport
     )
     with pytest.raises(exception.CacheDisabled):
-        api.list_cache(demo_context, agent.host)
+        api.list_cache(admin_context, agent.host)
+
+
+@pytest.mark.parametrize('name', ['volume-%s@lvm#pool', 'rbd-%s:volumes'])
+def test_an_agent_named_as_a_cinder_backend_serves_its_host(
+    agent_factory,  # noqa: F811
+    consumer_api,
+    demo_context,
+    name,
+):
+    """``[DEFAULT] host`` of an agent may be any name its callers use for
+    the host, such as Cinder's ``node@backend#pool``."""
+    host = name % uuid.uuid4().hex[:6]
+    agent = agent_factory(host)
+    assert consumer_api.ping(demo_context, host=host)['host'] == host
+    assert agent.alive()
