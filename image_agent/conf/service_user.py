@@ -13,6 +13,8 @@ services' ``[keystone_authtoken] service_token_roles`` (``service``).
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+from image_agent.conf import shared
+
 GROUP = 'service_user'
 
 service_user_group = cfg.OptGroup(
@@ -37,7 +39,9 @@ service_user_opts = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(service_user_group)
-    conf.register_opts(service_user_opts, group=service_user_group)
+    # Cinder and Nova have this group too: in their processes theirs is
+    # kept (see ``shared``).
+    shared.register_beside(conf, service_user_opts, GROUP)
     ks_loading.register_auth_conf_options(conf, GROUP)
 
 

@@ -1,10 +1,14 @@
 """Options shared with the service the library runs in (Cinder, Nova)."""
 
+import copy
+
+from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 import pytest
 
 from image_agent.conf import default as default_conf
 from image_agent.conf import glance as glance_conf
+from image_agent.conf import service_user as service_user_conf
 from image_agent.conf import shared
 
 
@@ -62,3 +66,33 @@ def test_a_same_named_option_of_another_type_is_a_conflict():
         shared.register_beside(
             private, [cfg.IntOpt('num_retries', help='Ours.')], 'glance'
         )
+
+
+# The groups Cinder and Nova have too, and our options in them.
+SHARED_GROUPS = [
+    (default_conf, None, default_conf.default_opts),
+    (
+        glance_conf,
+        'glance',
+        glance_conf.glance_opts + ks_loading.get_session_conf_options(),
+    ),
+    (service_user_conf, 'service_user', service_user_conf.service_user_opts),
+]
+
+
+@pytest.mark.parametrize(
+    ('module', 'group', 'opts'),
+    SHARED_GROUPS,
+    ids=[module.__name__ for module, _, _ in SHARED_GROUPS],
+)
+def test_every_shared_group_registers_beside_a_host_service(
+    module, group, opts
+):
+    # Cinder or Nova registered options of the same names first, with
+    # their own help text: the library must still load in their process.
+    host_conf = cfg.ConfigOpts()
+    for opt in opts:
+        theirs = copy.deepcopy(opt)
+        theirs.help = 'The host service\'s own definition.'
+        host_conf.register_opt(theirs, group=group)
+    module.register_opts(host_conf)
