@@ -2,7 +2,9 @@
 
 Both sides use the same serializer: request contexts travel as dicts (token,
 user, project, roles, service catalog, global request id) and results as
-JSON-able values with ISO 8601 datetimes. Exceptions of
+JSON-able values with ISO 8601 datetimes. A context the agent receives is
+marked as having come over RPC (``context.mark_remote``): nothing in it is
+trusted until ``identity`` asked Keystone about its token. Exceptions of
 ``image_agent.exception`` are raised again on the caller's side as the same
 classes: by oslo.messaging when that module is in the transport's allowed
 remote modules, else from the ``RemoteError`` it gives (``typed_error``),

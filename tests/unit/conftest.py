@@ -630,14 +630,14 @@ def glance_http(glance, config) -> http_stub.Scripts:
         server.close()
 
 
-@pytest.fixture
-def service_credentials(config):
-    """``[glance]`` service credentials (a keystoneauth password plugin)."""
+def set_password_credentials(config, group: str, **extra: Any) -> None:
+    """keystoneauth password credentials of the image-agent user in
+    ``group``, then the auth caches reset."""
     config.register_opts(
-        ks_loading.get_auth_plugin_conf_options('password'), group='glance'
+        ks_loading.get_auth_plugin_conf_options('password'), group=group
     )
     config.config(
-        group='glance',
+        group=group,
         auth_type='password',
         auth_url='http://keystone.test/identity/v3',
         username='image-agent',
@@ -645,8 +645,15 @@ def service_credentials(config):
         project_name='service',
         user_domain_name='Default',
         project_domain_name='Default',
+        **extra,
     )
     auth.reset()
+
+
+@pytest.fixture
+def service_credentials(config):
+    """``[glance]`` service credentials (a keystoneauth password plugin)."""
+    set_password_credentials(config, 'glance')
     return auth.get_service_auth()
 
 

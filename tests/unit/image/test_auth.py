@@ -8,6 +8,7 @@ import pytest
 from image_agent import context as context_mod
 from image_agent import exception
 from image_agent.image import auth
+from tests.unit import conftest
 
 
 def test_one_session_per_process(config):
@@ -104,24 +105,9 @@ def test_noauth_identity_headers_leave_out_what_is_unknown():
 
 @pytest.fixture
 def service_user(config):
-    from keystoneauth1 import loading as ks_loading
-
-    config.register_opts(
-        ks_loading.get_auth_plugin_conf_options('password'),
-        group='service_user',
+    conftest.set_password_credentials(
+        config, 'service_user', send_service_user_token=True
     )
-    config.config(
-        group='service_user',
-        send_service_user_token=True,
-        auth_type='password',
-        auth_url='http://keystone.test/identity/v3',
-        username='image-agent',
-        password='service-secret',
-        project_name='service',
-        user_domain_name='Default',
-        project_domain_name='Default',
-    )
-    auth.reset()
     return auth.get_service_user_auth()
 
 
