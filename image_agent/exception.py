@@ -171,6 +171,14 @@ class OutOfSpace(InsufficientSpace):
     )
 
 
+class AgentBusy(ImageAgentException):
+    msg_fmt = _(
+        'The image agent is busy: %(limit)d transfers are running or '
+        'waiting for a slot already; try again later.'
+    )
+    code = 503
+
+
 class ImageUploadFailed(ImageAgentException):
     msg_fmt = _('Failed to upload image data from %(path)s: %(reason)s')
 

@@ -14,6 +14,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_service import service
 
+from image_agent import admission
 from image_agent import manager
 from image_agent import notifications
 from image_agent import reports
@@ -22,7 +23,8 @@ from image_agent import transfers
 from image_agent.image import glance
 
 LOG = logging.getLogger(__name__)
-# Left of graceful_shutdown_timeout for cancelled transfers to clean up.
+# Left of graceful_shutdown_timeout for cancelled transfers to clean up,
+# and the longest they are waited for.
 _CANCEL_MARGIN = 5
 
 
@@ -66,7 +68,9 @@ class AgentService(service.ServiceBase):
             self._server = rpc.get_server(
                 self._transport, self.topic, self.host, [endpoint]
             )
-            self._server.start()
+            self._server.start(
+                override_pool_size=admission.executor_threads(self.conf)
+            )
             reports.setup(self.conf, self._transfers)
             LOG.info(
                 'image-agent %(host)s listening on %(topic)s and '
@@ -112,7 +116,16 @@ class AgentService(service.ServiceBase):
                 timeout,
             )
             self._transfers.cancel_all()
-            waiter.join()
+            # A call that does not end even now (stuck where a cancel
+            # cannot reach it) is not waited for: the process ends, and
+            # its temporary file is removed at the next start.
+            waiter.join(_CANCEL_MARGIN)
+            if waiter.is_alive():
+                LOG.error(
+                    'Calls still running %d s after their transfers were '
+                    'cancelled: stopping without them',
+                    _CANCEL_MARGIN,
+                )
 
     def wait(self) -> None:
         self._stopped.wait()

@@ -27,11 +27,13 @@ from typing import Any
 
 from oslo_log import log as logging
 
+from image_agent import admission
 from image_agent import cache as image_cache
 from image_agent import conf
 from image_agent import exception
 from image_agent import localcopy
 from image_agent import paths
+from image_agent import space
 from image_agent import writer
 from image_agent.i18n import _
 from image_agent.image import verify
@@ -167,6 +169,7 @@ class Transfers:
         notify: Callable[..., None] = _notify_none,
         progress_interval: float = 0,
         cache: image_cache.ImageCache | None = None,
+        max_waiting: int = 32,
     ) -> None:
         self._images = image_service
         self._progress_interval = progress_interval
@@ -175,13 +178,16 @@ class Transfers:
             upload_roots = download_roots
         self.uploads = paths.PathPolicy(upload_roots, 'upload')
         self._mode = file_mode
-        self._margin = free_space_margin
+        self.space = space.SpaceLedger(free_space_margin)
         self._download_slots = threading.BoundedSemaphore(max_downloads)
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
         self._slot_counts = {
             'downloads': max_downloads,
             'uploads': max_uploads,
         }
+        self.admission = admission.Admission(
+            max_downloads + max_uploads, max_waiting
+        )
         self._flights = SingleFlight()
         self._notify = notify
         self._cancel = threading.Event()
@@ -224,6 +230,7 @@ class Transfers:
             notify=notify,
             progress_interval=agent.progress_interval,
             cache=cache,
+            max_waiting=agent.max_waiting_transfers,
         )
 
     # -- lifecycle ---------------------------------------------------------
@@ -294,6 +301,10 @@ class Transfers:
         Returns ``path``, ``size``, ``os_hash_algo``, ``os_hash_value`` and
         ``reused`` (True when a verified identical file was already there).
         """
+        with self.admission.admit():
+            return self._admitted_download(context, image_id, path, overwrite)
+
+    def _admitted_download(self, context, image_id, path, overwrite) -> dict:
         destination = self.downloads.destination(path)
         if self.cache is not None and self.cache.contains(
             destination.directory
@@ -337,24 +348,25 @@ class Transfers:
                 raise exception.DestinationExists(
                     path=paths.display(destination.requested)
                 )
-        if size:
-            writer.check_free_space(destination, image_id, size, self._margin)
-        self._take_download_slot(image_id)
-        try:
-            entry, fill = self._cache_entry(context, image)
-            done = self._transfer_download(
-                context,
-                image,
-                destination,
-                overwrite,
-                cached=entry,
-                # An entry this call has just filled was verified moments
-                # ago (it is read-only and locked while copied): its copy
-                # is not hashed twice. An entry found in the cache is.
-                trusted=fill is not None and fill.get('source') is not None,
-            )
-        finally:
-            self._download_slots.release()
+        with self.space.reserve(destination.directory, image_id, size) as r:
+            self._take_download_slot(image_id)
+            try:
+                entry, fill = self._cache_entry(context, image)
+                done = self._transfer_download(
+                    context,
+                    image,
+                    destination,
+                    overwrite,
+                    cached=entry,
+                    # An entry this call has just filled was verified
+                    # moments ago (it is read-only and locked while
+                    # copied): its copy is not hashed twice. An entry found
+                    # in the cache is.
+                    trusted=bool(fill and fill.get('source') is not None),
+                    reservation=r,
+                )
+            finally:
+                self._download_slots.release()
         result['size'] = done['size']
         result['source'] = done['source']
         result['fetched'] = done['fetched'] + (fill or {}).get('fetched', 0)
@@ -406,16 +418,19 @@ class Transfers:
                     'fetched': 0,
                 }
             size = image.get('size') or 0
-            with self.cache.reserve(size, keep=destination.name):
-                writer.check_free_space(
-                    destination, image['id'], size, self._margin
-                )
+            with (
+                self.cache.reserve(size, keep=destination.name),
+                self.space.reserve(
+                    destination.directory, image['id'], size
+                ) as reservation,
+            ):
                 return self._transfer_download(
                     context,
                     image,
                     destination,
                     True,
                     mode=image_cache.MODE,
+                    reservation=reservation,
                 )
 
         return self._flights.run(key, fill)
@@ -429,6 +444,10 @@ class Transfers:
         """
         if self.cache is None:
             raise exception.CacheDisabled()
+        with self.admission.admit():
+            return self._precache(context, image_id)
+
+    def _precache(self, context, image_id: str) -> dict[str, Any]:
         image = self._images.show(context, image_id)
         if image_cache.entry_name(image) is None:
             raise exception.ImageUnacceptable(
@@ -478,6 +497,7 @@ class Transfers:
         cached=None,
         mode=None,
         trusted=False,
+        reservation=None,
     ) -> dict:
         """Write ``image`` to ``destination``; return ``size``, ``source``
         (``cache``, ``file`` or ``glance``) and ``fetched``."""
@@ -503,6 +523,7 @@ class Transfers:
                 overwrite,
                 cancel=self._cancel,
                 expected_size=image.get('size'),
+                reservation=reservation,
             ) as out:
                 outcome = self._fill(
                     context,
@@ -681,6 +702,12 @@ class Transfers:
         the data. With an ``image_id``, the same request (same image, path
         and ``request`` arguments) made twice at once is sent once.
         """
+        with self.admission.admit():
+            return self._admitted_upload(
+                context, path, send, image_id, request
+            )
+
+    def _admitted_upload(self, context, path, send, image_id, request):
         source = self.uploads.open_source(path)
         with source:
             size = os.fstat(source.fileno()).st_size

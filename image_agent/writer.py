@@ -20,6 +20,7 @@ from oslo_log import log as logging
 
 from image_agent import exception
 from image_agent import paths
+from image_agent import space
 from image_agent.i18n import _
 from image_agent.image import pipeline
 from image_agent.image import verify
@@ -39,6 +40,10 @@ class SizeMismatch(Exception):
     """The stream ended at another length than announced."""
 
 
+class TooManyBytes(SizeMismatch):
+    """The stream went past the bytes it may write: it was cut there."""
+
+
 def parse_mode(value: str) -> int:
     """``[agent] file_mode`` ("0644") as permission bits."""
     try:
@@ -54,21 +59,6 @@ def parse_mode(value: str) -> int:
             reason=_('not a permission mode'),
         )
     return mode
-
-
-def check_free_space(
-    destination: paths.Destination, image_id: str, size: int, margin: int
-) -> None:
-    """Raise InsufficientSpace unless ``size`` + ``margin`` bytes are free."""
-    st = os.statvfs(destination.directory)
-    available = st.f_bavail * st.f_frsize
-    if size + margin > available:
-        raise exception.InsufficientSpace(
-            path=destination.directory,
-            image_id=image_id,
-            needed=size + margin,
-            available=available,
-        )
 
 
 def matches_image(path: str, image: dict, size: int) -> bool:
@@ -117,6 +107,11 @@ class AtomicFile:
     into place (DestinationExists without ``overwrite`` when a file is
     there: a hard link makes the check and the move one atomic step); an
     exit by an exception removes the temporary file.
+
+    A stream never writes past ``expected_size`` (or, when that is
+    unknown, past the limit of its space ``reservation``): the write that
+    would is refused with TooManyBytes, so a server that sends more than
+    the image's size, or never stops, cannot fill the disk.
     """
 
     def __init__(
@@ -127,6 +122,7 @@ class AtomicFile:
         overwrite: bool,
         cancel: threading.Event | None = None,
         expected_size: int | None = None,
+        reservation: space.Reservation | None = None,
     ) -> None:
         self.destination = destination
         self.written = 0
@@ -135,6 +131,7 @@ class AtomicFile:
         self._overwrite = overwrite
         self._cancel = cancel
         self._expected_size = expected_size
+        self._reservation = reservation
         self._flushed = 0
         self._tmp = paths.temp_name(destination.name)
         self._fd = -1
@@ -160,25 +157,56 @@ class AtomicFile:
 
     def copied(self, total: int) -> None:
         """``total`` bytes are in the file, put there through ``fileno``."""
-        self.written = total
+        self._check_room(total)
+        self._count(total)
         self._flushed = total
 
     def reset(self) -> None:
         """Empty the file, to fill it again from another source."""
         os.ftruncate(self._fd, 0)
         os.lseek(self._fd, 0, os.SEEK_SET)
-        self.written = 0
+        self._count(0)
         self._flushed = 0
 
     def write(self, data) -> None:
         """Append ``data`` (bytes or a memoryview), all of it."""
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled()
+        self._check_room(self.written + len(data))
         _write_all(self._fd, data)
-        self.written += len(data)
+        self._count(self.written + len(data))
         if self.written - self._flushed >= WRITEBACK_STEP:
             _start_writeback(self._fd, self._flushed, self.written)
             self._flushed = self.written
+
+    def limit(self) -> int | None:
+        """The most bytes this file may hold (None: no bound)."""
+        if self._expected_size:
+            return self._expected_size
+        if self._reservation is not None:
+            return self._reservation.limit
+        return None
+
+    def _check_room(self, total: int) -> None:
+        limit = self.limit()
+        if limit is not None and total > limit:
+            raise TooManyBytes(
+                _(
+                    'the stream went past %(limit)d bytes, the %(what)s; it '
+                    'was cut there'
+                )
+                % {
+                    'limit': limit,
+                    'what': _("image's size")
+                    if self._expected_size
+                    else _('space free for an image of unknown size'),
+                }
+            )
+
+    def _count(self, total: int) -> None:
+        self.written = total
+        if self._reservation is not None:
+            self._reservation.written = total
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
@@ -220,6 +248,7 @@ def write_atomically(
     cancel: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
     expected_size: int | None = None,
+    reservation: space.Reservation | None = None,
 ) -> int:
     """Write ``chunks`` to ``destination``; return the number of bytes.
 
@@ -230,7 +259,13 @@ def write_atomically(
     iterator = iter(chunks)
     try:
         with AtomicFile(
-            destination, dir_fd, mode, overwrite, cancel, expected_size
+            destination,
+            dir_fd,
+            mode,
+            overwrite,
+            cancel,
+            expected_size,
+            reservation,
         ) as out:
             for chunk in iterator:
                 out.write(chunk)

@@ -61,11 +61,25 @@ path_opts = [
         'wait for a slot.',
     ),
     cfg.IntOpt(
+        'max_waiting_transfers',
+        default=32,
+        min=0,
+        help='Transfer calls (downloads, uploads from a path, pre-caching, '
+        'and calls that join a transfer another call started) that may wait '
+        'for a slot. One more is refused at once with AgentBusy. Each '
+        'waiting call holds an RPC executor thread: the agent raises '
+        '[DEFAULT] executor_thread_pool_size to the transfer slots plus '
+        'this plus 16, so that ping, show and the other calls always find '
+        'a thread.',
+    ),
+    cfg.IntOpt(
         'free_space_margin_mb',
         default=64,
         min=0,
-        help='Space, in MiB, that must remain free on the destination '
-        'filesystem after a download of the announced image size.',
+        help='Space, in MiB, that must remain free on a filesystem after '
+        'the space reserved for every running transfer on it (each '
+        'reserves its image size before its first byte; a cache fill and '
+        'the copy made from it reserve it twice).',
     ),
     cfg.IntOpt(
         'transfer_niceness',
@@ -118,11 +132,14 @@ cache_opts = [
     ),
     cfg.IntOpt(
         'cache_max_size',
-        default=0,
+        default=10240,
         min=0,
-        help='Size limit of the image cache, in MiB. Least recently used '
-        'images are evicted to make room for new ones; an image being read '
-        'is never evicted. 0: no limit (only the free space counts).',
+        help='Size limit of the image cache, in MiB (default 10 GiB). Least '
+        'recently used images are evicted to make room for new ones; an '
+        'image being read is never evicted. The cache shares its '
+        'filesystem with the download roots (often the instances\' disks): '
+        '0, no limit, lets pre-caching fill that filesystem up to '
+        'free_space_margin_mb.',
     ),
 ]
 

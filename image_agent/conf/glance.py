@@ -34,6 +34,15 @@ glance_opts = [
         'when there are several). Each call makes at most num_retries + 1 '
         'attempts.',
     ),
+    cfg.IntOpt(
+        'download_max_resumes',
+        default=30,
+        min=0,
+        help='How many times one download may resume after its stream broke '
+        'off, however far each attempt got; then it fails. A stream that '
+        'broke off without bringing at least 1 MiB since the previous '
+        'failure counts against num_retries as well.',
+    ),
     cfg.FloatOpt(
         'retry_backoff_base',
         default=0.5,
@@ -85,12 +94,45 @@ glance_opts = [
 ]
 
 
+# Seconds a Glance request may wait for a connection or for each read.
+DEFAULT_TIMEOUT = 120.0
+
+
+def session_opts() -> list[cfg.Opt]:
+    """keystoneauth's session options, with a default ``timeout``.
+
+    requests applies it to the connection and to every read of the answer
+    (not to the whole answer): a server that stops sending, before its
+    headers or in the middle of an image, is given up after it, while a
+    long download that keeps moving is never cut.
+    """
+    opts = [
+        opt
+        for opt in ks_loading.get_session_conf_options()
+        if opt.dest != 'timeout'
+    ]
+    opts.append(
+        cfg.FloatOpt(
+            'timeout',
+            default=DEFAULT_TIMEOUT,
+            min=0,
+            help='Seconds a request to Glance or Keystone waits for a '
+            'connection, and then for each read of the answer: a server '
+            'that stops sending (before its headers, or in the middle of '
+            'an image) is given up after it; the download resumes on the '
+            'next server. Not a limit on a whole download. 0: wait '
+            'forever.',
+        )
+    )
+    return opts
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(glance_group)
     # Cinder and Nova define some of these too (in their processes the
     # library runs beside them): theirs are kept, see ``shared``.
     shared.register_beside(conf, glance_opts, GROUP)
-    shared.register_beside(conf, ks_loading.get_session_conf_options(), GROUP)
+    shared.register_beside(conf, session_opts(), GROUP)
     ks_loading.register_auth_conf_options(conf, GROUP)
 
 
@@ -98,7 +140,7 @@ def list_opts() -> dict:
     return {
         glance_group: (
             glance_opts
-            + ks_loading.get_session_conf_options()
+            + session_opts()
             + ks_loading.get_auth_common_conf_options()
             + ks_loading.get_auth_plugin_conf_options('password')
         )

@@ -28,7 +28,10 @@ GROUP = 'glance'
 @functools.cache
 def get_session() -> ks_session.Session:
     """The process's keystoneauth session (TLS options and timeout)."""
-    return ks_loading.load_session_from_conf_options(CONF, GROUP)
+    # A timeout of 0 means none (requests would take it as "at once").
+    return ks_loading.load_session_from_conf_options(
+        CONF, GROUP, timeout=CONF.glance.timeout or None
+    )
 
 
 @functools.cache

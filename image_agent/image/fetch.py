@@ -42,6 +42,10 @@ CONF = conf.CONF
 # received: a server whose ranged answers are wrong (Glance's http store
 # ignores the offset) is caught at once instead of by the final hash.
 OVERLAP = 64 * 1024
+# New bytes an attempt must bring for its failure to start a new count of
+# num_retries (for a small image, a sixteenth of it): less is no progress,
+# as from a server that trickles a few bytes and breaks off.
+MIN_PROGRESS = 1024 * 1024
 _CONTENT_RANGE = re.compile(r'bytes\s+(\d+)-(\d+)/(\d+|\*)')
 # Failures of a request that never got an answer: another server may help.
 _CONNECT_ERRORS = (
@@ -84,9 +88,13 @@ class HttpSource:
 
     ``next_server(avoid)`` gives the server of each attempt (the rotation
     of ``GlanceClientWrapper``). Failures without progress in between are
-    bounded by ``[glance] num_retries``: a stream that moved forward before
-    it broke starts a new count, so a long download survives one failure
-    per server restart, while a dead deployment fails in a few attempts.
+    bounded by ``[glance] num_retries``: a stream that moved forward by at
+    least ``MIN_PROGRESS`` bytes (a sixteenth of a smaller image) before it
+    broke starts a new count, so a long download survives one failure per
+    server restart, while a dead deployment fails in a few attempts and a
+    server that trickles a few bytes and breaks off fails as fast. However
+    much each attempt moves, a download resumes at most ``[glance]
+    download_max_resumes`` times.
 
     ``fetched`` counts the bytes received (those asked again included),
     ``resumes`` the requests made to continue after a failure.
@@ -116,6 +124,8 @@ class HttpSource:
         self._done = False
         self._tried: list[str] = []
         self._failures = 0
+        # The offset at the last failure.
+        self._failed_at = 0
         self._backoff = retry.Backoff(
             CONF.glance.retry_backoff_base, CONF.glance.retry_backoff_max
         )
@@ -173,7 +183,8 @@ class HttpSource:
         count = len(data)
         self.offset += count
         self.fetched += count
-        self._failures = 0
+        if self.offset - self._failed_at >= self._min_progress():
+            self._failures = 0
         if self._remaining is not None:
             self._remaining -= count
         # The last OVERLAP bytes, to compare with a resumed answer.
@@ -181,6 +192,11 @@ class HttpSource:
             self._tail = data[-OVERLAP:].tobytes()
         elif count:
             self._tail = (self._tail + data.tobytes())[-OVERLAP:]
+
+    def _min_progress(self) -> int:
+        if self.total:
+            return max(1, min(MIN_PROGRESS, self.total // 16))
+        return MIN_PROGRESS
 
     def _discard(self, view: memoryview) -> None:
         """Drop bytes before the offset, checking those we still know."""
@@ -276,12 +292,20 @@ class HttpSource:
     def _fail(self, error: BaseException) -> None:
         """Count a failure; raise once the retries are used up."""
         self._failures += 1
-        if self._failures <= CONF.glance.num_retries:
+        self._failed_at = self.offset
+        resumes_left = self.resumes < CONF.glance.download_max_resumes
+        if self._failures <= CONF.glance.num_retries and resumes_left:
             return
         servers = ', '.join(dict.fromkeys(self._tried))
+        reason = str(error)
+        if not resumes_left:
+            reason = _('%(error)s; resumed %(resumes)d times already') % {
+                'error': reason,
+                'resumes': self.resumes,
+            }
         if self.offset == 0:
             raise exception.GlanceConnectionFailed(
-                attempts=len(self._tried), servers=servers, reason=str(error)
+                attempts=len(self._tried), servers=servers, reason=reason
             ) from error
         raise exception.ImageDownloadFailed(
             image_id=self.image_id,
@@ -289,7 +313,7 @@ class HttpSource:
                 'the transfer broke off at byte %(offset)d and could not '
                 'be resumed (servers tried: %(servers)s): %(error)s'
             )
-            % {'offset': self.offset, 'servers': servers, 'error': error},
+            % {'offset': self.offset, 'servers': servers, 'error': reason},
         ) from error
 
     def _headers(self) -> dict[str, str]:

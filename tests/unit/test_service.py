@@ -72,3 +72,20 @@ def test_the_drain_stays_below_the_graceful_shutdown_timeout(agent, config):
         agent._server, agent._transfers = mock.Mock(), mock.Mock()
         agent._drain()
     assert joined == [1]
+
+
+def test_a_call_stuck_after_the_cancel_is_not_waited_for(agent, config):
+    config.config(group='agent', drain_timeout=0)
+    stuck = threading.Event()
+    server, transfers = mock.Mock(), mock.Mock()
+    # The cancel does not reach it (a request waiting for headers).
+    server.wait.side_effect = lambda: stuck.wait(30)
+    agent._server, agent._transfers = server, transfers
+    started = time.monotonic()
+    try:
+        agent.stop()
+    finally:
+        stuck.set()
+    assert time.monotonic() - started < service._CANCEL_MARGIN + 2
+    transfers.cancel_all.assert_called_once_with()
+    assert agent._transport is None

@@ -9,6 +9,7 @@ import pytest
 
 from image_agent import exception
 from image_agent import paths
+from image_agent import space
 from image_agent import writer
 
 
@@ -237,26 +238,55 @@ class TestMatchesImage:
         assert writer.matches_image(str(root / 'f'), image, 4)
 
 
-class TestFreeSpaceAndMode:
-    def test_enough_space_passes(self, policy, root):
-        dest = policy.destination(str(root / 'x'))
-        writer.check_free_space(dest, 'i', 1, 0)
+class TestTheStreamIsCut:
+    """A stream never writes past the image's size or its reservation."""
 
-    def test_too_little_space_is_a_typed_error(self, policy, root):
-        dest = policy.destination(str(root / 'x'))
-        st = os.statvfs(root)
-        free = st.f_bavail * st.f_frsize
-        with pytest.raises(exception.InsufficientSpace) as e:
-            writer.check_free_space(dest, 'img', free + 2**40, 0)
-        assert 'img' in str(e.value)
+    def test_more_bytes_than_the_size_are_refused(self, write, root):
+        written = []
+        with pytest.raises(writer.TooManyBytes) as e:
+            write(
+                root / 'disk',
+                [b'abcd', b'efgh', b'ij'],
+                expected_size=9,
+                progress=written.append,
+            )
+        # The last chunk was refused before a byte of it was written.
+        assert written == [4, 8]
+        assert "image's size" in str(e.value)
+        assert not (root / 'disk').exists()
+        assert leftovers(root) == []
 
-    def test_the_margin_counts(self, policy, root):
-        dest = policy.destination(str(root / 'x'))
-        st = os.statvfs(root)
-        free = st.f_bavail * st.f_frsize
-        with pytest.raises(exception.InsufficientSpace):
-            writer.check_free_space(dest, 'img', 1, free + 2**40)
+    def test_an_endless_stream_stops_at_the_size(self, write, root):
+        def endless():
+            while True:
+                yield b'x' * 1024
 
+        with pytest.raises(writer.TooManyBytes):
+            write(root / 'disk', endless(), expected_size=10 * 1024)
+        assert leftovers(root) == []
+
+    def test_without_a_size_the_reservation_bounds_it(self, write, root):
+        ledger = space.SpaceLedger()
+        reservation = space.Reservation(ledger, 0, 6, sized=False)
+        with pytest.raises(writer.TooManyBytes) as e:
+            write(root / 'disk', [b'abcd', b'efgh'], reservation=reservation)
+        assert 'unknown size' in str(e.value)
+        assert leftovers(root) == []
+
+    def test_the_reservation_learns_what_is_written(self, write, root):
+        ledger = space.SpaceLedger()
+        reservation = space.Reservation(ledger, 0, 8, sized=True)
+        write(
+            root / 'disk',
+            [b'abcd', b'efgh'],
+            expected_size=8,
+            reservation=reservation,
+        )
+        assert reservation.written == 8
+        assert reservation.outstanding == 0
+
+
+class TestMode:
     @pytest.mark.parametrize(
         'text, mode', [('0644', 0o644), ('600', 0o600), ('0440', 0o440)]
     )

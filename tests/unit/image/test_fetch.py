@@ -229,6 +229,32 @@ class TestResume:
         assert 'broke off at byte 40000' in str(info.value)
         assert not isinstance(info.value, exception.ImageChecksumMismatch)
 
+    def test_a_trickle_is_no_progress(self, ctx, config, image, glance_http):
+        # Each attempt brings a few new bytes past the overlap asked again,
+        # then breaks off: without a bound this would resume for ever.
+        config.config(group='glance', num_retries=2)
+        step = fetch.OVERLAP + 100
+        glance_http.add(
+            Answer(break_after=70_000),
+            *[Answer(break_after=step) for _ in range(50)],
+        )
+        with pytest.raises(exception.ImageDownloadFailed) as info:
+            read_all(source(ctx))
+        # The request that made progress, then two trickles.
+        assert len(glance_http.requests) == 3
+        assert 'broke off at byte 70200' in str(info.value)
+
+    def test_resumes_are_bounded_however_far_each_got(
+        self, ctx, config, image, glance_http
+    ):
+        config.config(group='glance', num_retries=3, download_max_resumes=2)
+        glance_http.add(*[Answer(break_after=100_000) for _ in range(3)])
+        with pytest.raises(exception.ImageDownloadFailed) as info:
+            read_all(source(ctx))
+        # The first request and two resumes.
+        assert len(glance_http.requests) == 3
+        assert 'resumed 2 times already' in str(info.value)
+
 
 class TestAnswers:
     def test_a_503_is_retried_on_the_next_server(
