@@ -65,12 +65,13 @@ path_opts = [
         default=32,
         min=0,
         help='Transfer calls (downloads, uploads from a path, pre-caching, '
-        'and calls that join a transfer another call started) that may wait '
-        'for a slot. One more is refused at once with AgentBusy. Each '
-        'waiting call holds an RPC executor thread: the agent raises '
-        '[DEFAULT] executor_thread_pool_size to the transfer slots plus '
-        'this plus 16, so that ping, show and the other calls always find '
-        'a thread.',
+        'and calls that join a transfer another call started) in the agent '
+        'at once, running or waiting for a slot, are at most '
+        'max_concurrent_downloads + max_concurrent_uploads + this; one more '
+        'is refused at once with AgentBusy. Each such call holds an RPC '
+        'executor thread: the agent raises [DEFAULT] '
+        'executor_thread_pool_size to that sum plus 16, so that ping, show '
+        'and the other calls always find a thread.',
     ),
     cfg.IntOpt(
         'free_space_margin_mb',

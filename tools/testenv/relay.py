@@ -5,7 +5,13 @@ close) and relays the answer, optionally at a limited rate, optionally
 re-framed as ``Transfer-Encoding: chunked`` without a Content-Length (a
 stream of unknown size). It counts the body bytes of the image data
 answers (``GET .../file``) it passed on, which is how tests and benchmarks
-see how many bytes a download really took from Glance. Stdlib only.
+see how many bytes a download really took from Glance.
+
+Misbehaving servers, for image data answers only: ``extra`` bytes sent
+after the image's (with ``chunked``: more bytes than the size),
+``cut_after`` body bytes per answer and then the connection closed (a
+server that trickles a little and breaks off), ``stall`` (the request is
+held without an answer until the client goes away). Stdlib only.
 """
 
 from __future__ import annotations
@@ -52,10 +58,16 @@ class Relay:
         target: tuple[str, int],
         rate: int | None = None,
         chunked: bool = False,
+        extra: int = 0,
+        cut_after: int | None = None,
+        stall: bool = False,
     ) -> None:
         self.target = target
         self.rate = rate
         self.chunked = chunked
+        self.extra = extra
+        self.cut_after = cut_after
+        self.stall = stall
         self.file_bytes = 0  # body bytes of image data answers passed on
         self.file_requests: list[bytes] = []  # their request heads
         self.answer_heads: list[bytes] = []  # the heads sent to the client
@@ -102,6 +114,9 @@ class Relay:
             if is_file:
                 with self._lock:
                     self.file_requests.append(head)
+                if self.stall:
+                    self._hold(client)
+                    return
             try:
                 upstream = socket.create_connection(self.target, timeout=60)
             except OSError:
@@ -109,6 +124,18 @@ class Relay:
             with upstream:
                 upstream.sendall(request + b'\r\n\r\n' + body)
                 self._answer(upstream, client, is_file)
+
+    def _hold(self, client: socket.socket) -> None:
+        """Answer nothing until the client or the relay closes."""
+        client.settimeout(0.2)
+        while not self._closed.is_set():
+            try:
+                if not client.recv(65536):
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def _answer(self, upstream, client, is_file: bool) -> None:
         head, rest = _read_head(upstream)
@@ -122,12 +149,20 @@ class Relay:
         try:
             client.sendall(head + b'\r\n\r\n')
             data = rest
-            while True:
+            left = self.cut_after if is_file else None
+            while left is None or left > 0:
+                if left is not None:
+                    data = data[:left]
+                    left -= len(data)
                 if data:
                     self._send(client, data, is_file)
+                if left == 0:
+                    return  # cut: the client sees its answer end early
                 data = upstream.recv(65536)
                 if not data:
                     break
+            if is_file and self.extra:
+                self._send_extra(client)
             if self.chunked:
                 client.sendall(b'0\r\n\r\n')
         except OSError:
@@ -136,6 +171,14 @@ class Relay:
             # An upstream that died ends the client's answer early.
             with contextlib.suppress(OSError):
                 client.shutdown(socket.SHUT_RDWR)
+
+    def _send_extra(self, client) -> None:
+        """``extra`` bytes more than the image's, until the client stops."""
+        junk = b'\xee' * 65536
+        left = self.extra
+        while left > 0:
+            self._send(client, junk[:left], True)
+            left -= len(junk)
 
     def _send(self, client, data: bytes, is_file: bool) -> None:
         block = len(data) if self.rate is None else max(1, self.rate // 50)
