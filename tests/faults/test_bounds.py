@@ -244,7 +244,20 @@ def test_ping_answers_while_downloads_wait_for_slots(
         if sum(c.finished_at is not None for c in calls) >= refused:
             break
         time.sleep(0.1)
+    # Pings until the four admitted first are transferring, then five more.
     pings = []
+    deadline = time.monotonic() + 60
+    running = 0
+    while time.monotonic() < deadline and len(pings) < 200:
+        ping = helpers.Background(
+            lambda: api.ping(demo_context, host=agent.host)
+        )
+        ping.join(30)
+        pings.append(ping)
+        running = len(ping.result['transfers']) if ping.result else 0
+        if running == SLOTS:
+            break
+        time.sleep(0.2)
     for _ in range(5):
         ping = helpers.Background(
             lambda: api.ping(demo_context, host=agent.host)
@@ -252,15 +265,23 @@ def test_ping_answers_while_downloads_wait_for_slots(
         ping.join(30)
         pings.append(ping)
     row.add(calls=len(pings))
+    # Still in the agent while the pings were answered, not running.
+    waiting = sum(c.finished_at is None for c in calls) - running
     slowest = max(p.duration for p in pings)
     busy = [c for c in calls if _is_busy(c.error)]
     for call in busy:
         row.error(call.error)
-    running = len(pings[-1].result['transfers']) if pings[-1].result else 0
     row.note(
         '%d downloads at once: %d refused with AgentBusy, %d running, '
-        '%d waiting for a slot; slowest of 5 pings %.2f s'
-        % (FLOOD, len(busy), running, ADMITTED - running, slowest)
+        '%d waiting for a slot; slowest of %d pings %.2f s'
+        % (
+            FLOOD,
+            len(busy),
+            running,
+            waiting,
+            len(pings),
+            slowest,
+        )
     )
     assert all(p.error is None for p in pings), (
         [p.error for p in pings],
@@ -272,6 +293,7 @@ def test_ping_answers_while_downloads_wait_for_slots(
         agent.tail(),
     )
     assert running == SLOTS
+    assert waiting == ADMITTED - SLOTS
     # The rest are cancelled when the agent stops (by the fixture).
     agent.stop()
     for call in calls:
