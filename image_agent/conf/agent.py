@@ -125,15 +125,18 @@ path_opts = [
 cache_opts = [
     cfg.StrOpt(
         'cache_dir',
+        mutable=True,
         help='Absolute directory of the local image cache, inside one of '
         'the download roots (created if missing). Cached images are kept '
         'by id and verified hash; a download of a cached image is a local '
         'copy, checked against the hash again, without Glance traffic. '
-        'Pre-caching fills it. Unset: no cache.',
+        'Pre-caching fills it. Unset: no cache. SIGHUP applies a change '
+        '(the worker restarts with it).',
     ),
     cfg.IntOpt(
         'cache_max_size',
         default=10240,
+        mutable=True,
         min=0,
         help='Size limit of the image cache, in MiB (default 10 GiB). Least '
         'recently used images are evicted to make room for new ones; an '

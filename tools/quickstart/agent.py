@@ -97,6 +97,8 @@ def start(layout: Layout, venv: str) -> int:
             venvmod.bin_path(venv, 'image-agent'),
             '--config-file',
             layout.config,
+            '--config-dir',
+            layout.config_dir,
         ],
         layout.console_log,
         env,

@@ -89,6 +89,18 @@ def caller_env(
     return env
 
 
+def as_admin(env: dict[str, str], deployment) -> dict[str, str]:
+    """``env`` with the admin user's credentials: the cache calls and
+    pre-caching are for administrators."""
+    info = deployment.info['users']['admin']
+    return dict(
+        env,
+        OS_USERNAME='admin',
+        OS_PASSWORD=info['password'],
+        OS_PROJECT_NAME=info['project'],
+    )
+
+
 def openrc_values(
     testenv_env: dict[str, str], transport_url: str, topic: str
 ) -> dict[str, str]:

@@ -6,6 +6,7 @@ The example's comments stay; the quickstart's values replace the example's
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -71,6 +72,9 @@ def agent_values(layout: Layout, env: dict[str, str]) -> dict:
             'download_roots': layout.download_dir,
             'upload_roots': layout.source_dir,
             'drain_timeout': '10',
+            # precache, cache-list and cache-evict work out of the box.
+            'cache_dir': layout.cache_dir,
+            'cache_max_size': '1024',
         },
         # Glance comes from the caller's service catalog, RegionOne.
         'glance': {
@@ -98,6 +102,10 @@ def render(layout: Layout, env: dict[str, str]) -> str:
     header = [
         '# Written by tools/quickstart.sh from %s; rewritten on each run.'
         % EXAMPLE,
+        '# Your own settings go into %s/*.conf: read after this file (they'
+        % layout.config_dir,
+        '# win), never rewritten; then tools/quickstart.sh restarts the',
+        '# agent, or send it SIGHUP.',
         '# Every option, with its help, is in '
         'etc/image-agent/image-agent.conf.sample.',
         '',
@@ -105,9 +113,38 @@ def render(layout: Layout, env: dict[str, str]) -> str:
     return set_options('\n'.join(header + body), agent_values(layout, env))
 
 
+USER_README = """\
+# Files named *.conf here are read by the quickstart's agent after
+# ../image-agent.conf, so what they set wins; tools/quickstart.sh never
+# writes them. E.g. a file local.conf with
+#
+#   [agent]
+#   cache_max_size = 4096
+#
+# then tools/quickstart.sh (it restarts the agent when a file here
+# changed) or kill -HUP $(cat ../image-agent.pid).
+"""
+
+
+def user_files_digest(layout: Layout) -> str:
+    """What the user's own files hold, to notice a change."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(layout.config_dir)):
+        if name.endswith('.conf'):
+            with open(os.path.join(layout.config_dir, name), 'rb') as f:
+                digest.update(name.encode() + b'\0' + f.read())
+    return digest.hexdigest()
+
+
 def write(layout: Layout, env: dict[str, str]) -> bool:
-    """Write the configuration (mode 0600); True when it changed."""
+    """Write the configuration (mode 0600); True when it or the user's
+    own files changed since the last run."""
+    readme = os.path.join(layout.config_dir, 'README')
+    if not os.path.exists(readme):
+        with open(readme, 'w') as f:
+            f.write(USER_README)
     text = render(layout, env)
+    text += '# user files: %s\n' % user_files_digest(layout)
     try:
         with open(layout.config) as f:
             if f.read() == text:

@@ -47,6 +47,17 @@ class Layout:
         return self._path('image-agent.conf')
 
     @property
+    def config_dir(self) -> str:
+        """The user's own settings (``*.conf``), read after ``config`` and
+        never written by the quickstart."""
+        return self._path('image-agent.conf.d')
+
+    @property
+    def cache_dir(self) -> str:
+        """The agent's image cache, inside its download root."""
+        return self._path('downloads', '.cache')
+
+    @property
     def openrc(self) -> str:
         return self._path('openrc')
 
@@ -90,5 +101,10 @@ class Layout:
         return os.path.join(self.download_dir, IMAGE_NAME + '.raw')
 
     def make_dirs(self) -> None:
-        for path in (self.logs, self.source_dir, self.download_dir):
+        for path in (
+            self.logs,
+            self.source_dir,
+            self.download_dir,
+            self.config_dir,
+        ):
             os.makedirs(path, exist_ok=True)

@@ -18,6 +18,7 @@ from tools.quickstart import config
 from tools.quickstart import diskimage
 from tools.quickstart import venv as venvmod
 from tools.quickstart.client import Client
+from tools.quickstart.client import as_admin
 from tools.quickstart.client import caller_env
 from tools.quickstart.client import write_openrc
 from tools.quickstart.layout import IMAGE_NAME
@@ -184,7 +185,7 @@ def verify_download(layout: Layout, client: Client, image_id: str) -> dict:
     return glance
 
 
-def run_demo(layout: Layout, client: Client) -> dict:
+def run_demo(layout: Layout, client: Client, admin: Client) -> dict:
     """Upload (once), show, download, update and verify; what happened."""
     log_offset = os.path.getsize(layout.agent_log)
     image, reused = find_or_create_image(layout, client)
@@ -212,6 +213,10 @@ def run_demo(layout: Layout, client: Client) -> dict:
         'image: property quickstart_runs is now %s (updated_at %s)'
         % (updated['properties'].get('quickstart_runs'), updated['updated_at'])
     )
+    # The agent has an image cache: pre-cache the image, list the cache
+    # (as the admin user: these calls are for administrators).
+    admin.show('precache', '--host', layout.host, image_id)
+    admin.show('cache-list')
     return {
         'image': verify_download(layout, client, image_id),
         'image_reused': reused,
@@ -272,9 +277,14 @@ def start(layout: Layout) -> int:
             caller_env(env, transport_url, layout.topic, venv),
             layout.host,
         )
+        admin = Client(
+            venv,
+            as_admin(client.env, Deployment(layout.testenv_dir)),
+            layout.host,
+        )
         pid = start_agent(layout, venv, client, changed)
         client.show('ping')
-        done = run_demo(layout, client)
+        done = run_demo(layout, client, admin)
     image = done['image']
     say('done in %.0f s:' % (time.monotonic() - started))
     report(layout, env, pid, done)
@@ -304,7 +314,8 @@ def stop(layout: Layout) -> int:
         transport_url = os.environ.get(
             'IMAGE_AGENT_QUICKSTART_TRANSPORT_URL', config.TRANSPORT_URL
         )
-        if agent.delete_queues(layout, venvmod.venv_path(), transport_url):
+        venv = venvmod.venv_path(layout.repo)
+        if agent.delete_queues(layout, venv, transport_url):
             say('agent: removed its queues from the broker')
         dep = Deployment(layout.testenv_dir)
         dep.stop()

@@ -1,10 +1,11 @@
 """The cached venv that runs image-agent for the quickstart.
 
 ``pip install -c upper-constraints.txt -e <repo>``: an editable install, so
-the agent always runs the code of the checkout. Rebuilt only when what the
-install depends on changes (the checkout's path, the Python version, the
-constraints, requirements and packaging files); a hash of those is kept in
-the venv.
+the agent always runs the code of the checkout. One venv per checkout (its
+name carries a hash of the checkout's path), so that two clones on one
+machine do not rebuild each other's. Rebuilt only when what the install
+depends on changes (the Python version, the constraints, requirements and
+packaging files); a hash of those is kept in the venv.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import os
 import shutil
 import sys
+import threading
 import time
 
 from tools.testenv.util import DeploymentError
@@ -30,11 +32,18 @@ PIP_TIMEOUT = 900
 SCRIPTS = ('image-agent', 'image-agent-client')
 
 
-def venv_path() -> str:
+# Seconds between two "still installing" lines while a venv is built.
+BUILD_NOTICE_INTERVAL = 10
+
+
+def venv_path(repo: str) -> str:
     path = os.environ.get('IMAGE_AGENT_QUICKSTART_VENV')
     if not path:
         cache = os.environ.get('XDG_CACHE_HOME') or os.path.join('~', '.cache')
-        path = os.path.join(cache, 'image-agent', 'quickstart-venv')
+        checkout = hashlib.sha256(os.path.abspath(repo).encode()).hexdigest()
+        path = os.path.join(
+            cache, 'image-agent', 'quickstart-venv-' + checkout[:10]
+        )
     return os.path.abspath(os.path.expanduser(path))
 
 
@@ -44,7 +53,6 @@ def bin_path(venv: str, name: str) -> str:
 
 def wanted_hash(repo: str) -> str:
     digest = hashlib.sha256()
-    digest.update(os.path.abspath(repo).encode() + b'\0')
     digest.update(sys.version.encode() + b'\0')
     for name in INPUTS:
         with open(os.path.join(repo, name), 'rb') as f:
@@ -65,7 +73,7 @@ def is_current(venv: str, wanted: str) -> bool:
 
 def ensure(repo: str, say) -> str:
     """A venv running this checkout's image-agent; built when needed."""
-    venv = venv_path()
+    venv = venv_path(repo)
     wanted = wanted_hash(repo)
     if is_current(venv, wanted):
         say('venv %s is current' % venv)
@@ -76,6 +84,15 @@ def ensure(repo: str, say) -> str:
         if not is_current(venv, wanted):
             _build(venv, repo, wanted, say)
     return venv
+
+
+def _still_installing(done: threading.Event, started: float, say) -> None:
+    """A line now and then, so that a long build is not taken for a hang."""
+    while not done.wait(BUILD_NOTICE_INTERVAL):
+        say(
+            'still installing image-agent and its dependencies (%.0f s)'
+            % (time.monotonic() - started)
+        )
 
 
 def _build(venv: str, repo: str, wanted: str, say) -> None:
@@ -95,6 +112,10 @@ def _build(venv: str, repo: str, wanted: str, say) -> None:
     run([python, '-m', 'venv', venv], log, 120, 'python3 -m venv')
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK='1')
     env.pop('PYTHONPATH', None)
+    done = threading.Event()
+    threading.Thread(
+        target=_still_installing, args=(done, started, say), daemon=True
+    ).start()
     try:
         run(
             [
@@ -117,6 +138,8 @@ def _build(venv: str, repo: str, wanted: str, say) -> None:
     except DeploymentError:
         shutil.rmtree(venv, ignore_errors=True)
         raise
+    finally:
+        done.set()
     missing = [s for s in SCRIPTS if not os.access(bin_path(venv, s), os.X_OK)]
     if missing:
         raise DeploymentError(
