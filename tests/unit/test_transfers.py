@@ -342,6 +342,80 @@ class TestConcurrency:
         assert os.listdir(root) == []
 
 
+class TestBounds:
+    """What a caller or a server can make a transfer consume."""
+
+    def test_a_download_reserves_its_space_until_it_ends(
+        self, xfers, ctx, image, root, glance_http
+    ):
+        gate = Gate(glance_http, count=1)
+        threads, _, errors = run_in_threads(
+            1, lambda i: xfers.download(ctx, image['id'], str(root / 'd'))
+        )
+        assert gate.started.acquire(timeout=5)
+        assert xfers.space.reserved() == len(DATA)
+        gate.opened.set()
+        threads[0].join(10)
+        assert errors == [None]
+        assert xfers.space.reserved() == 0
+
+    def test_a_download_that_does_not_fit_beside_another_is_refused(
+        self, xfers, ctx, image, root, glance_http, monkeypatch
+    ):
+        # The filesystem has room for the image once, not twice.
+        real = os.statvfs
+
+        def statvfs(path):
+            if not str(path).startswith(str(root)):
+                return real(path)
+            return os.statvfs_result(
+                (1, 1, 0, 0, len(DATA) * 3 // 2) + (0,) * 6
+            )
+
+        monkeypatch.setattr(transfers.space.os, 'statvfs', statvfs)
+        gate = Gate(glance_http, count=1)
+        threads, _, errors = run_in_threads(
+            1, lambda i: xfers.download(ctx, image['id'], str(root / 'a'))
+        )
+        assert gate.started.acquire(timeout=5)
+        with pytest.raises(exception.InsufficientSpace):
+            xfers.download(ctx, image['id'], str(root / 'b'))
+        gate.opened.set()
+        threads[0].join(10)
+        assert errors == [None]
+        # Refused before asking Glance for a byte.
+        assert gate.count == 1
+        assert sorted(os.listdir(root)) == ['a']
+
+    def test_transfer_calls_beyond_the_limit_are_busy(
+        self, make_transfers, ctx, image, root, glance_http
+    ):
+        xfers = make_transfers(max_downloads=1, max_uploads=1, max_waiting=1)
+        gate = Gate(glance_http, count=3)
+        threads, _, errors = run_in_threads(
+            3,
+            lambda i: xfers.download(ctx, image['id'], str(root / str(i))),
+        )
+        assert gate.started.acquire(timeout=5)
+        time.sleep(0.3)
+        # Three admitted (one running, two waiting): the fourth is not.
+        with pytest.raises(exception.AgentBusy):
+            xfers.download(ctx, image['id'], str(root / 'more'))
+        gate.opened.set()
+        for t in threads:
+            t.join(10)
+        assert errors == [None] * 3
+
+    def test_more_bytes_than_the_size_are_cut(
+        self, xfers, ctx, image, root, glance
+    ):
+        glance.data[image['id']] = DATA + b'more'
+        with pytest.raises(exception.ImageDownloadFailed) as info:
+            xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert 'was cut there' in str(info.value)
+        assert os.listdir(root) == []
+
+
 class TestUpload:
     def test_create_from_a_local_file(self, xfers, ctx, service, root, glance):
         (root / 'src').write_bytes(DATA)
