@@ -23,6 +23,15 @@ def test_session_takes_tls_and_timeout_options(config):
     assert session.timeout == 42.0
 
 
+def test_requests_have_a_read_timeout_by_default(config):
+    # A server that stops sending is given up; 0 means none.
+    auth.reset()
+    assert auth.get_session().timeout == 120.0
+    config.config(group='glance', timeout=0)
+    auth.reset()
+    assert auth.get_session().timeout is None
+
+
 def test_session_verifies_with_the_configured_ca_and_client_cert(config):
     config.config(
         group='glance',
