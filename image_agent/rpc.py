@@ -24,6 +24,9 @@ from image_agent import exception
 from image_agent.i18n import _
 
 ALLOWED_EXMODS = ['image_agent.exception']
+# The exchange of the agents' topics, on both sides, whatever the caller's
+# [DEFAULT] control_exchange is (Nova's is "nova", Cinder's "openstack").
+EXCHANGE = 'image-agent'
 # Options oslo.messaging reads from a transport's ConfigOpts but registers
 # only on cfg.CONF, on import (18.x): (module, its list and group name).
 _GLOBAL_ONLY_OPTS = (
@@ -196,10 +199,16 @@ def get_transport(
 
 
 def get_server(
-    transport: messaging.Transport, topic: str, host: str, endpoints: list
+    transport: messaging.Transport,
+    topic: str,
+    host: str,
+    endpoints: list,
+    exchange: str | None = EXCHANGE,
 ) -> messaging.MessageHandlingServer:
-    """An RPC server on ``topic`` and ``topic.host``."""
-    target = messaging.Target(topic=topic, server=host)
+    """An RPC server on ``topic`` and ``topic.host`` of ``exchange``
+    (None: the transport's ``control_exchange``, where agents before the
+    exchange of their own listened)."""
+    target = messaging.Target(exchange=exchange, topic=topic, server=host)
     return messaging.get_rpc_server(
         transport,
         target,
@@ -217,8 +226,9 @@ def get_client(
     timeout: int | None = None,
     retry: int | None = None,
 ) -> messaging.RPCClient:
-    """An RPC client for ``topic``, sending ``version`` by default."""
-    target = messaging.Target(topic=topic, version=version)
+    """An RPC client for ``topic`` of the agents' exchange, sending
+    ``version`` by default."""
+    target = messaging.Target(exchange=EXCHANGE, topic=topic, version=version)
     return messaging.get_rpc_client(
         transport,
         target,

@@ -39,6 +39,7 @@ class AgentService(service.ServiceBase):
         self._stopped = threading.Event()
         self._transport = None
         self._server = None
+        self._legacy_server = None
         self._notifier = None
         self._transfers = None
 
@@ -71,6 +72,7 @@ class AgentService(service.ServiceBase):
             self._server.start(
                 override_pool_size=admission.executor_threads(self.conf)
             )
+            self._legacy_server = self._listen_on_control_exchange(endpoint)
             reports.setup(self.conf, self._transfers)
             LOG.info(
                 'image-agent %(host)s listening on %(topic)s and '
@@ -83,12 +85,32 @@ class AgentService(service.ServiceBase):
                 },
             )
 
+    def _listen_on_control_exchange(self, endpoint):
+        """A second server on the topic in ``[DEFAULT] control_exchange``,
+        where callers of earlier versions send (``[agent]
+        listen_on_control_exchange``); the same endpoint serves both."""
+        if not self.conf.agent.listen_on_control_exchange:
+            return None
+        if self.conf.control_exchange == rpc.EXCHANGE:
+            return None
+        server = rpc.get_server(
+            self._transport, self.topic, self.host, [endpoint], exchange=None
+        )
+        # The endpoint's admission bounds the transfer calls of both.
+        server.start(override_pool_size=admission.executor_threads(self.conf))
+        return server
+
     def stop(self, graceful: bool = True) -> None:
         with self._lock:
+            if self._legacy_server is not None:
+                self._legacy_server.stop()
             if self._server is not None:
                 self._server.stop()
                 self._drain()
                 self._server = None
+            if self._legacy_server is not None:
+                self._legacy_server.wait()
+                self._legacy_server = None
             if self._transport is not None:
                 self._transport.cleanup()
                 self._transport = None

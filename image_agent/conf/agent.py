@@ -23,6 +23,19 @@ rpc_opts = [
         '"<topic>.<host>", so a caller can reach one agent by host name. '
         'Callers set the same topic in their [image_agent] group.',
     ),
+    cfg.BoolOpt(
+        'listen_on_control_exchange',
+        default=True,
+        deprecated_for_removal=True,
+        deprecated_reason='Only for callers of image-agent before its '
+        'own exchange; to be removed once they are gone.',
+        help='Listen on the topic in [DEFAULT] control_exchange too. '
+        'Agents and callers now use an exchange of their own, '
+        '"image-agent", whatever the caller\'s control_exchange (Nova\'s '
+        'is "nova"); callers of earlier versions still send to their '
+        'control_exchange. Upgrade the agents first, then the callers, '
+        'then set this to false.',
+    ),
 ]
 
 path_opts = [

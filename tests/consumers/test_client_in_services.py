@@ -120,3 +120,15 @@ def test_cinder_volume_calls_the_agent_on_its_transport(
     request = request_for()
     report = _run_service('cinder', tmp_path, rabbit_url, topic, request, env)
     _check_report(report, request, request_for.image, topic, 'openstack')
+
+
+def test_nova_compute_calls_the_agent_on_its_transport(
+    tmp_path,
+    rabbit_url,  # noqa: F811
+    topic,  # noqa: F811
+    request_for,
+):
+    env = _without('OS_NOVA_DISABLE_EVENTLET_PATCHING')
+    request = request_for()
+    report = _run_service('nova', tmp_path, rabbit_url, topic, request, env)
+    _check_report(report, request, request_for.image, topic, 'nova')

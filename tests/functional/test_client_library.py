@@ -17,6 +17,7 @@ import oslo_messaging as messaging
 import pytest
 
 from image_agent import exception
+from image_agent import rpc
 from image_agent import rpcapi
 from image_agent.conf import client as client_conf
 
@@ -158,3 +159,62 @@ def test_an_agent_named_as_a_cinder_backend_serves_its_host(
     agent = agent_factory(host)
     assert consumer_api.ping(demo_context, host=host)['host'] == host
     assert agent.alive()
+
+
+# -- the agents' own exchange -------------------------------------------------
+
+
+def test_a_caller_in_another_control_exchange_reaches_the_agents(
+    consumer_conf,
+    rabbit_url,  # noqa: F811
+    agent,  # noqa: F811
+    demo_context,
+):
+    """Nova's transport sends to control_exchange "nova" by default."""
+    messaging.get_rpc_transport(consumer_conf, url=rabbit_url).cleanup()
+    consumer_conf.set_override('control_exchange', 'nova')
+    transport = messaging.get_rpc_transport(consumer_conf, url=rabbit_url)
+    try:
+        api = rpcapi.ImageAgentAPI(conf=consumer_conf, transport=transport)
+        assert api.ping(demo_context)['host']
+        assert api.ping(demo_context, host=agent.host)['host'] == agent.host
+    finally:
+        transport.cleanup()
+
+
+def _earlier_client(transport, topic):
+    """A caller of an earlier version: the topic in its control_exchange."""
+    return messaging.get_rpc_client(
+        transport,
+        messaging.Target(topic=topic, version='1.0'),
+        serializer=rpc.RequestContextSerializer(),
+        timeout=5,
+    )
+
+
+def test_callers_of_earlier_versions_reach_upgraded_agents(
+    transport,  # noqa: F811
+    topic,  # noqa: F811
+    agent,  # noqa: F811
+    demo_context,
+):
+    client = _earlier_client(transport, topic)
+    status = client.prepare(server=agent.host).call(demo_context, 'ping')
+    assert status['host'] == agent.host
+
+
+def test_the_control_exchange_listener_can_be_turned_off(
+    agent_factory,  # noqa: F811
+    transport,  # noqa: F811
+    topic,  # noqa: F811
+    consumer_api,
+    demo_context,
+):
+    host = 'exchange-only-%s' % uuid.uuid4().hex[:6]
+    agent_factory(
+        host, options={'agent': {'listen_on_control_exchange': 'false'}}
+    )
+    assert consumer_api.ping(demo_context, host=host)['host'] == host
+    client = _earlier_client(transport, topic)
+    with pytest.raises(messaging.MessagingTimeout):
+        client.prepare(server=host).call(demo_context, 'ping')

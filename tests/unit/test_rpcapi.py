@@ -341,3 +341,12 @@ class TestUpgradeLevels:
     def test_an_agent_without_a_version_is_1_0(self, auto_api, ctx):
         auto_api.versions['old'] = None
         assert not auto_api.can_send_version('1.1', ctx, host='old')
+
+
+def test_calls_go_to_the_agents_exchange_whatever_the_callers(
+    transport, config
+):
+    """Nova's transport defaults to control_exchange "nova": the client's
+    target names the agents' exchange itself."""
+    api = rpcapi.ImageAgentAPI(transport=transport)
+    assert api.client.target.exchange == 'image-agent'

@@ -13,6 +13,8 @@ from image_agent import service
 def agent(config, tmp_path, glance, monkeypatch):
     config.config(host='node-1')
     config.config(group='agent', download_roots=[str(tmp_path)])
+    # Registered by the agent's entry point, which these tests skip.
+    service.reports.register_opts(config.conf)
     real = service.rpc.get_transport
     monkeypatch.setattr(
         service.rpc, 'get_transport', lambda conf: real(conf, url='fake://')
@@ -89,3 +91,26 @@ def test_a_call_stuck_after_the_cancel_is_not_waited_for(agent, config):
     assert time.monotonic() - started < service._CANCEL_MARGIN + 2
     transfers.cancel_all.assert_called_once_with()
     assert agent._transport is None
+
+
+def test_it_listens_on_its_exchange_and_the_control_exchange(agent):
+    """The agents' own exchange, and for callers of earlier versions the
+    topic in [DEFAULT] control_exchange, served by the same endpoint."""
+    agent.start()
+    try:
+        assert agent._server._target.exchange == service.rpc.EXCHANGE
+        assert agent._legacy_server._target.exchange is None
+        assert agent._legacy_server._target.topic == agent.topic
+        assert agent._legacy_server._target.server == 'node-1'
+    finally:
+        agent.stop()
+    assert agent._legacy_server is None
+
+
+def test_the_control_exchange_listener_can_be_turned_off(agent, config):
+    config.config(group='agent', listen_on_control_exchange=False)
+    agent.start()
+    try:
+        assert agent._legacy_server is None
+    finally:
+        agent.stop()
