@@ -62,11 +62,8 @@ STARTS = {'cinder': start_cinder, 'nova': start_nova}
 
 
 def _sha512(path: str) -> str:
-    digest = hashlib.sha512()
     with open(path, 'rb') as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, 'sha512').hexdigest()
 
 
 def call_agent(conf, transport, context_class, request: dict) -> dict:
