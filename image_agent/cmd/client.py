@@ -1,10 +1,9 @@
 """``image-agent-client``: every operation of the agent, from a shell.
 
-The caller acts with its own credentials: with ``--os-auth-url`` (or
-``OS_AUTH_URL``) a Keystone token and service catalog are obtained by
-password and sent with the call; the agent uses them towards Glance. Without
-Keystone (an agent in ``noauth`` mode) the identity comes from
-``--os-user-id``, ``--os-project-id`` and ``--os-roles``.
+The caller acts with its own credentials (``credentials``: any keystoneauth
+auth type, the ``OS_*`` variables, ``clouds.yaml``): a Keystone token and
+service catalog are obtained and sent with the call; the agent uses them
+towards Glance. Results are shown with cliff's formatters (``output``).
 """
 
 import argparse
@@ -14,16 +13,19 @@ import sys
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exceptions
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 import oslo_messaging as messaging
 
 from image_agent import conf
-from image_agent import context as ia_context
 from image_agent import exception
 from image_agent import rpc
 from image_agent import rpcapi
+from image_agent.cmd import credentials
 from image_agent.cmd import output
+
+# Exit status: 0 success, 1 any error (a partial pre-cache included),
+# 2 a usage error (argparse), 130 interrupted.
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
 
 
 def _env(*names: str, default: str | None = None) -> str | None:
@@ -50,7 +52,9 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def _add_global_options(parser: argparse.ArgumentParser) -> None:
+def _add_global_options(
+    parser: argparse.ArgumentParser, argv: list[str]
+) -> None:
     parser.add_argument(
         '--config-file',
         action='append',
@@ -72,14 +76,9 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
         help='RPC topic of the agents (default: [agent] topic)',
     )
     parser.add_argument(
-        '--host', help='call the agent of this host (default: any agent)'
-    )
-    parser.add_argument(
-        '-f',
-        '--format',
-        choices=('table', 'json'),
-        default='table',
-        help='output format (default: table)',
+        '--host',
+        help='call the agent of this host (default: any agent of the '
+        'topic; precache: the host to pre-cache)',
     )
     parser.add_argument(
         '--timeout',
@@ -87,31 +86,8 @@ def _add_global_options(parser: argparse.ArgumentParser) -> None:
         default=60,
         help='seconds to wait for calls other than transfers (default 60)',
     )
-    auth = parser.add_argument_group('Keystone (the caller\'s credentials)')
-    auth.add_argument('--os-auth-url', default=_env('OS_AUTH_URL'))
-    auth.add_argument('--os-username', default=_env('OS_USERNAME'))
-    auth.add_argument('--os-password', default=_env('OS_PASSWORD'))
-    auth.add_argument('--os-project-name', default=_env('OS_PROJECT_NAME'))
-    auth.add_argument(
-        '--os-user-domain-name',
-        default=_env('OS_USER_DOMAIN_NAME', default='Default'),
-    )
-    auth.add_argument(
-        '--os-project-domain-name',
-        default=_env('OS_PROJECT_DOMAIN_NAME', default='Default'),
-    )
-    auth.add_argument('--os-cacert', default=_env('OS_CACERT'))
-    auth.add_argument(
-        '--insecure', action='store_true', help='do not verify TLS'
-    )
-    noauth = parser.add_argument_group('Identity without Keystone (noauth)')
-    noauth.add_argument('--os-user-id', default=_env('OS_USER_ID'))
-    noauth.add_argument('--os-project-id', default=_env('OS_PROJECT_ID'))
-    noauth.add_argument(
-        '--os-roles',
-        default=_env('OS_ROLES', default='member,reader'),
-        help='comma-separated roles (default member,reader)',
-    )
+    output.add_format_arguments(parser)
+    credentials.add_arguments(parser, argv)
 
 
 def _add_image_meta_options(parser: argparse.ArgumentParser) -> None:
@@ -121,10 +97,16 @@ def _add_image_meta_options(parser: argparse.ArgumentParser) -> None:
         default={},
         help='image metadata as a JSON object',
     )
-    parser.add_argument('--name')
-    parser.add_argument('--disk-format')
-    parser.add_argument('--container-format')
-    parser.add_argument('--visibility')
+    parser.add_argument('--name', help='the image\'s name')
+    parser.add_argument(
+        '--disk-format', help='raw, qcow2, vmdk, iso... (Glance\'s list)'
+    )
+    parser.add_argument(
+        '--container-format', help='bare, ovf, docker... (usually bare)'
+    )
+    parser.add_argument(
+        '--visibility', help='public, community, shared or private'
+    )
     parser.add_argument(
         '--property',
         type=_key_value,
@@ -140,75 +122,91 @@ def _add_image_meta_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='image-agent-client',
-        description='Call image-agent over RPC.',
+def _command(sub, name: str, summary: str, description: str = ''):
+    """A subcommand whose --help says what it does, not only its name."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=(summary[0].upper() + summary[1:] + '. ' + description),
     )
-    _add_global_options(parser)
-    sub = parser.add_subparsers(dest='command', required=True)
-    sub.add_parser('ping', help='status of an agent')
-    for name, help_text in (
-        ('show', 'show an image'),
-        ('delete', 'delete an image'),
-        ('get-location', 'direct URL and locations of an image'),
-        ('list-members', 'members of an image'),
-    ):
-        sub.add_parser(name, help=help_text).add_argument('image_id')
-    detail = sub.add_parser('detail', help='list images')
-    detail.add_argument(
-        '--filter',
-        type=_key_value,
-        action='append',
-        default=[],
-        metavar='KEY=VALUE',
+
+
+def _add_transfer_commands(sub) -> None:
+    download = _command(
+        sub,
+        'download',
+        "download an image to a path on the agent's host",
+        'PATH is on the host of the agent that serves the call (--host), '
+        "under one of its [agent] download_roots. The file is verified "
+        "against the image's hash before it appears; an identical file "
+        'already there is reused. On a terminal a progress line shows '
+        'the bytes written (with --host).',
     )
-    detail.add_argument('--limit', type=int)
-    detail.add_argument('--page-size', type=int)
-    detail.add_argument('--marker')
-    detail.add_argument('--sort-key')
-    detail.add_argument('--sort-dir', choices=('asc', 'desc'))
-    download = sub.add_parser(
-        'download', help='download an image to a path on the agent\'s host'
+    download.add_argument('image_id', metavar='IMAGE_ID')
+    download.add_argument(
+        'path', metavar='PATH', help="the destination, on the agent's host"
     )
-    download.add_argument('image_id')
-    download.add_argument('path')
-    download.add_argument('--overwrite', action='store_true')
-    download.add_argument('--no-progress', action='store_true')
-    create = sub.add_parser('create', help='create an image')
+    download.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace PATH when it exists with other content (without it '
+        'the download fails with "already exists")',
+    )
+    create = _command(
+        sub,
+        'create',
+        'create an image',
+        "With --file, its data is uploaded from a path on the agent's "
+        'host (under one of its [agent] upload_roots).',
+    )
     _add_image_meta_options(create)
-    update = sub.add_parser('update', help='update an image')
-    update.add_argument('image_id')
+    update = _command(
+        sub,
+        'update',
+        'update an image',
+        'Properties not named are kept unless --purge-props is given.',
+    )
+    update.add_argument('image_id', metavar='IMAGE_ID')
     _add_image_meta_options(update)
     update.add_argument(
         '--purge-props',
         action='store_true',
-        help='remove custom properties not given',
+        help='remove the custom properties not given',
     )
-    update.add_argument('--store')
-    update.add_argument('--base-image-ref')
-    add_location = sub.add_parser('add-location', help='add a location')
-    add_location.add_argument('image_id')
-    add_location.add_argument('url')
-    add_location.add_argument('--metadata', type=_json_object, default={})
-    sub.add_parser('get-stores', help='stores of Glance')
-    precache = sub.add_parser(
+    update.add_argument('--store', help='the Glance store to upload to')
+    update.add_argument(
+        '--base-image-ref', help='the image this data was made from'
+    )
+    for command in (download, create, update):
+        command.add_argument(
+            '--no-progress',
+            action='store_true',
+            help='no progress line on the terminal, only the summary line',
+        )
+
+
+def _add_cache_commands(sub) -> None:
+    precache = _command(
+        sub,
         'precache',
-        help='put images in the caches of the agents of many hosts',
+        'put images in the caches of the agents of many hosts',
+        'Each agent is pinged first; an agent that does not answer is '
+        'skipped. A table per host is updated as hosts finish. The exit '
+        'status is 1 when any image failed on any host.',
     )
     precache.add_argument(
         '--host',
         dest='hosts',
         action='append',
-        required=True,
         metavar='HOST',
-        help='an agent\'s host (repeatable)',
+        help="an agent's host (repeatable; the global --host counts too)",
     )
-    precache.add_argument('image_ids', nargs='+', metavar='IMAGE')
+    precache.add_argument('image_ids', nargs='+', metavar='IMAGE_ID')
     precache.add_argument(
         '--parallel',
         type=int,
         default=None,
+        metavar='N',
         help='hosts pre-cached at once (default %d)'
         % rpcapi.ImageAgentAPI.PRECACHE_WORKERS,
     )
@@ -216,54 +214,88 @@ def build_parser() -> argparse.ArgumentParser:
         '--ping-timeout',
         type=float,
         default=None,
+        metavar='SECONDS',
         help='seconds an agent has to answer before it is skipped '
         '(default %d)' % rpcapi.ImageAgentAPI.PRECACHE_PING_TIMEOUT,
     )
-    for name, help_text in (
-        ('cache-list', 'images in the cache of an agent (needs --host)'),
-        ('cache-evict', 'remove an image from an agent\'s cache'),
+    for name, summary in (
+        ('cache-list', "the images in an agent's cache"),
+        ('cache-evict', "remove an image from an agent's cache"),
     ):
-        command = sub.add_parser(name, help=help_text)
+        command = _command(
+            sub, name, summary, 'Every agent has its own cache: --host.'
+        )
         command.add_argument(
-            '--host', dest='sub_host', help='the agent\'s host'
+            '--host',
+            dest='sub_host',
+            metavar='HOST',
+            help="the agent's host (or the global --host)",
         )
         if name == 'cache-evict':
-            command.add_argument('image_id')
+            command.add_argument('image_id', metavar='IMAGE_ID')
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='image-agent-client',
+        description='Call the image agents over RPC with your own '
+        'credentials. Exit status: 0 success, 1 error (one line on '
+        'stderr), 2 usage error, 130 interrupted.',
+    )
+    _add_global_options(parser, sys.argv[1:] if argv is None else argv)
+    sub = parser.add_subparsers(dest='command', required=True)
+    _command(
+        sub,
+        'ping',
+        'the status of an agent',
+        'Its host, pid, RPC version, uptime and running transfers.',
+    )
+    for name, summary in (
+        ('show', 'show an image'),
+        ('delete', 'delete an image'),
+        ('get-location', 'the direct URL and locations of an image'),
+        ('list-members', 'the members of an image'),
+    ):
+        _command(sub, name, summary).add_argument(
+            'image_id', metavar='IMAGE_ID'
+        )
+    detail = _command(
+        sub,
+        'detail',
+        'list images',
+        'The table shows id, name, status, size, disk format and '
+        'visibility; -f json or yaml every field, -c picks columns.',
+    )
+    detail.add_argument(
+        '--filter',
+        type=_key_value,
+        action='append',
+        default=[],
+        metavar='KEY=VALUE',
+        help="as Glance's filters, e.g. name=cirros (repeatable)",
+    )
+    detail.add_argument('--limit', type=int, metavar='N')
+    detail.add_argument('--page-size', type=int, metavar='N')
+    detail.add_argument('--marker', metavar='IMAGE_ID')
+    detail.add_argument('--sort-key', metavar='KEY')
+    detail.add_argument('--sort-dir', choices=('asc', 'desc'))
+    _add_transfer_commands(sub)
+    add_location = _command(sub, 'add-location', 'add a location to an image')
+    add_location.add_argument('image_id', metavar='IMAGE_ID')
+    add_location.add_argument('url', metavar='URL')
+    add_location.add_argument(
+        '--metadata',
+        type=_json_object,
+        default={},
+        metavar='JSON',
+        help="the location's metadata as a JSON object",
+    )
+    _command(sub, 'get-stores', "Glance's stores")
+    _add_cache_commands(sub)
     return parser
 
 
-def make_context(args: argparse.Namespace) -> ia_context.RequestContext:
-    """The caller's context: a Keystone token, or noauth identity."""
-    if not args.os_auth_url:
-        roles = [r for r in (args.os_roles or '').split(',') if r]
-        # Without Keystone nothing else says who is an administrator.
-        return ia_context.RequestContext(
-            user_id=args.os_user_id,
-            project_id=args.os_project_id,
-            roles=roles,
-            is_admin='admin' in roles,
-            overwrite=False,
-        )
-    auth = v3.Password(
-        auth_url=args.os_auth_url,
-        username=args.os_username,
-        password=args.os_password,
-        project_name=args.os_project_name,
-        user_domain_name=args.os_user_domain_name,
-        project_domain_name=args.os_project_domain_name,
-    )
-    verify: Any = False if args.insecure else (args.os_cacert or True)
-    access = auth.get_access(ks_session.Session(auth=auth, verify=verify))
-    return ia_context.RequestContext(
-        auth_token=access.auth_token,
-        user_id=access.user_id,
-        project_id=access.project_id,
-        user_name=access.username,
-        project_name=access.project_name,
-        roles=list(access.role_names),
-        service_catalog=access.service_catalog.catalog,
-        overwrite=False,
-    )
+make_context = credentials.make_context
 
 
 def _image_meta(args: argparse.Namespace) -> dict:
@@ -279,15 +311,18 @@ def _image_meta(args: argparse.Namespace) -> dict:
     return meta
 
 
-def _download(api, ctxt, args) -> dict:
+def _transfer_poller(api, ctxt, args, kind: str, image_id, path: str):
+    """What the agent of ``--host`` says of this transfer, for the bar."""
+
     def poll():
         status = api.ping(ctxt, host=args.host)
         for transfer in status.get('transfers', []):
+            same_image = image_id is None or transfer['image_id'] == image_id
             if (
-                transfer['kind'] == 'download'
-                and transfer['image_id'] == args.image_id
+                transfer['kind'] == kind
+                and same_image
                 and os.path.basename(transfer['path'])
-                == os.path.basename(args.path)
+                == os.path.basename(path)
             ):
                 return (
                     transfer['bytes'],
@@ -296,25 +331,50 @@ def _download(api, ctxt, args) -> dict:
                 )
         return None
 
+    return poll if args.host else None
+
+
+def _with_progress(label: str, args, call, poll=None):
+    """Run a transfer call with a progress line; print its summary."""
     progress = output.Progress(
-        'download %s' % args.image_id,
-        poll=poll if args.host else None,
-        enabled=False if args.no_progress else None,
+        label, poll=poll, enabled=False if args.no_progress else None
     )
-    result = progress.run(
+    result = progress.run(call)
+    print(
+        progress.summary(result.get('size'), result.get('reused')),
+        file=sys.stderr,
+    )
+    return result
+
+
+def _download(api, ctxt, args) -> dict:
+    return _with_progress(
+        'download %s' % args.image_id,
+        args,
         lambda: api.download(
             ctxt,
             args.image_id,
             args.path,
             host=args.host,
             overwrite=args.overwrite,
-        )
+        ),
+        _transfer_poller(
+            api, ctxt, args, 'download', args.image_id, args.path
+        ),
     )
-    print(
-        progress.summary(result.get('size'), result.get('reused')),
-        file=sys.stderr,
+
+
+def _upload(api, ctxt, args, label: str, call) -> dict:
+    """A create or update; with --file, an upload shown as it goes."""
+    if not args.file:
+        return call()
+    image_id = getattr(args, 'image_id', None)
+    return _with_progress(
+        '%s %s' % (label, os.path.basename(args.file)),
+        args,
+        call,
+        _transfer_poller(api, ctxt, args, 'upload', image_id, args.file),
     )
-    return result
 
 
 def run_command(api: rpcapi.ImageAgentAPI, ctxt, args) -> Any:
@@ -349,24 +409,46 @@ def run_command(api: rpcapi.ImageAgentAPI, ctxt, args) -> Any:
     if command == 'download':
         return _download(api, ctxt, args)
     if command == 'create':
-        return api.create(ctxt, _image_meta(args), path=args.file, host=host)
-    if command == 'update':
-        return api.update(
+        return _upload(
+            api,
             ctxt,
-            args.image_id,
-            _image_meta(args),
-            path=args.file,
-            purge_props=args.purge_props,
-            store_id=args.store,
-            base_image_ref=args.base_image_ref,
-            host=host,
+            args,
+            'upload',
+            lambda: api.create(
+                ctxt, _image_meta(args), path=args.file, host=host
+            ),
+        )
+    if command == 'update':
+        return _upload(
+            api,
+            ctxt,
+            args,
+            'upload',
+            lambda: api.update(
+                ctxt,
+                args.image_id,
+                _image_meta(args),
+                path=args.file,
+                purge_props=args.purge_props,
+                store_id=args.store,
+                base_image_ref=args.base_image_ref,
+                host=host,
+            ),
         )
     if command == 'precache':
-        board = output.PrecacheBoard(args.hosts)
+        hosts = list(args.hosts or [])
+        if host and host not in hosts:
+            hosts.append(host)
+        if not hosts:
+            raise exception.InvalidInput(
+                reason='precache needs --host: the hosts whose agents '
+                'cache the images'
+            )
+        board = output.PrecacheBoard(hosts)
         return api.precache(
             ctxt,
             args.image_ids,
-            args.hosts,
+            hosts,
             max_workers=args.parallel,
             ping_timeout=args.ping_timeout,
             progress=board.update,
@@ -388,7 +470,22 @@ def run_command(api: rpcapi.ImageAgentAPI, ctxt, args) -> Any:
     raise AssertionError('unknown command %s' % command)
 
 
-def _one_line(error: BaseException) -> str:
+def _hint(error: BaseException, ctxt) -> str:
+    """What to do about an error, where the command knows better."""
+    if isinstance(error, exception.DestinationExists):
+        return ' Use --overwrite to replace it.'
+    if isinstance(error, exception.NotAuthorized) and not getattr(
+        ctxt, 'auth_token', None
+    ):
+        return (
+            ' No credentials were given: source your openrc (OS_AUTH_URL, '
+            'OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, '
+            'OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME) or set OS_CLOUD.'
+        )
+    return ''
+
+
+def _one_line(error: BaseException, ctxt=None) -> str:
     if isinstance(error, exception.ImageAgentException):
         text = error.msg  # without the remote traceback
     elif isinstance(error, messaging.MessagingTimeout):
@@ -400,12 +497,23 @@ def _one_line(error: BaseException) -> str:
     else:
         text = '%s: %s' % (type(error).__name__, error)
     lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    line = lines[0] if lines else type(error).__name__
+    return line + _hint(error, ctxt)
+
+
+def _failed_somewhere(command: str, result: Any) -> bool:
+    """A pre-cache that failed for any host or image (the table says which)."""
+    return command == 'precache' and any(
+        outcome['status'] in ('error', 'skipped')
+        for outcomes in result.values()
+        for outcome in outcomes.values()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     config = conf.CONF
+    ctxt = None
     try:
         config(
             [],
@@ -429,18 +537,12 @@ def main(argv: list[str] | None = None) -> int:
             transport.cleanup()
     except KeyboardInterrupt:
         print('image-agent-client: interrupted', file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:
-        print('ERROR: %s' % _one_line(e), file=sys.stderr)
-        return 1
-    print(output.render(result, args.format, args.command))
-    if args.command == 'precache' and any(
-        outcome['status'] in ('error', 'skipped')
-        for outcomes in result.values()
-        for outcome in outcomes.values()
-    ):
-        return 2  # the table says which hosts and images failed
-    return 0
+        print('ERROR: %s' % _one_line(e, ctxt), file=sys.stderr)
+        return EXIT_ERROR
+    output.emit(result, args.command, args)
+    return EXIT_ERROR if _failed_somewhere(args.command, result) else 0
 
 
 if __name__ == '__main__':

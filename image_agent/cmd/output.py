@@ -1,23 +1,48 @@
-"""How ``image-agent-client`` shows results: JSON, tables, progress."""
+"""How ``image-agent-client`` shows results: cliff's formatters, progress.
 
+Results are shown with the formatters of cliff, as every OpenStack client
+shows them: ``-f table`` (fitted to the terminal), ``json``, ``yaml`` and
+``value``, with ``-c COLUMN`` to pick columns. Sizes and nested values are
+cliff columns: human-readable in tables and ``value``, the API's own values
+(bytes, lists, dicts) in ``json`` and ``yaml``.
+"""
+
+import argparse
 from collections.abc import Callable
 import contextlib
 import itertools
 import json
+import shutil
 import sys
 import threading
 import time
 from typing import Any
 from typing import TextIO
 
-# Columns shown for lists, by command; other keys are left to --format json.
+from cliff import columns
+from cliff.formatters import json_format
+from cliff.formatters import table as table_format
+from cliff.formatters import value as value_format
+from cliff.formatters import yaml_format
+import prettytable
+
+FORMATTERS = {
+    'table': table_format.TableFormatter,
+    'json': json_format.JSONFormatter,
+    'value': value_format.ValueFormatter,
+    'yaml': yaml_format.YAMLFormatter,
+}
+# Columns of lists in tables and "value", by command; json and yaml give
+# every key the API returned. -c picks others in any format.
 LIST_COLUMNS = {
     'detail': ('id', 'name', 'status', 'size', 'disk_format', 'visibility'),
     'get-stores': ('id', 'default', 'read-only', 'description'),
     'list-members': ('image_id', 'member_id', 'status', 'updated_at'),
     'cache-list': ('image_id', 'size', 'last_used', 'in_use'),
+    'cache-evict': ('image_id', 'size', 'path'),
+    'precache': ('host', 'image', 'status', 'size', 'fetched', 'error'),
 }
-PRECACHE_HEADERS = ['Host', 'Image', 'Status', 'Size', 'From Glance', 'Error']
+SIZE_KEYS = frozenset({'size', 'fetched', 'bytes', 'virtual_size', 'max_size'})
 _SPINNER = '|/-\\'
 
 
@@ -31,73 +56,159 @@ def human_size(size: float | None) -> str:
     return str(size)
 
 
-def _cell(value: Any) -> str:
+class SizeColumn(columns.FormattableColumn):
+    """Bytes: "1.5 GiB" in tables, the number in json and yaml."""
+
+    def human_readable(self) -> str:
+        if self._value is None:
+            return ''
+        return human_size(self._value)
+
+    def machine_readable(self) -> Any:
+        return self._value
+
+
+class DataColumn(columns.FormattableColumn):
+    """A list or dict: compact JSON in tables, itself in json and yaml."""
+
+    def human_readable(self) -> str:
+        return json.dumps(self._value, sort_keys=True)
+
+    def machine_readable(self) -> Any:
+        return self._value
+
+
+def _column(key: str, value: Any) -> Any:
+    if key in SIZE_KEYS and isinstance(value, (int, float)):
+        return SizeColumn(value)
     if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return '' if value is None else str(value)
+        return DataColumn(value)
+    return value
 
 
-def table(rows: list[list[str]], headers: list[str]) -> str:
-    """A plain-text table with a header line and aligned columns."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    rule = '+' + '+'.join('-' * (w + 2) for w in widths) + '+'
+def add_format_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-f``, ``-c`` and the options of each cliff formatter."""
+    group = parser.add_argument_group('output formatters')
+    group.add_argument(
+        '-f',
+        '--format',
+        choices=tuple(FORMATTERS),
+        default='table',
+        help='the output format (default: table)',
+    )
+    group.add_argument(
+        '-c',
+        '--column',
+        action='append',
+        default=[],
+        dest='columns',
+        metavar='COLUMN',
+        help='show only this column; repeat to show several (they are '
+        'shown in the order given)',
+    )
+    for formatter in FORMATTERS.values():
+        formatter().add_argument_group(parser)
 
-    def line(cells):
-        padded = (c.ljust(w) for c, w in zip(cells, widths, strict=True))
-        return '| ' + ' | '.join(padded) + ' |'
 
-    return '\n'.join(
-        [rule, line(headers), rule, *(line(r) for r in rows), rule]
+def _fit_to_terminal(args: argparse.Namespace, stdout: TextIO) -> None:
+    """Tables on a terminal are as wide as the terminal, not wider."""
+    if getattr(args, 'max_width', 0) or not stdout.isatty():
+        return
+    args.max_width = shutil.get_terminal_size().columns
+
+
+def _rows(result: Any, command: str) -> list[dict] | None:
+    """The rows of a list result, or None when the result is one item."""
+    if command == 'precache':
+        return precache_rows(result)
+    if command == 'cache-list':
+        return result.get('entries', [])
+    if isinstance(result, list):
+        return [r if isinstance(r, dict) else {'value': r} for r in result]
+    return None
+
+
+def _list_columns(
+    rows: list[dict], command: str, args: argparse.Namespace
+) -> list[str]:
+    if args.columns:
+        return list(args.columns)
+    if args.format in ('table', 'value') and command in LIST_COLUMNS:
+        return list(LIST_COLUMNS[command])
+    return sorted({key for row in rows for key in row})
+
+
+def emit(
+    result: Any,
+    command: str,
+    args: argparse.Namespace,
+    stdout: TextIO | None = None,
+) -> None:
+    """Write ``result`` of ``command`` in the format ``args`` ask for."""
+    stdout = stdout or sys.stdout
+    formatter = FORMATTERS[args.format]()
+    _fit_to_terminal(args, stdout)
+    rows = _rows(result, command)
+    if rows is not None:
+        names = _list_columns(rows, command, args)
+        data = [[_column(n, row.get(n)) for n in names] for row in rows]
+        formatter.emit_list(names, data, stdout, args)
+        if command == 'cache-list' and args.format == 'table':
+            print(cache_summary(result), file=sys.stderr)
+        return
+    if not isinstance(result, dict):
+        result = {'value': result}
+    names = list(args.columns) or sorted(result)
+    data = [_column(n, result.get(n)) for n in names]
+    formatter.emit_one(names, data, stdout, args)
+
+
+def cache_summary(result: dict) -> str:
+    limit = result.get('max_size')
+    return '%s: %s used of %s' % (
+        result.get('directory'),
+        human_size(result.get('size')),
+        human_size(limit) if limit else 'no limit',
     )
 
 
-def render(result: Any, fmt: str, command: str) -> str:
-    """``result`` as text in ``fmt`` ("json" or "table")."""
-    if fmt == 'json':
-        return json.dumps(result, indent=2, sort_keys=True)
-    if command == 'precache':
-        return table(precache_rows(result), PRECACHE_HEADERS)
-    if command == 'cache-list':
-        lines = table(
-            [
-                [_cell(e.get(c)) for c in LIST_COLUMNS[command]]
-                for e in result['entries']
-            ],
-            list(LIST_COLUMNS[command]),
-        )
-        limit = result.get('max_size')
-        return '%s\n%s: %s used of %s' % (
-            lines,
-            result.get('directory'),
-            human_size(result.get('size')),
-            human_size(limit) if limit else 'no limit',
-        )
-    if isinstance(result, dict):
-        rows = [[k, _cell(v)] for k, v in sorted(result.items())]
-        return table(rows, ['Property', 'Value'])
-    if isinstance(result, list):
-        columns = LIST_COLUMNS.get(command)
-        if columns is None:
-            keys = {
-                k for item in result if isinstance(item, dict) for k in item
-            }
-            columns = tuple(sorted(keys))
-        rows = [
-            [_cell(item.get(c)) for c in columns]
-            for item in result
-            if isinstance(item, dict)
-        ]
-        return table(rows, list(columns))
-    return _cell(result)
+def precache_rows(result: dict[str, dict[str, dict]]) -> list[dict]:
+    """One row per host and image of a pre-cache result."""
+    rows = []
+    for host, outcomes in result.items():
+        for image_id, outcome in outcomes.items():
+            error = ''
+            if outcome.get('error'):
+                error = '%s: %s' % (
+                    outcome.get('error_class'),
+                    outcome['error'].splitlines()[0],
+                )
+            rows.append(
+                {
+                    'host': host,
+                    'image': image_id,
+                    'status': outcome['status'],
+                    'size': outcome.get('size'),
+                    'fetched': outcome.get('fetched') or 0,
+                    'error': error,
+                }
+            )
+    return rows
+
+
+def _terminal_columns(stream: TextIO) -> int:
+    try:
+        return shutil.get_terminal_size().columns if stream.isatty() else 80
+    except (AttributeError, ValueError, OSError):
+        return 80
 
 
 class Progress:
     """A spinner with elapsed time, and bytes when a poller tells them.
 
     Drawn on ``stream`` (stderr) only when it is a terminal, so scripts and
-    pipes see nothing but the final summary line.
+    pipes see nothing but the final summary line. The line is cut to the
+    terminal's width: a longer one wraps, and each refresh would scroll.
     """
 
     def __init__(
@@ -107,12 +218,14 @@ class Progress:
         poll: Callable[[], tuple | None] | None = None,
         poll_interval: float = 1.0,
         enabled: bool | None = None,
+        width: int | None = None,
     ) -> None:
         self.label = label
         self.stream = stream
         self.poll = poll
         self.poll_interval = poll_interval
         self.enabled = stream.isatty() if enabled is None else enabled
+        self.width = width
         self.started = time.monotonic()
         self._done = threading.Event()
         # (bytes, size) or (bytes, size, rate in bytes/s) from ``poll``.
@@ -122,15 +235,24 @@ class Progress:
         return time.monotonic() - self.started
 
     def _line(self, frame: str) -> str:
-        text = '%s %s %.1f s' % (frame, self.label, self.elapsed())
+        figures = '%.1f s' % self.elapsed()
         if self._known is not None:
             done, size, *rate = self._known
-            text += '  %s' % human_size(done)
+            figures += '  %s' % human_size(done)
             if size:
-                text += ' / %s (%d%%)' % (human_size(size), 100 * done // size)
+                figures += ' / %s (%d%%)' % (
+                    human_size(size),
+                    100 * done // size,
+                )
             if rate and rate[0]:
-                text += '  %s/s' % human_size(rate[0])
-        return text
+                figures += '  %s/s' % human_size(rate[0])
+        width = (self.width or _terminal_columns(self.stream)) - 1
+        # The figures are what changes: the label gives way to them.
+        room = max(width - len(figures) - 3, 0)
+        label = self.label
+        if len(label) > room:
+            label = label[: max(room - 1, 0)] + '~' if room else ''
+        return ('%s %s %s' % (frame, label, figures))[:width]
 
     def run(self, call: Callable[[], Any]) -> Any:
         """Run ``call`` in a thread and animate until it returns."""
@@ -186,31 +308,6 @@ class Progress:
         )
 
 
-def precache_rows(result: dict[str, dict[str, dict]]) -> list[list[str]]:
-    """One row per host and image of a pre-cache result."""
-    rows = []
-    for host, outcomes in result.items():
-        for image_id, outcome in outcomes.items():
-            error = ''
-            if outcome.get('error'):
-                error = '%s: %s' % (
-                    outcome.get('error_class'),
-                    outcome['error'].splitlines()[0],
-                )
-            size = outcome.get('size')
-            rows.append(
-                [
-                    host,
-                    image_id,
-                    outcome['status'],
-                    human_size(size) if size is not None else '',
-                    human_size(outcome.get('fetched') or 0),
-                    error,
-                ]
-            )
-    return rows
-
-
 class PrecacheBoard:
     """The per-host table of a running pre-cache, updated as hosts finish.
 
@@ -229,13 +326,12 @@ class PrecacheBoard:
         if self._tty:
             self._draw()
 
-    def _row(self, host: str) -> list[str]:
-        return [host, self._state[host]]
-
     def _draw(self) -> None:
-        text = table(
-            [self._row(h) for h in self._hosts], ['Host', 'Pre-cache']
-        )
+        board = prettytable.PrettyTable(['Host', 'Pre-cache'])
+        board.align = 'l'
+        for host in self._hosts:
+            board.add_row([host, self._state[host]])
+        text = board.get_string()
         if self._lines:
             self._stream.write('\x1b[%dA\x1b[J' % self._lines)
         self._stream.write(text + '\n')

@@ -150,3 +150,131 @@ def test_no_agent_on_the_topic_times_out_with_one_line(run):
     assert result.returncode == 1
     assert result.stderr.startswith('ERROR: no answer from an image agent')
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# -- credentials and formats as OpenStack's clients take and give them ------
+
+
+def _demo_session(deployment):  # noqa: F811
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.identity import v3
+
+    auth = v3.Password(
+        auth_url=deployment.keystone_url,
+        username='demo',
+        password=deployment.password('demo'),
+        project_name='demo',
+        user_domain_id='default',
+        project_domain_id='default',
+    )
+    return ks_session.Session(auth=auth)
+
+
+@pytest.fixture
+def app_credential(deployment):  # noqa: F811
+    """An application credential of user demo, deleted afterwards."""
+    session = _demo_session(deployment)
+    user_id = session.get_user_id()
+    body = session.post(
+        '/users/%s/application_credentials' % user_id,
+        endpoint_filter={'service_type': 'identity', 'interface': 'public'},
+        json={
+            'application_credential': {'name': 'ia-' + uuid.uuid4().hex[:8]}
+        },
+    ).json()['application_credential']
+    yield body
+    session.delete(
+        '/users/%s/application_credentials/%s' % (user_id, body['id']),
+        endpoint_filter={'service_type': 'identity', 'interface': 'public'},
+        raise_exc=False,
+    )
+
+
+def _without_password(env_extra):
+    """The demo user's OS_* variables replaced by ``env_extra``."""
+    cleared = {
+        name: ''
+        for name in (
+            'OS_USERNAME',
+            'OS_PASSWORD',
+            'OS_PROJECT_NAME',
+            'OS_USER_DOMAIN_NAME',
+            'OS_PROJECT_DOMAIN_NAME',
+        )
+    }
+    return dict(cleared, **env_extra)
+
+
+def test_an_application_credential_authenticates(
+    run, agent, demo_context, images, app_credential
+):  # noqa: F811
+    image = images(demo_context)
+    env = _without_password(
+        {
+            'OS_AUTH_TYPE': 'v3applicationcredential',
+            'OS_APPLICATION_CREDENTIAL_ID': app_credential['id'],
+            'OS_APPLICATION_CREDENTIAL_SECRET': app_credential['secret'],
+        }
+    )
+    result = run('-f', 'value', '-c', 'id', 'show', image['id'], env_extra=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == image['id'] + '\n'
+
+
+def test_a_cloud_of_clouds_yaml_authenticates(
+    run, agent, demo_context, images, deployment, tmp_path
+):  # noqa: F811
+    image = images(demo_context)
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text(
+        'clouds:\n'
+        '  ia-demo:\n'
+        '    auth:\n'
+        '      auth_url: %s\n'
+        '      username: demo\n'
+        '      password: %s\n'
+        '      project_name: demo\n'
+        '      user_domain_id: default\n'
+        '      project_domain_id: default\n'
+        % (deployment.keystone_url, deployment.password('demo'))
+    )
+    env = _without_password(
+        {
+            'OS_AUTH_URL': '',
+            'OS_CLOUD': 'ia-demo',
+            'OS_CLIENT_CONFIG_FILE': str(clouds),
+        }
+    )
+    result = run('-f', 'json', '-c', 'id', '-c', 'name', 'show', image['id'],
+                 env_extra=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        'id': image['id'],
+        'name': image['name'],
+    }
+
+
+def test_domain_ids_are_honoured(run, agent):  # noqa: F811
+    env = {
+        'OS_USER_DOMAIN_NAME': '',
+        'OS_PROJECT_DOMAIN_NAME': '',
+        'OS_USER_DOMAIN_ID': 'default',
+        'OS_PROJECT_DOMAIN_ID': 'default',
+    }
+    result = run('--host', agent.host, '-f', 'yaml', 'ping', env_extra=env)
+    assert result.returncode == 0, result.stderr
+    assert 'host: %s' % agent.host in result.stdout
+
+
+def test_a_missing_domain_says_what_to_set(run):
+    env = {'OS_USER_DOMAIN_NAME': ''}
+    result = run('ping', env_extra=env)
+    assert result.returncode == 1
+    assert 'OS_USER_DOMAIN_NAME' in result.stderr
+
+
+def test_no_credentials_say_what_to_set(run, agent):  # noqa: F811
+    env = _without_password({'OS_AUTH_URL': ''})
+    result = run('--host', agent.host, 'ping', env_extra=env)
+    assert result.returncode == 1
+    assert 'openrc' in result.stderr and 'OS_CLOUD' in result.stderr

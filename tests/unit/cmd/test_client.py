@@ -16,7 +16,15 @@ IMAGE_ID = '9b6ab1f6-56cc-4b4c-9d53-2b3e5e6f5a01'
 
 
 def parse(*argv):
-    return client.build_parser().parse_args(argv)
+    return client.build_parser(list(argv)).parse_args(argv)
+
+
+def emit(result, command, *argv):
+    """What ``output.emit`` writes for ``result`` with options ``argv``."""
+    args = parse(*argv, 'ping')
+    stream = io.StringIO()
+    output.emit(result, command, args, stdout=stream)
+    return stream.getvalue()
 
 
 class TestArguments:
@@ -41,10 +49,47 @@ class TestArguments:
         monkeypatch.setenv('OS_AUTH_URL', 'http://keystone/v3')
         monkeypatch.setenv('OS_USERNAME', 'demo')
         monkeypatch.setenv('OS_PROJECT_NAME', 'demo')
+        monkeypatch.setenv('OS_USER_DOMAIN_ID', 'd0')
+        monkeypatch.setenv('OS_PROJECT_DOMAIN_ID', 'd1')
         args = parse('ping')
         assert args.os_auth_url == 'http://keystone/v3'
         assert args.os_username == 'demo'
-        assert args.os_user_domain_name == 'Default'
+        assert (args.os_user_domain_id, args.os_project_domain_id) == (
+            'd0',
+            'd1',
+        )
+
+    def test_no_domain_is_guessed(self, monkeypatch):
+        monkeypatch.setenv('OS_AUTH_URL', 'http://keystone/v3')
+        monkeypatch.setenv('OS_USERNAME', 'demo')
+        monkeypatch.setenv('OS_PASSWORD', 'pw')
+        args = parse('ping')
+        assert args.os_user_domain_name is None
+        with pytest.raises(exception.InvalidInput) as info:
+            client.make_context(args)
+        assert 'OS_USER_DOMAIN_NAME' in str(info.value)
+
+    def test_any_auth_type_brings_its_options(self, monkeypatch):
+        monkeypatch.setenv('OS_AUTH_TYPE', 'v3applicationcredential')
+        monkeypatch.setenv('OS_APPLICATION_CREDENTIAL_ID', 'ac1')
+        monkeypatch.setenv('OS_APPLICATION_CREDENTIAL_SECRET', 's3')
+        args = parse('ping')
+        assert args.os_auth_type == 'v3applicationcredential'
+        assert args.os_application_credential_id == 'ac1'
+        args = parse('--os-auth-type', 'v3token', '--os-token', 't', 'ping')
+        assert args.os_token == 't'
+
+    def test_subcommands_explain_their_options(self, capsys):
+        with pytest.raises(SystemExit):
+            parse('download', '--help')
+        text = capsys.readouterr().out
+        assert '--overwrite' in text and 'already exists' in text
+        assert 'no progress line' in text
+        assert 'verified' in text
+        with pytest.raises(SystemExit):
+            parse('cache-list', '--help')
+        text = capsys.readouterr().out
+        assert '--host HOST' in text and 'SUB_HOST' not in text
 
     def test_image_metadata_from_options(self):
         args = parse(
@@ -82,6 +127,7 @@ class TestCommands:
 
     def test_update_with_a_file(self):
         api = mock.Mock()
+        api.update.return_value = {'id': IMAGE_ID, 'size': 3}
         args = parse('--host', 'h', 'update', IMAGE_ID, '--file', '/srv/f')
         client.run_command(api, 'ctx', args)
         api.update.assert_called_once_with(
@@ -94,7 +140,7 @@ class TestCommands:
             '--os-user-id', 'u', '--os-project-id', 'p', '--os-roles', 'a,b',
             'ping',
         )  # fmt: skip
-        args.os_auth_url = None
+        args.os_auth_type = 'none'
         ctxt = client.make_context(args)
         assert (ctxt.user_id, ctxt.project_id) == ('u', 'p')
         assert ctxt.roles == ['a', 'b']
@@ -104,6 +150,7 @@ class TestCommands:
     def test_noauth_admin_role_makes_an_admin_context(self):
         args = parse('--os-roles', 'admin,member', 'ping')
         args.os_auth_url = None
+        args.os_cloud = None
         assert client.make_context(args).is_admin is True
 
 
@@ -135,21 +182,47 @@ class TestErrors:
 
 class TestOutput:
     def test_json(self):
-        text = output.render({'b': 1, 'a': [1]}, 'json', 'show')
+        text = emit({'b': 1, 'a': [1]}, 'show', '-f', 'json')
         assert json.loads(text) == {'a': [1], 'b': 1}
 
-    def test_a_dict_is_a_property_table(self):
-        text = output.render({'name': 'n', 'tags': ['a']}, 'table', 'show')
-        lines = text.splitlines()
-        assert lines[1] == '| Property | Value |'
-        assert '| name     | n     |' in lines
-        assert '| tags     | ["a"] |' in lines
+    def test_yaml(self):
+        assert emit({'a': [1]}, 'show', '-f', 'yaml') == 'a:\n- 1\n'
+
+    def test_value_of_one_column(self):
+        image = {'id': IMAGE_ID, 'name': 'n', 'size': 2048}
+        assert emit(image, 'show', '-f', 'value', '-c', 'id') == (
+            IMAGE_ID + '\n'
+        )
+        rows = [image, dict(image, id='other')]
+        text = emit(rows, 'detail', '-f', 'value', '-c', 'id')
+        assert text.split() == [IMAGE_ID, 'other']
+
+    def test_a_dict_is_a_field_table(self):
+        text = emit({'name': 'n', 'tags': ['a']}, 'show')
+        assert '| Field | Value |' in text
+        assert '| tags  | ["a"] |' in text
+
+    def test_sizes_are_human_in_tables_and_bytes_in_json(self):
+        image = {'id': 'i', 'size': 3 * 2**20}
+        assert '3.0 MiB' in emit(image, 'show')
+        assert json.loads(emit(image, 'show', '-f', 'json'))['size'] == (
+            3 * 2**20
+        )
+        entries = {'entries': [{'image_id': 'i', 'size': 2048}]}
+        assert '2.0 KiB' in emit(entries, 'cache-list')
+
+    def test_a_table_fits_the_width_asked(self):
+        properties = {'k%d' % i: 'v' * 30 for i in range(9)}
+        image = {'id': 'i', 'properties': properties}
+        text = emit(image, 'show', '--max-width', '80')
+        assert max(len(line) for line in text.splitlines()) <= 80
 
     def test_a_list_shows_the_commands_columns(self):
         images = [{'id': 'i1', 'name': 'a', 'status': 'active', 'x': 1}]
-        text = output.render(images, 'table', 'detail')
+        text = emit(images, 'detail')
         assert 'disk_format' in text.splitlines()[1]
         assert ' x ' not in text.splitlines()[1]
+        assert json.loads(emit(images, 'detail', '-f', 'json'))[0]['x'] == 1
 
     @pytest.mark.parametrize(
         'size, text',
@@ -175,6 +248,16 @@ class TestOutput:
         assert 'download x' in shown
         assert '512 B / 1.0 KiB (50%)  3.0 MiB/s' in shown
         assert shown.endswith('\r\x1b[K')
+
+    def test_progress_lines_fit_an_80_column_terminal(self):
+        stream = io.StringIO()
+        progress = output.Progress(
+            'download %s' % IMAGE_ID, stream=stream, enabled=True, width=80
+        )
+        progress._known = (2**30, 4 * 2**30, 300 * 2**20)
+        line = progress._line('|')
+        assert len(line) < 80
+        assert line.endswith('1.0 GiB / 4.0 GiB (25%)  300.0 MiB/s')
 
     def test_progress_is_silent_off_a_terminal(self):
         stream = io.StringIO()
@@ -208,8 +291,14 @@ class TestCacheCommands:
         assert callable(call.kwargs['progress'])
 
     def test_precache_needs_a_host(self):
-        with pytest.raises(SystemExit):
-            parse('precache', 'img-a')
+        with pytest.raises(exception.InvalidInput):
+            client.run_command(mock.Mock(), 'ctx', parse('precache', 'img-a'))
+
+    def test_precache_honours_the_global_host(self):
+        api = mock.Mock()
+        args = parse('--host', 'h1', 'precache', 'img-a')
+        client.run_command(api, 'ctx', args)
+        assert api.precache.call_args.args == ('ctx', ['img-a'], ['h1'])
 
     def test_cache_list_and_evict_target_one_host(self):
         api = mock.Mock()
@@ -233,7 +322,7 @@ class TestCacheCommands:
                 }
             },
         }
-        text = output.render(result, 'table', 'precache')
+        text = emit(result, 'precache')
         assert 'cached' in text and '2.0 KiB' in text
         assert 'MessagingTimeout: the agent did not answer' in text
         stream = io.StringIO()
@@ -242,7 +331,7 @@ class TestCacheCommands:
         assert stream.getvalue().startswith('[1/2] h2: 1 skipped')
 
 
-def test_precache_exits_2_when_a_host_failed(monkeypatch, capsys):
+def test_precache_exits_1_when_a_host_failed(monkeypatch, capsys):
     api = mock.Mock()
     api.precache.return_value = {
         'h1': {'a': {'status': 'cached'}},
@@ -252,9 +341,9 @@ def test_precache_exits_2_when_a_host_failed(monkeypatch, capsys):
     fake.PRECACHE_PING_TIMEOUT = 5
     monkeypatch.setattr(client.rpcapi, 'ImageAgentAPI', fake)
     monkeypatch.setattr(client.rpc, 'get_transport', mock.Mock())
-    argv = ['--os-user-id', 'u', '--os-project-id', 'p', 'precache']
+    argv = ['--os-auth-type', 'none', '--os-user-id', 'u', 'precache']
     code = client.main([*argv, '--host', 'h1', '--host', 'h2', 'a'])
-    assert code == 2
+    assert code == 1
     assert 'skipped' in capsys.readouterr().out
     api.precache.return_value = {'h1': {'a': {'status': 'existing'}}}
     assert client.main([*argv, '--host', 'h1', 'a']) == 0
