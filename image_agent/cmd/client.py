@@ -316,19 +316,21 @@ def _transfer_poller(api, ctxt, args, kind: str, image_id, path: str):
 
     def poll():
         status = api.ping(ctxt, host=args.host)
-        for transfer in status.get('transfers', []):
-            same_image = image_id is None or transfer['image_id'] == image_id
-            if (
-                transfer['kind'] == kind
-                and same_image
-                and os.path.basename(transfer['path'])
-                == os.path.basename(path)
-            ):
-                return (
-                    transfer['bytes'],
-                    transfer['size'],
-                    transfer.get('rate'),
-                )
+        candidates = [
+            t
+            for t in status.get('transfers', [])
+            if t['kind'] == kind
+            and (image_id is None or t['image_id'] == image_id)
+        ]
+        # Ours is the one writing (or reading) our path; a download that
+        # fills the image cache first writes the cache's entry instead.
+        named = [
+            t
+            for t in candidates
+            if os.path.basename(t['path']) == os.path.basename(path)
+        ]
+        for transfer in named or candidates[:1]:
+            return (transfer['bytes'], transfer['size'], transfer.get('rate'))
         return None
 
     return poll if args.host else None
