@@ -39,7 +39,7 @@ LIST_COLUMNS = {
     'get-stores': ('id', 'default', 'read-only', 'description'),
     'list-members': ('image_id', 'member_id', 'status', 'updated_at'),
     'cache-list': ('image_id', 'size', 'last_used', 'in_use'),
-    'cache-evict': ('image_id', 'size', 'path'),
+    'cache-evict': ('image_id', 'size', 'last_used'),
     'precache': ('host', 'image', 'status', 'size', 'fetched', 'error'),
 }
 SIZE_KEYS = frozenset({'size', 'fetched', 'bytes', 'virtual_size', 'max_size'})
@@ -123,6 +123,8 @@ def _rows(result: Any, command: str) -> list[dict] | None:
         return precache_rows(result)
     if command == 'cache-list':
         return result.get('entries', [])
+    if command == 'cache-evict' and isinstance(result, dict):
+        return result.get('evicted', [])
     if isinstance(result, list):
         return [r if isinstance(r, dict) else {'value': r} for r in result]
     return None

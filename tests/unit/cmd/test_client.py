@@ -211,6 +211,13 @@ class TestOutput:
         entries = {'entries': [{'image_id': 'i', 'size': 2048}]}
         assert '2.0 KiB' in emit(entries, 'cache-list')
 
+    def test_evicted_entries_are_rows_not_one_cell(self):
+        entry = {'image_id': 'i', 'size': 2048, 'path': '/c/' + 'x' * 300,
+                 'os_hash_value': 'f' * 128, 'last_used': 't'}  # fmt: skip
+        text = emit({'image_id': 'i', 'evicted': [entry]}, 'cache-evict')
+        assert max(len(line) for line in text.splitlines()) < 60
+        assert '2.0 KiB' in text
+
     def test_a_table_fits_the_width_asked(self):
         properties = {'k%d' % i: 'v' * 30 for i in range(9)}
         image = {'id': 'i', 'properties': properties}
