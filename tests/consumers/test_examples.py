@@ -97,12 +97,9 @@ def test_cinder_example_downloads_on_the_volumes_node(
 
 @pytest.fixture(scope='session')
 def nova_agent(agent_factory):
-    """The agent of a compute host: in Nova's exchange, as the agents Nova
-    calls over its own transport are."""
-    return agent_factory(
-        'compute-%s' % uuid.uuid4().hex[:6],
-        options={'DEFAULT': {'control_exchange': 'nova'}},
-    )
+    """The agent of a compute host, configured as any other: Nova's
+    transport (control_exchange nova) reaches it in the agents' exchange."""
+    return agent_factory('compute-%s' % uuid.uuid4().hex[:6])
 
 
 def test_nova_example_fills_the_compute_hosts_image_cache(

@@ -16,9 +16,9 @@ and the compute host's nova.conf (``[DEFAULT] transport_url``, ``host``,
     python nova_image_to_compute.py --config-file /etc/nova/nova.conf \\
         IMAGE_ID
 
-Nova's ``control_exchange`` is ``nova``: the agents it calls over Nova's
-transport listen in that exchange. The last line printed is a JSON
-summary of what the agent did.
+Nova's ``control_exchange`` is ``nova``; the calls go to the agents' own
+exchange all the same. The last line printed is a JSON summary of what
+the agent did.
 """
 
 import argparse
