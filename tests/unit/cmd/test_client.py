@@ -354,3 +354,14 @@ def test_precache_exits_1_when_a_host_failed(monkeypatch, capsys):
     assert 'skipped' in capsys.readouterr().out
     api.precache.return_value = {'h1': {'a': {'status': 'existing'}}}
     assert client.main([*argv, '--host', 'h1', 'a']) == 0
+
+
+def test_an_existing_destination_names_the_option():
+    error = exception.DestinationExists(path='/srv/x')
+    assert client._one_line(error).endswith('Use --overwrite to replace it.')
+
+
+def test_a_refusal_without_credentials_says_what_to_set():
+    error = exception.NotAuthorized('image-agent calls need a token')
+    line = client._one_line(error, ctxt=None)
+    assert 'openrc' in line and 'OS_CLOUD' in line
