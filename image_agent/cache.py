@@ -7,7 +7,7 @@ there is no index to lose or corrupt in a crash. A cache entry is written
 like any download (a temporary file, verified, fsynced, renamed into
 place), so a name always stands for a complete, verified file; temporary
 files left by a crash are removed at start like every other. Entries are
-read-only (mode 0444).
+read-only and private (mode 0400 in a 0700 directory).
 
 The time an entry was last used is its modification time (set on every
 use; the data itself never changes). When a new entry would take the
@@ -46,7 +46,10 @@ from image_agent.i18n import _
 
 LOG = logging.getLogger(__name__)
 
-MODE = 0o444
+# Entries and their directory are the agent's alone: a private image in
+# the cache is readable by no other local user.
+MODE = 0o400
+DIRECTORY_MODE = 0o700
 _NAME = re.compile(
     r'(?P<id>[A-Za-z0-9][A-Za-z0-9_-]{0,127})'
     r'\.(?P<algo>[a-z0-9_]{2,16})-(?P<hash>[0-9a-f]{16,256})'
@@ -114,7 +117,12 @@ class ImageCache:
         self._reserved = 0
 
     def ensure_directory(self) -> None:
-        os.makedirs(self.directory, mode=0o755, exist_ok=True)
+        os.makedirs(self.directory, mode=DIRECTORY_MODE, exist_ok=True)
+        # A directory made by an older agent (0755) becomes private too.
+        try:
+            os.chmod(self.directory, DIRECTORY_MODE)
+        except OSError as e:
+            LOG.warning('Cannot make %s private: %s', self.directory, e)
 
     def contains(self, path: str) -> bool:
         """Whether ``path`` (resolved) is the cache directory or inside it."""

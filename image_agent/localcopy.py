@@ -17,7 +17,6 @@ any failure (the agent goes to Glance's API) loses nothing but the attempt.
 """
 
 from collections.abc import Callable
-import contextlib
 import errno
 import fcntl
 import os
@@ -55,42 +54,80 @@ _UNSUPPORTED = {
 Cancelled = pipeline.Cancelled
 
 
-def file_location(image: dict[str, Any], allowed_schemes) -> str | None:
-    """The path of a ``file://`` location of ``image`` readable here.
+def file_paths(image: dict[str, Any], allowed_schemes) -> list[str]:
+    """The local paths of ``image``'s ``file://`` locations it may use.
 
-    None unless ``file`` is an allowed scheme and one of ``direct_url`` and
-    ``locations`` names a readable regular file.
+    None unless ``file`` is an allowed scheme and Glance recorded both a
+    hash and a size: a copy that cannot be proven the image's bytes is never
+    made (any readable file would otherwise pass for the image).
     """
     if 'file' not in (allowed_schemes or ()):
-        return None
+        return []
+    if image.get('size') is None or not verify_mod.ImageHasher.describes(
+        image
+    ):
+        return []
     urls = [image.get('direct_url')]
     urls += [loc.get('url') for loc in image.get('locations') or ()]
+    found = []
     for url in filter(None, urls):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme != 'file' or parsed.netloc not in ('', 'localhost'):
             continue
         path = urllib.parse.unquote(parsed.path)
+        if path not in found:
+            found.append(path)
+    return found
+
+
+def open_regular(path: str) -> int:
+    """A read-only descriptor of the regular file at ``path``.
+
+    A symbolic link, a FIFO, a device or a directory is refused (OSError)
+    before anything is read from it: ``lstat`` first, so that no device is
+    ever opened, then ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO swapped in meanwhile
+    cannot block the open) and ``fstat`` on the descriptor, which must be
+    the very file that ``lstat`` saw.
+    """
+    before = os.lstat(path)
+    if not stat.S_ISREG(before.st_mode):
+        raise OSError(errno.EINVAL, 'not a regular file: %s' % path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (
+            before.st_dev,
+            before.st_ino,
+        ):
+            raise OSError(errno.EINVAL, 'not a regular file: %s' % path)
+        fcntl.fcntl(
+            fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK
+        )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_location(
+    image: dict[str, Any], allowed_schemes
+) -> tuple[int, str] | None:
+    """``(descriptor, path)`` of the first usable ``file://`` location.
+
+    See ``file_paths`` and ``open_regular``; a location that cannot be
+    opened that way is skipped. None when there is none: the caller asks
+    Glance's API.
+    """
+    for path in file_paths(image, allowed_schemes):
         try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and os.access(path, os.R_OK):
-            return path
+            return open_regular(path), path
+        except OSError as e:
+            LOG.info(
+                'Not reading image %(id)s from %(path)s: %(error)s',
+                {'id': image.get('id'), 'path': path, 'error': e},
+            )
     return None
-
-
-def without_file_locations(image: dict[str, Any]) -> dict[str, Any]:
-    """``image`` without its ``file://`` locations (for a fallback)."""
-    image = dict(image)
-    if str(image.get('direct_url') or '').startswith('file:'):
-        image['direct_url'] = None
-    if image.get('locations'):
-        image['locations'] = [
-            loc
-            for loc in image['locations']
-            if not str(loc.get('url') or '').startswith('file:')
-        ]
-    return image
 
 
 def clone(src_fd: int, dst_fd: int) -> bool:
@@ -250,15 +287,3 @@ def _copy_range(
             break
         done += copied
     return done
-
-
-@contextlib.contextmanager
-def open_source(path: str):
-    """A read-only descriptor of a regular file (no FIFO, no device)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, 'not a regular file: %s' % path)
-        yield fd
-    finally:
-        os.close(fd)

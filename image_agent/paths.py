@@ -76,8 +76,11 @@ class Destination:
 class PathPolicy:
     """The roots of one direction (downloads or uploads) and their rules."""
 
-    def __init__(self, roots: list[str], purpose: str) -> None:
+    def __init__(self, roots: list[str], purpose: str, excluded=()) -> None:
+        """``excluded``: directories below the roots that are never used
+        (the agent's image cache is no upload source)."""
         self.purpose = purpose
+        self.excluded = [os.path.realpath(d) for d in excluded]
         self.roots = []
         for root in roots:
             if not os.path.isabs(root):
@@ -127,7 +130,11 @@ class PathPolicy:
         )
 
     def _check_inside(self, requested: str, real_path: str | None) -> None:
-        if not self.is_inside(real_path):
+        excluded = real_path and any(
+            real_path == d or real_path.startswith(d.rstrip('/') + '/')
+            for d in self.excluded
+        )
+        if excluded or not self.is_inside(real_path):
             raise exception.PathNotAllowed(
                 path=display(requested),
                 roots=', '.join(self.roots) or _('none configured'),

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import dataclasses
 import datetime
 import errno
+import hashlib
 import json
 import os
 import threading
@@ -63,17 +64,37 @@ class SingleFlight:
         self._lock = threading.Lock()
         self._flights: dict[Any, _Flight] = {}
 
-    def run(self, key: Any, func: Callable[[], Any]) -> Any:
-        with self._lock:
-            flight = self._flights.get(key)
-            leader = flight is None
+    def run(
+        self,
+        key: Any,
+        func: Callable[[], Any],
+        join: Callable[[], Any] | None = None,
+        own_errors: tuple[type[BaseException], ...] = (),
+    ) -> Any:
+        """``func()``, or the outcome of the call of ``key`` running now.
+
+        A caller that joins a running call first runs ``join()`` (its own
+        check: a caller is never given what it may not have). An error in
+        ``own_errors`` belongs to the caller that met it (a refusal of its
+        token): one who joined does not inherit it, and runs again.
+        """
+        while True:
+            with self._lock:
+                flight = self._flights.get(key)
+                leader = flight is None
+                if leader:
+                    flight = self._flights[key] = _Flight()
             if leader:
-                flight = self._flights[key] = _Flight()
-        if not leader:
+                return self._lead(key, flight, func)
+            if join is not None:
+                join()
             flight.done.wait()
-            if flight.error is not None:
+            if flight.error is None:
+                return flight.result
+            if not isinstance(flight.error, own_errors):
                 raise flight.error
-            return flight.result
+
+    def _lead(self, key: Any, flight: _Flight, func: Callable[[], Any]) -> Any:
         try:
             flight.result = func()
             return flight.result
@@ -141,6 +162,40 @@ class _CancellableReader:
         return position
 
 
+class _Grant:
+    """Glance's word that one caller may download one image now.
+
+    Asked once, before the caller gets bytes from anywhere but Glance's
+    own answer to it (the cache, a local file, a file already in place).
+    """
+
+    def __init__(self, images, context, image: dict[str, Any]) -> None:
+        self._images = images
+        self._context = context
+        self._image = image
+        self.given = False
+
+    def check(self) -> None:
+        if not self.given:
+            self._images.check_download(self._context, self._image)
+            self.given = True
+
+
+# Errors that answer one caller's token: another caller sharing the
+# transfer does not inherit them.
+_CALLERS_OWN = (exception.NotAuthorized, exception.ImageNotFound)
+
+
+def _caller(context) -> str:
+    """Who is asking, for transfers shared only by the same caller."""
+    token = getattr(context, 'auth_token', None) or ''
+    who = '%s/%s' % (
+        getattr(context, 'user_id', None),
+        getattr(context, 'project_id', None),
+    )
+    return hashlib.sha256((who + '\0' + token).encode()).hexdigest()
+
+
 @dataclasses.dataclass
 class _Outcome:
     """Where a download's bytes came from and what Glance sent."""
@@ -162,7 +217,8 @@ class Transfers:
         image_service,
         download_roots: list[str],
         upload_roots: list[str] | None,
-        file_mode: int = 0o644,
+        file_mode: int = 0o600,
+        file_group: int | None = None,
         max_downloads: int = 4,
         max_uploads: int = 4,
         free_space_margin: int = 0,
@@ -176,8 +232,13 @@ class Transfers:
         self.downloads = paths.PathPolicy(download_roots, 'download')
         if upload_roots is None:
             upload_roots = download_roots
-        self.uploads = paths.PathPolicy(upload_roots, 'upload')
+        self.uploads = paths.PathPolicy(
+            upload_roots,
+            'upload',
+            excluded=[cache.directory] if cache is not None else (),
+        )
         self._mode = file_mode
+        self._group = file_group
         self.space = space.SpaceLedger(free_space_margin)
         self._download_slots = threading.BoundedSemaphore(max_downloads)
         self._upload_slots = threading.BoundedSemaphore(max_uploads)
@@ -224,6 +285,7 @@ class Transfers:
             agent.download_roots,
             agent.upload_roots,
             file_mode=writer.parse_mode(agent.file_mode),
+            file_group=writer.parse_group(agent.file_group),
             max_downloads=agent.max_concurrent_downloads,
             max_uploads=agent.max_concurrent_uploads,
             free_space_margin=agent.free_space_margin_mb * 1024 * 1024,
@@ -318,7 +380,10 @@ class Transfers:
         image = self._images.show(context, image_id)
         key = ('download', image['id'], destination.path, bool(overwrite))
         return self._flights.run(
-            key, lambda: self._download(context, image, destination, overwrite)
+            key,
+            lambda: self._download(context, image, destination, overwrite),
+            join=lambda: self._images.check_download(context, image),
+            own_errors=_CALLERS_OWN,
         )
 
     def _download(self, context, image, destination, overwrite) -> dict:
@@ -334,14 +399,10 @@ class Transfers:
             'source': None,
             'fetched': 0,
         }
+        grant = _Grant(self._images, context, image)
         existing = self.downloads.check_existing(destination)
         if existing is not None:
-            if writer.matches_image(destination.path, image, existing.st_size):
-                LOG.info(
-                    'Reusing %s: it already holds image %s',
-                    destination.path,
-                    image_id,
-                )
+            if self._reuse(destination, image, existing, grant):
                 result['reused'] = True
                 return result
             if not overwrite:
@@ -351,7 +412,7 @@ class Transfers:
         with self.space.reserve(destination.directory, image_id, size) as r:
             self._take_download_slot(image_id)
             try:
-                entry, fill = self._cache_entry(context, image)
+                entry, fill = self._cache_entry(context, image, grant)
                 done = self._transfer_download(
                     context,
                     image,
@@ -364,6 +425,7 @@ class Transfers:
                     # in the cache is.
                     trusted=bool(fill and fill.get('source') is not None),
                     reservation=r,
+                    grant=grant,
                 )
             finally:
                 self._download_slots.release()
@@ -371,6 +433,23 @@ class Transfers:
         result['source'] = done['source']
         result['fetched'] = done['fetched'] + (fill or {}).get('fetched', 0)
         return result
+
+    def _reuse(self, destination, image, existing, grant: _Grant) -> bool:
+        """Whether the file already at ``destination`` is the image, for
+        this caller: hashed within a download slot, then Glance asked."""
+        self._take_download_slot(image['id'])
+        try:
+            if not writer.matches_image(destination.path, image, existing):
+                return False
+        finally:
+            self._download_slots.release()
+        grant.check()
+        LOG.info(
+            'Reusing %s: it already holds image %s',
+            destination.path,
+            image['id'],
+        )
+        return True
 
     def _take_download_slot(self, image_id: str) -> None:
         try:
@@ -382,7 +461,9 @@ class Transfers:
 
     # -- the image cache ---------------------------------------------------
 
-    def _cache_entry(self, context, image) -> tuple[Any, dict | None]:
+    def _cache_entry(
+        self, context, image, grant: _Grant
+    ) -> tuple[Any, dict | None]:
         """The cache entry of ``image``, filled now if it is missing.
 
         Returns ``(entry, fill)``: ``fill`` says how a missing entry was
@@ -396,13 +477,13 @@ class Transfers:
         if entry is not None:
             return entry, None
         try:
-            fill = self._fill_cache(context, image)
+            fill = self._fill_cache(context, image, grant)
         except exception.InsufficientSpace as e:
             LOG.info('Not caching image %s: %s', image['id'], e)
             return None, None
         return self.cache.lookup(image), fill
 
-    def _fill_cache(self, context, image) -> dict:
+    def _fill_cache(self, context, image, grant: _Grant) -> dict:
         """Put ``image`` in the cache (one transfer per image at a time).
 
         The caller holds a download slot.
@@ -431,9 +512,10 @@ class Transfers:
                     True,
                     mode=image_cache.MODE,
                     reservation=reservation,
+                    grant=grant,
                 )
 
-        return self._flights.run(key, fill)
+        return self._flights.run(key, fill, own_errors=_CALLERS_OWN)
 
     def precache(self, context, image_id: str) -> dict[str, Any]:
         """Put an image in this agent's cache.
@@ -467,7 +549,9 @@ class Transfers:
             return result
         self._take_download_slot(image['id'])
         try:
-            done = self._fill_cache(context, image)
+            done = self._fill_cache(
+                context, image, _Grant(self._images, context, image)
+            )
         finally:
             self._download_slots.release()
         if done['source'] is not None:
@@ -498,6 +582,7 @@ class Transfers:
         mode=None,
         trusted=False,
         reservation=None,
+        grant: _Grant | None = None,
     ) -> dict:
         """Write ``image`` to ``destination``; return ``size``, ``source``
         (``cache``, ``file`` or ``glance``) and ``fetched``."""
@@ -521,6 +606,7 @@ class Transfers:
                 dir_fd,
                 self._mode if mode is None else mode,
                 overwrite,
+                group=self._group if mode is None else None,
                 cancel=self._cancel,
                 expected_size=image.get('size'),
                 reservation=reservation,
@@ -531,6 +617,7 @@ class Transfers:
                     out,
                     self._progress_reporter(context, progress),
                     cached,
+                    grant or _Grant(self._images, context, image),
                     trusted,
                 )
         except BaseException as e:
@@ -588,11 +675,16 @@ class Transfers:
         }
 
     def _fill(
-        self, context, image, out, report, cached, trusted=False
+        self, context, image, out, report, cached, grant, trusted=False
     ) -> '_Outcome':
         """Fill the temporary file ``out`` from the first source that works:
-        the cache entry ``cached``, a local ``file://`` location, Glance."""
+        the cache entry ``cached``, a local ``file://`` location, Glance.
+
+        Bytes from the first two are the caller's only once Glance said so
+        (``grant``); Glance's answer to the caller's own request is that.
+        """
         if cached is not None:
+            grant.check()
             try:
                 with self.cache.open(cached) as fd:
                     size, _how = localcopy.copy_verified(
@@ -617,34 +709,45 @@ class Transfers:
                     e,
                 )
             out.reset()
-        path = localcopy.file_location(
-            image, CONF.glance.allowed_direct_url_schemes
-        )
-        if path is not None:
-            try:
-                with localcopy.open_source(path) as fd:
-                    size, how = localcopy.copy_verified(
-                        fd, out.fileno(), image, report, self._cancel
-                    )
-                out.copied(size)
-                LOG.debug(
-                    'Copied image %s from %s (%s)', image['id'], path, how
-                )
-                return _Outcome('file')
-            except writer.Cancelled:
-                raise
-            except Exception as e:
-                LOG.warning(
-                    'Local copy of image %(id)s from %(path)s failed '
-                    '(%(error)s); downloading it from Glance',
-                    {'id': image['id'], 'path': path, 'error': e},
-                )
-                out.reset()
-            image = localcopy.without_file_locations(image)
+        if localcopy.file_paths(image, CONF.glance.allowed_direct_url_schemes):
+            grant.check()
+            if (
+                outcome := self._copy_location(image, out, report)
+            ) is not None:
+                return outcome
         outcome = self._images.download_image(
             context, image, out.write, progress=report, cancel=self._cancel
         )
+        grant.given = True
         return _Outcome('glance', outcome.fetched, outcome.resumes)
+
+    def _copy_location(self, image, out, report) -> '_Outcome | None':
+        """Copy a ``file://`` location into ``out``; None when none works."""
+        opened = localcopy.open_location(
+            image, CONF.glance.allowed_direct_url_schemes
+        )
+        if opened is None:
+            return None
+        fd, path = opened
+        try:
+            size, how = localcopy.copy_verified(
+                fd, out.fileno(), image, report, self._cancel
+            )
+        except writer.Cancelled:
+            raise
+        except Exception as e:
+            LOG.warning(
+                'Local copy of image %(id)s from %(path)s failed '
+                '(%(error)s); downloading it from Glance',
+                {'id': image['id'], 'path': path, 'error': e},
+            )
+            out.reset()
+            return None
+        finally:
+            os.close(fd)
+        out.copied(size)
+        LOG.debug('Copied image %s from %s (%s)', image['id'], path, how)
+        return _Outcome('file')
 
     def _progress_reporter(
         self, context, progress: Progress
@@ -720,8 +823,10 @@ class Transfers:
 
             if image_id is None:
                 return run()
+            # Shared by the same caller only: Glance checks every token.
             key = (
                 'upload',
+                _caller(context),
                 image_id,
                 real,
                 json.dumps(request or {}, sort_keys=True, default=str),

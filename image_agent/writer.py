@@ -13,7 +13,9 @@ from collections.abc import Iterable
 import contextlib
 import errno
 import fcntl
+import grp
 import os
+import stat
 import threading
 
 from oslo_log import log as logging
@@ -61,16 +63,50 @@ def parse_mode(value: str) -> int:
     return mode
 
 
-def matches_image(path: str, image: dict, size: int) -> bool:
+def parse_group(value: str | None) -> int | None:
+    """``[agent] file_group`` (a group name or id) as a group id."""
+    if not value:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return grp.getgrnam(value).gr_gid
+    except KeyError as e:
+        raise exception.InvalidConfigurationValue(
+            option='[agent] file_group',
+            value=value,
+            reason=_('no such group'),
+        ) from e
+
+
+def matches_image(path: str, image: dict, seen: os.stat_result) -> bool:
     """Whether the file at ``path`` holds exactly the image's bytes.
 
-    Size first (cheap), then the hash Glance recorded. An image without a
-    hash never matches: its identity cannot be proven.
+    ``seen`` is the ``lstat`` of ``path``: the file opened (without
+    following a link, without blocking on a FIFO) must be that very file.
+    Only a file nobody but the agent can change is vouched for: owned by
+    the agent's user, writable by nobody else. Size first (cheap), then the
+    hash Glance recorded, read from the descriptor checked. An image
+    without a hash never matches: its identity cannot be proven.
     """
     hasher = verify.ImageHasher(image)
-    if hasher.expected is None or image.get('size') != size:
+    if hasher.expected is None or image.get('size') != seen.st_size:
         return False
-    with open(path, 'rb') as f:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return False
+    with os.fdopen(fd, 'rb', buffering=0) as f:
+        st = os.fstat(fd)
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino)
+            or st.st_uid != os.geteuid()
+            or st.st_mode & 0o022
+            or st.st_size != seen.st_size
+        ):
+            return False
         while chunk := f.read(READ_CHUNK):
             hasher.update(chunk)
     return hasher.hexdigest == hasher.expected
@@ -123,8 +159,10 @@ class AtomicFile:
         cancel: threading.Event | None = None,
         expected_size: int | None = None,
         reservation: space.Reservation | None = None,
+        group: int | None = None,
     ) -> None:
         self.destination = destination
+        self._group = group
         self.written = 0
         self._dir_fd = dir_fd
         self._mode = mode
@@ -221,6 +259,8 @@ class AtomicFile:
                     _('got %(got)d bytes, expected %(expected)d')
                     % {'got': self.written, 'expected': self._expected_size}
                 )
+            if self._group is not None:
+                os.fchown(self._fd, -1, self._group)
             os.fchmod(self._fd, self._mode)
             os.fsync(self._fd)
             _publish(

@@ -50,13 +50,23 @@ path_opts = [
     cfg.ListOpt(
         'upload_roots',
         help='Absolute directories from which image data may be uploaded '
-        '(regular files only). Unset: the download roots.',
+        '(regular files only; never the image cache). Unset: the download '
+        'roots.',
     ),
     cfg.StrOpt(
         'file_mode',
-        default='0644',
+        default='0600',
         regex=r'^0?[0-7]{3,4}$',
-        help='Permission bits of downloaded files, in octal.',
+        help='Permission bits of downloaded files, in octal. The default '
+        'keeps images private to the agent\'s user; to let a consumer '
+        '(nova, cinder) read them, set file_group to its group and this '
+        'to 0640.',
+    ),
+    cfg.StrOpt(
+        'file_group',
+        help='Group (name or id) given to downloaded files, typically the '
+        'group of the service that reads them (nova, cinder); the agent\'s '
+        'user must be a member. Unset: the agent\'s own group.',
     ),
     cfg.IntOpt(
         'max_concurrent_downloads',

@@ -15,11 +15,11 @@ import io
 import os
 import threading
 from typing import Any
-import urllib.parse
 
 from oslo_log import log as logging
 
 from image_agent import conf
+from image_agent import localcopy
 from image_agent.image import fetch
 from image_agent.image import pipeline
 from image_agent.image import verify
@@ -39,26 +39,30 @@ class Outcome:
 
 
 def local_source(image: dict[str, Any]) -> pipeline.Source | None:
-    """A ``file://`` location of the image readable here, if allowed."""
-    if 'file' not in CONF.glance.allowed_direct_url_schemes:
+    """A ``file://`` location of the image readable here, if allowed.
+
+    The one rule of ``localcopy.open_location``: a recorded hash and size,
+    a regular file opened without following a link or blocking on a FIFO.
+    """
+    opened = localcopy.open_location(
+        image, CONF.glance.allowed_direct_url_schemes
+    )
+    if opened is None:
         return None
-    urls = [image.get('direct_url')]
-    urls += [loc.get('url') for loc in image.get('locations') or ()]
-    for url in filter(None, urls):
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme != 'file':
-            continue
-        try:
-            handle = open(parsed.path, 'rb', buffering=0)  # noqa: SIM115
-        except OSError as e:
-            LOG.info('Cannot read %s locally (%s); using the API', url, e)
-            continue
-        if not os.path.isfile(parsed.path):
-            handle.close()
-            continue
-        LOG.debug('Reading image %s from %s', image.get('id'), parsed.path)
-        return handle
-    return None
+    fd, path = opened
+    LOG.debug('Reading image %s from %s', image.get('id'), path)
+    return os.fdopen(fd, 'rb', buffering=0)
+
+
+def check(context, client, image: dict[str, Any]) -> None:
+    """Raise unless Glance lets the caller of ``context`` download the
+    image now (ImageNotAuthorized for a deactivated image, for instance).
+
+    ``show`` is not enough: Glance's download policy and an image's status
+    are checked on its data only. Asked before bytes come from anywhere
+    else than Glance's answer to this caller (a local file, the cache).
+    """
+    http_source(context, client, image).check()
 
 
 def http_source(context, client, image: dict[str, Any]) -> fetch.HttpSource:
@@ -78,12 +82,19 @@ def http_source(context, client, image: dict[str, Any]) -> fetch.HttpSource:
     )
 
 
-def _open(context, client, image) -> pipeline.Source:
-    source = local_source(image)
-    if source is None:
-        source = http_source(context, client, image)
-        # Refusals (404, 403, no data) are raised now, not mid-stream.
-        source.open()
+def _open(context, client, image, local: bool = True) -> pipeline.Source:
+    """The image's bytes: a local ``file://`` location once Glance said
+    this caller may have them, else Glance's answer itself."""
+    if local and localcopy.file_paths(
+        image, CONF.glance.allowed_direct_url_schemes
+    ):
+        check(context, client, image)
+        source = local_source(image)
+        if source is not None:
+            return source
+    source = http_source(context, client, image)
+    # Refusals (404, 403, no data) are raised now, not mid-stream.
+    source.open()
     return source
 
 
@@ -95,10 +106,15 @@ def copy_to(
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
     caller_writes: bool = False,
+    local: bool = True,
 ) -> Outcome:
-    """Download ``image`` to ``write``, verified; see copy_verified."""
+    """Download ``image`` to ``write``, verified; see copy_verified.
+
+    ``local=False``: from Glance's API only (the agent has tried the local
+    sources itself).
+    """
     hasher = verify.ImageHasher(image)
-    source = _open(context, client, image)
+    source = _open(context, client, image, local)
     size = pipeline.copy_verified(
         source, hasher, write, progress, cancel, caller_writes=caller_writes
     )

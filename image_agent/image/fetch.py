@@ -131,6 +131,7 @@ class HttpSource:
         )
         self._aborted = False
         self._lock = threading.Lock()
+        self._probe = False
 
     # -- reading -------------------------------------------------------------
 
@@ -143,6 +144,22 @@ class HttpSource:
         while self._body is None and not self._done:
             self._check_aborted()
             self._open()
+
+    def check(self) -> None:
+        """Ask Glance whether this caller may download the image now.
+
+        A GET of the image's data with the caller's token, for one byte
+        (``Range: bytes=0-0``; a whole body where ranges are not served),
+        closed as soon as its answer's status is known: Glance applies its
+        download policy and the image's status there. Refusals raise as in
+        ``open``.
+        """
+        self._probe = True
+        try:
+            self.open()
+        finally:
+            self._probe = False
+            self.close()
 
     def readinto(self, view: memoryview) -> int:
         """Fill the start of ``view``; return the byte count (0 at the end)."""
@@ -320,7 +337,9 @@ class HttpSource:
         headers = {'Accept': 'application/octet-stream'}
         if CONF.auth_strategy == 'noauth':
             headers.update(auth.noauth_identity_headers(self._context))
-        if self.offset and self._ranges:
+        if self._probe and self._ranges:
+            headers['Range'] = 'bytes=0-0'
+        elif self.offset and self._ranges:
             start = self.offset - len(self._tail)
             headers['Range'] = 'bytes=%d-' % start
         return headers

@@ -400,15 +400,25 @@ class GlanceImageService:
     ) -> image_download.Outcome:
         """Download an image the caller has already shown, to ``write``.
 
-        For the agent's own transfers: ``image`` comes from ``show`` (so
-        the caller's right to it was checked), ``write`` receives views of
+        For the agent's own transfers, from Glance's API only (the agent
+        tries its local sources itself): Glance's answer to the caller's
+        own request is its right to the bytes. ``write`` receives views of
         reused buffers from another thread, ``progress`` the bytes written
         so far. Receiving, hashing and writing overlap; the hash is checked
         before this returns.
         """
         return image_download.copy_to(
-            context, self._client, image, write, progress, cancel
+            context, self._client, image, write, progress, cancel, local=False
         )
+
+    def check_download(self, context, image: dict[str, Any]) -> None:
+        """Raise unless Glance lets this caller download ``image`` now.
+
+        What the agent asks before it gives a caller bytes from anywhere
+        but Glance's answer to that caller (its cache, a local file, a file
+        already at the destination, another caller's transfer).
+        """
+        image_download.check(context, self._client, image)
 
     def get_stores(self, context) -> dict[str, Any]:
         """Returns a list of dicts with stores information.

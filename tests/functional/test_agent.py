@@ -127,7 +127,7 @@ def test_download_writes_a_verified_file(
     }
     with open(path, 'rb') as f:
         assert f.read() == DATA
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
     again = api.download(demo_context, image['id'], path, host=agent.host)
     assert again['reused'] is True

@@ -2,11 +2,11 @@
 
 Downloads stream through keystoneauth and http.client like they do against
 Glance; only the server is ours. It serves the bytes the fake Glance of
-``conftest`` holds, honours ``Range: bytes=N-`` the way Glance does (206
-with Content-Range; 416 past the end) and records every request. A test
-scripts how the next requests are answered with :class:`Answer`: break off
-after some bytes, ignore the range, stream chunked without a length,
-answer a status, wait on a gate, or trickle.
+``conftest`` holds, honours ``Range: bytes=N-`` and ``bytes=N-M`` the
+way Glance does (206 with Content-Range; 416 past the end) and records
+every request. A test scripts how the next requests are answered with
+:class:`Answer`: break off after some bytes, ignore the range, stream
+chunked without a length, answer a status, wait on a gate, or trickle.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 _FILE_PATH = re.compile(r'^/v2/images/([^/]+)/file$')
-_RANGE = re.compile(r'^bytes=(\d+)-$')
+_RANGE = re.compile(r'^bytes=(\d+)-(\d*)$')
 
 
 @dataclasses.dataclass
@@ -38,7 +38,7 @@ class Answer:
     send_from: int | None = None  # claim the range asked, send from here
     chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
     end_at: int | None = None  # chunked: end the body cleanly after N bytes
-    gate: threading.Event | None = None  # wait for it before the body
+    gate: threading.Event | None = None  # wait for it before the body/status
     delay: float = 0.0  # seconds between blocks of the body
     block: int = 64 * 1024
     started: threading.Event | None = None  # set once the request came
@@ -100,6 +100,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             answer.started.set()
         match = _FILE_PATH.match(self.path)
         if answer.status is not None:
+            if answer.gate is not None:
+                answer.gate.wait(30)
             return self._empty(answer.status)
         if not match or match.group(1) not in stub.glance.images:
             return self._empty(404)
@@ -116,9 +118,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _send_body(self, answer: Answer, data: bytes) -> None:
         start = 0
+        total = len(data)
         wanted = _RANGE.match(self.headers.get('Range', ''))
         if wanted and not answer.ignore_range:
             start = int(wanted.group(1))
+            if wanted.group(2):
+                data = data[: int(wanted.group(2)) + 1]
             if start >= len(data):
                 self.send_response(416)
                 self.send_header('Content-Range', 'bytes */%d' % len(data))
@@ -130,7 +135,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(206)
             self.send_header(
                 'Content-Range',
-                'bytes %d-%d/%d' % (start, len(data) - 1, len(data)),
+                'bytes %d-%d/%d' % (start, len(data) - 1, total),
             )
         else:
             self.send_response(200)

@@ -14,8 +14,23 @@ from image_agent import exception
 from image_agent import localcopy
 from image_agent import transfers
 from image_agent.image import glance as glance_mod
+from tests.unit.glance_http import Answer
 
 MiB = 1024 * 1024
+
+
+def checks(glance_http):
+    """Requests that asked Glance for a caller's right (one byte each)."""
+    return [
+        r
+        for r in glance_http.requests
+        if r.headers.get('Range') == 'bytes=0-0'
+    ]
+
+
+def image_bytes(glance_http):
+    """Bytes of image data Glance sent, its answers to checks aside."""
+    return glance_http.sent - len(checks(glance_http))
 
 
 def fake_image(image_id, data):
@@ -212,8 +227,10 @@ class TestDownloadsThroughTheCache:
         assert second['source'] == 'cache'
         assert second['fetched'] == 0
         assert (root / 'two').read_bytes() == DATA
-        assert glance_http.sent == len(DATA)
-        assert len(glance_http.requests) == 1
+        assert image_bytes(glance_http) == len(DATA)
+        # The second caller's right was Glance's answer to a check.
+        assert len(glance_http.requests) == 2
+        assert len(checks(glance_http)) == 1
         # The destination is a copy: changing it leaves the cache intact.
         os.chmod(root / 'two', 0o644)
         with open(root / 'two', 'r+b') as f:
@@ -221,7 +238,33 @@ class TestDownloadsThroughTheCache:
         entry = xfers.cache.lookup(image)
         with open(entry.path, 'rb') as f:
             assert f.read() == DATA
-        assert os.stat(entry.path).st_mode & 0o777 == 0o444
+        assert os.stat(entry.path).st_mode & 0o777 == 0o400
+        assert os.stat(xfers.cache.directory).st_mode & 0o777 == 0o700
+
+    def test_a_cached_image_glance_refuses_now_is_not_served(
+        self, xfers, glance, glance_http, ctx, root
+    ):
+        """A deactivated image: Glance answers 403 on its data."""
+        image = glance.add_image(data=DATA)
+        xfers.precache(ctx, image['id'])
+        glance_http.add(Answer(status=403))
+        with pytest.raises(exception.ImageNotAuthorized):
+            xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert sorted(os.listdir(root)) == ['cache']
+
+    def test_the_cache_is_no_upload_source(self, xfers, glance, ctx, root):
+        image = glance.add_image(data=DATA)
+        xfers.precache(ctx, image['id'])
+        entry = xfers.cache.lookup(image)
+        sent = []
+        os.symlink(root / 'cache', root / 'alias')
+        for path in (entry.path, str(root / 'alias' / entry.name)):
+            with pytest.raises(exception.PathNotAllowed):
+                xfers.upload(ctx, path, sent.append)
+        os.symlink(entry.path, root / 'link')
+        with pytest.raises(exception.InvalidPath):
+            xfers.upload(ctx, str(root / 'link'), sent.append)
+        assert sent == []
 
     def test_an_entry_filled_by_the_same_call_is_not_hashed_twice(
         self, xfers, glance, ctx, root, monkeypatch
@@ -258,7 +301,7 @@ class TestDownloadsThroughTheCache:
         for thread in threads:
             thread.join()
         assert len(results) == 3
-        assert glance_http.sent == len(DATA)
+        assert image_bytes(glance_http) == len(DATA)
         for n in range(3):
             assert (root / ('d%d' % n)).read_bytes() == DATA
 
@@ -373,7 +416,51 @@ class TestLocalCopies:
         result = plain.download(ctx, image['id'], str(root / 'disk'))
         assert result['source'] == 'file'
         assert result['fetched'] == 0
-        assert glance_http.requests == []
+        assert image_bytes(glance_http) == 0
+        assert (root / 'disk').read_bytes() == DATA
+
+    def test_a_location_glance_refuses_now_is_not_copied(
+        self, plain, glance, glance_http, ctx, root, tmp_path
+    ):
+        image = self.stored(glance, tmp_path, DATA)
+        glance_http.add(Answer(status=403))
+        with pytest.raises(exception.ImageNotAuthorized):
+            plain.download(ctx, image['id'], str(root / 'disk'))
+        assert os.listdir(root) == []
+
+    @pytest.mark.parametrize('missing', ['os_hash_value', 'size'])
+    def test_an_image_without_hash_or_size_is_fetched_from_glance(
+        self, plain, glance, glance_http, ctx, root, tmp_path, missing
+    ):
+        image = self.stored(glance, tmp_path, DATA)
+        glance.images[image['id']][missing] = None
+        glance.images[image['id']].pop('checksum', None)
+        result = plain.download(ctx, image['id'], str(root / 'disk'))
+        assert result['source'] == 'glance'
+        assert checks(glance_http) == []
+
+    @pytest.mark.parametrize('kind', ['symlink', 'fifo', 'device'])
+    def test_a_location_that_is_no_regular_file_is_never_read(
+        self, plain, glance, glance_http, ctx, root, tmp_path, kind
+    ):
+        image = self.stored(glance, tmp_path, DATA)
+        path = glance.images[image['id']]['direct_url'][len('file://') :]
+        os.unlink(path)
+        if kind == 'symlink':
+            secret = tmp_path / 'agent.conf'
+            secret.write_bytes(DATA)
+            os.symlink(secret, path)
+        elif kind == 'fifo':
+            os.mkfifo(path)
+        else:
+            os.symlink('/dev/zero', path)
+            path = '/dev/zero'
+            glance.images[image['id']]['direct_url'] = 'file:///dev/zero'
+            glance.images[image['id']]['locations'] = []
+        started = time.monotonic()
+        result = plain.download(ctx, image['id'], str(root / 'disk'))
+        assert time.monotonic() - started < 5
+        assert result['source'] == 'glance'
         assert (root / 'disk').read_bytes() == DATA
 
     def test_a_wrong_local_file_falls_back_to_glance(
@@ -382,7 +469,7 @@ class TestLocalCopies:
         image = self.stored(glance, tmp_path, DATA, stored_data=b'x' * 3000)
         result = plain.download(ctx, image['id'], str(root / 'disk'))
         assert result['source'] == 'glance'
-        assert glance_http.sent == len(DATA)
+        assert image_bytes(glance_http) == len(DATA)
         assert (root / 'disk').read_bytes() == DATA
 
     def test_a_short_local_file_falls_back_to_glance(
@@ -460,23 +547,26 @@ class TestCopyVerified:
 
     def test_file_locations(self, tmp_path):
         (tmp_path / 'img').write_bytes(b'a')
-        image = {
-            'direct_url': 'http://x/y',
-            'locations': [
+        image = fake_image('x', b'a')
+        image.update(
+            direct_url='http://x/y',
+            locations=[
                 {'url': 'file:///nonexistent'},
-                {'url': 'file://%s' % (tmp_path / 'img')},
+                {'url': 'file://%s' % (tmp_path / 'i%6Dg')},
+                {'url': 'file://elsewhere/%s' % (tmp_path / 'img')},
             ],
-        }
-        assert localcopy.file_location(image, ['file']) == str(
-            tmp_path / 'img'
         )
-        assert localcopy.file_location(image, ['http']) is None
-        assert (
-            localcopy.file_location(
-                {'direct_url': 'file://%s' % tmp_path}, ['file']
-            )
-            is None
-        )
-        stripped = localcopy.without_file_locations(image)
-        assert stripped['locations'] == []
-        assert stripped['direct_url'] == 'http://x/y'
+        assert localcopy.file_paths(image, ['file']) == [
+            '/nonexistent',
+            str(tmp_path / 'img'),
+        ]
+        assert localcopy.file_paths(image, ['http']) == []
+        fd, path = localcopy.open_location(image, ['file'])
+        os.close(fd)
+        assert path == str(tmp_path / 'img')
+        hashless = dict(image, os_hash_value=None)
+        assert localcopy.file_paths(hashless, ['file']) == []
+        sizeless = dict(image, size=None)
+        assert localcopy.file_paths(sizeless, ['file']) == []
+        with pytest.raises(OSError):
+            localcopy.open_regular(str(tmp_path))

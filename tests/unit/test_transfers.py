@@ -70,6 +70,11 @@ def image(glance):
     return glance.add_image(data=DATA)
 
 
+def is_check(request):
+    """Whether ``request`` only asked Glance for a caller's right."""
+    return request.headers.get('Range') == 'bytes=0-0'
+
+
 def leftovers(root):
     return [
         os.path.join(d, n)
@@ -94,7 +99,7 @@ class TestDownload:
             'source': 'glance',
             'fetched': len(DATA),
         }
-        assert oct(os.stat(root / 'disk').st_mode & 0o777) == oct(0o644)
+        assert oct(os.stat(root / 'disk').st_mode & 0o777) == oct(0o600)
 
     def test_altered_bytes_fail_and_leave_nothing(
         self, xfers, ctx, image, root, glance
@@ -122,10 +127,29 @@ class TestDownload:
         self, xfers, ctx, image, root, glance_http, notes
     ):
         (root / 'disk').write_bytes(DATA)
+        os.chmod(root / 'disk', 0o644)
         result = xfers.download(ctx, image['id'], str(root / 'disk'))
         assert result['reused'] is True
-        assert glance_http.requests == []
+        # Glance was asked for the caller's right, for no byte.
+        assert [is_check(r) for r in glance_http.requests] == [True]
+        assert glance_http.sent <= 1
         assert notes.events == []
+
+    def test_an_identical_file_is_not_reused_for_a_refused_caller(
+        self, xfers, ctx, image, root, glance_http
+    ):
+        (root / 'disk').write_bytes(DATA)
+        glance_http.add(Answer(status=403))
+        with pytest.raises(exception.ImageNotAuthorized):
+            xfers.download(ctx, image['id'], str(root / 'disk'))
+
+    def test_a_file_others_may_change_is_not_vouched_for(
+        self, xfers, ctx, image, root
+    ):
+        (root / 'disk').write_bytes(DATA)
+        os.chmod(root / 'disk', 0o666)  # noqa: S103 - what is refused
+        with pytest.raises(exception.DestinationExists):
+            xfers.download(ctx, image['id'], str(root / 'disk'))
 
     def test_a_different_file_is_kept_without_overwrite(
         self, xfers, ctx, image, root
@@ -223,6 +247,13 @@ class TestDownload:
         assert payload['error_class'] == 'ImageChecksumMismatch'
 
 
+def helpers_wait(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.01)
+
+
 class Gate:
     """Data answers that wait until the test opens the gate."""
 
@@ -235,13 +266,23 @@ class Gate:
         threading.Thread(target=self._watch, daemon=True).start()
 
     @property
+    def requests(self):
+        return self._glance_http.requests[self._before :]
+
+    @property
     def count(self):
-        return len(self._glance_http.requests) - self._before
+        """Requests for the image's bytes."""
+        return len(self.requests) - self.checks
+
+    @property
+    def checks(self):
+        """Requests asking Glance whether a caller may download."""
+        return sum(is_check(r) for r in self.requests)
 
     def _watch(self):
         seen = 0
         while seen < 8 and not self.opened.is_set():
-            while seen < self.count:
+            while seen < len(self.requests):
                 seen += 1
                 self.started.release()
             time.sleep(0.01)
@@ -278,6 +319,8 @@ class TestConcurrency:
             t.join(10)
         assert errors == [None] * 3
         assert gate.count == 1
+        # Each caller that joined was checked by Glance itself.
+        assert gate.checks == 2
         assert results[0] == results[1] == results[2]
         assert (root / 'disk').read_bytes() == DATA
 
@@ -295,10 +338,53 @@ class TestConcurrency:
         for t in threads:
             t.join(10)
         assert gate.count == 1
+        assert gate.checks == 1
         assert all(
             isinstance(e, exception.ImageChecksumMismatch) for e in errors
         )
         assert os.listdir(root) == []
+
+    def test_a_caller_glance_refuses_does_not_get_a_shared_result(
+        self, xfers, ctx, image, root, glance_http
+    ):
+        glance_http.add(Answer(gate=(opened := threading.Event())))
+        glance_http.add(Answer(status=403))
+        path = str(root / 'disk')
+        first = threading.Thread(
+            target=xfers.download, args=(ctx, image['id'], path)
+        )
+        first.start()
+        helpers_wait(lambda: len(glance_http.requests) == 1)
+        with pytest.raises(exception.ImageNotAuthorized):
+            xfers.download(ctx, image['id'], path)
+        opened.set()
+        first.join(10)
+        assert (root / 'disk').read_bytes() == DATA
+
+    def test_a_caller_does_not_inherit_another_callers_refusal(
+        self, xfers, ctx, image, root, glance_http
+    ):
+        gate = threading.Event()
+        # The first caller's request is refused (once the second joined).
+        glance_http.add(Answer(status=403, gate=gate))
+        path = str(root / 'disk')
+        threads, results, errors = run_in_threads(
+            1, lambda i: xfers.download(ctx, image['id'], path)
+        )
+        helpers_wait(lambda: len(glance_http.requests) == 1)
+        second = threading.Thread(
+            target=lambda: results.append(
+                xfers.download(ctx, image['id'], path)
+            )
+        )
+        second.start()
+        helpers_wait(lambda: len(glance_http.requests) == 2)
+        gate.set()
+        threads[0].join(10)
+        second.join(10)
+        assert isinstance(errors[0], exception.ImageNotAuthorized)
+        assert results[-1]['size'] == len(DATA)
+        assert (root / 'disk').read_bytes() == DATA
 
     def test_downloads_are_bounded(
         self, make_transfers, ctx, image, root, glance_http
@@ -472,6 +558,34 @@ class TestUpload:
         xfers = transfers.Transfers(service, [str(root)], [str(other)])
         assert xfers.uploads.roots == [os.path.realpath(other)]
 
+    def test_two_callers_updating_at_once_are_each_sent(
+        self, xfers, ctx, service, root, glance
+    ):
+        """Glance checks every token: one caller's upload is not another's."""
+        target = glance.add_image()
+        (root / 'src').write_bytes(DATA)
+        other = ctx.to_dict()
+        other['auth_token'] = 'another-token'
+        contexts = [ctx, type(ctx).from_dict(other)]
+        started = threading.Barrier(2, timeout=5)
+        sent = []
+
+        def send(data):
+            sent.append(data.read())
+            started.wait()
+            return {'id': target['id']}
+
+        threads, _, errors = run_in_threads(
+            2,
+            lambda i: xfers.upload(
+                contexts[i], str(root / 'src'), send, image_id=target['id']
+            ),
+        )
+        for t in threads:
+            t.join(10)
+        assert errors == [None, None]
+        assert sent == [DATA, DATA]
+
     def test_a_device_is_refused(self, make_transfers, ctx, service):
         xfers = transfers.Transfers(service, ['/dev'], None)
         with pytest.raises(exception.InvalidPath, match='not a regular'):
@@ -488,6 +602,21 @@ class TestUpload:
         end = notes.events[-1][1]
         assert end['image_id'] == image['id']
         assert end['bytes'] == len(DATA)
+
+
+class TestModes:
+    def test_downloads_are_private_by_default(self, xfers, ctx, image, root):
+        xfers.download(ctx, image['id'], str(root / 'disk'))
+        assert os.stat(root / 'disk').st_mode & 0o777 == 0o600
+
+    def test_the_consumers_group_is_configurable(
+        self, make_transfers, ctx, image, root
+    ):
+        group = os.getegid()
+        xfers = make_transfers(file_mode=0o640, file_group=group)
+        xfers.download(ctx, image['id'], str(root / 'disk'))
+        st = os.stat(root / 'disk')
+        assert (st.st_mode & 0o777, st.st_gid) == (0o640, group)
 
 
 class TestSingleFlight:

@@ -200,6 +200,10 @@ class TestWriteAtomically:
         assert leftovers(root) == []
 
 
+def matches(path, image):
+    return writer.matches_image(str(path), image, os.lstat(path))
+
+
 class TestMatchesImage:
     def image(self, data):
         return {
@@ -211,22 +215,21 @@ class TestMatchesImage:
 
     def test_same_bytes_match(self, root):
         (root / 'f').write_bytes(b'data')
-        assert writer.matches_image(str(root / 'f'), self.image(b'data'), 4)
+        assert matches(root / 'f', self.image(b'data'))
 
     def test_other_bytes_of_the_same_size_do_not(self, root):
         (root / 'f').write_bytes(b'DATA')
-        assert not writer.matches_image(
-            str(root / 'f'), self.image(b'data'), 4
-        )
+        assert not matches(root / 'f', self.image(b'data'))
 
-    def test_another_size_is_not_even_read(self, root, monkeypatch):
-        monkeypatch.setattr('builtins.open', None)
-        assert not writer.matches_image('/nowhere', self.image(b'data'), 5)
+    def test_another_size_is_not_even_opened(self, root, monkeypatch):
+        (root / 'f').write_bytes(b'datum')
+        monkeypatch.setattr(os, 'open', None)
+        assert not matches(root / 'f', self.image(b'data'))
 
     def test_an_image_without_hash_never_matches(self, root):
         (root / 'f').write_bytes(b'data')
         image = {'id': 'i', 'size': 4}
-        assert not writer.matches_image(str(root / 'f'), image, 4)
+        assert not matches(root / 'f', image)
 
     def test_the_md5_checksum_is_the_fallback(self, root):
         (root / 'f').write_bytes(b'data')
@@ -235,7 +238,39 @@ class TestMatchesImage:
             'size': 4,
             'checksum': hashlib.md5(b'data').hexdigest(),  # noqa: S324
         }
-        assert writer.matches_image(str(root / 'f'), image, 4)
+        assert matches(root / 'f', image)
+
+    @pytest.mark.parametrize('mode', [0o620, 0o602, 0o666])
+    def test_a_file_others_may_write_is_not_vouched_for(self, root, mode):
+        (root / 'f').write_bytes(b'data')
+        os.chmod(root / 'f', mode)
+        assert not matches(root / 'f', self.image(b'data'))
+
+    def test_a_file_swapped_after_its_lstat_is_not_read(self, root):
+        (root / 'f').write_bytes(b'data')
+        seen = os.lstat(root / 'f')
+        os.rename(root / 'f', root / 'old')
+        (root / 'f').write_bytes(b'data')
+        assert not writer.matches_image(
+            str(root / 'f'), self.image(b'data'), seen
+        )
+
+    def test_a_link_swapped_in_is_not_followed(self, root):
+        (root / 'real').write_bytes(b'data')
+        seen = os.lstat(root / 'real')
+        os.symlink(root / 'real', root / 'f')
+        assert not writer.matches_image(
+            str(root / 'f'), self.image(b'data'), seen
+        )
+
+    def test_a_fifo_swapped_in_does_not_block(self, root):
+        (root / 'f').write_bytes(b'data')
+        seen = os.lstat(root / 'f')
+        os.unlink(root / 'f')
+        os.mkfifo(root / 'f')
+        assert not writer.matches_image(
+            str(root / 'f'), self.image(b'data'), seen
+        )
 
 
 class TestTheStreamIsCut:

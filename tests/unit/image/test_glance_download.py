@@ -262,7 +262,46 @@ def test_a_readable_file_location_is_copied_locally_when_allowed(
     target = io.BytesIO()
     service.download(ctx, IMAGE_ID, data=target)
     assert target.getvalue() == DATA
-    assert glance_http.requests == []
+    # Glance was asked for the caller's right only (one byte).
+    assert glance_http.ranges() == ['bytes=0-0']
+
+
+def test_a_file_location_glance_refuses_now_is_not_read(
+    config, service, glance, glance_http, ctx, local_file
+):
+    config.config(group='glance', allowed_direct_url_schemes=['file'])
+    glance.add_image(id=IMAGE_ID, data=DATA, direct_url=local_file.as_uri())
+    glance_http.add(Answer(status=403))
+    target = io.BytesIO()
+    with pytest.raises(exception.ImageNotAuthorized):
+        service.download(ctx, IMAGE_ID, data=target)
+    assert target.getvalue() == b''
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'symlink'])
+def test_a_file_location_that_is_no_regular_file_is_not_opened(
+    config, service, glance, glance_http, ctx, local_file, kind
+):
+    config.config(group='glance', allowed_direct_url_schemes=['file'])
+    local_file.unlink()
+    if kind == 'fifo':
+        os.mkfifo(local_file)
+    else:
+        (local_file.parent / 'secret').write_bytes(DATA)
+        local_file.symlink_to(local_file.parent / 'secret')
+    glance.add_image(id=IMAGE_ID, data=DATA, direct_url=local_file.as_uri())
+    assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
+    assert glance_http.ranges() == ['bytes=0-0', None]
+
+
+def test_a_file_location_of_an_image_without_hash_is_not_used(
+    config, service, glance, glance_http, ctx, local_file
+):
+    config.config(group='glance', allowed_direct_url_schemes=['file'])
+    glance.add_image(id=IMAGE_ID, data=DATA, direct_url=local_file.as_uri())
+    glance.images[IMAGE_ID].update(os_hash_value=None, checksum=None)
+    assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
+    assert glance_http.ranges() == [None]
 
 
 def test_a_file_url_among_the_locations_is_used(
@@ -279,7 +318,7 @@ def test_a_file_url_among_the_locations_is_used(
         ],
     )
     assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
-    assert glance_http.requests == []
+    assert glance_http.ranges() == ['bytes=0-0']
 
 
 def test_a_local_copy_is_verified_too(
@@ -308,4 +347,4 @@ def test_an_unreadable_file_location_falls_back_to_the_api(
     path = tmp_path / 'missing' if make_url == 'missing' else tmp_path
     glance.add_image(id=IMAGE_ID, data=DATA, direct_url=path.as_uri())
     assert b''.join(service.download(ctx, IMAGE_ID)) == DATA
-    assert len(glance_http.requests) == 1
+    assert glance_http.ranges() == ['bytes=0-0', None]
