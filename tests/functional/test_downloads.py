@@ -175,6 +175,15 @@ def test_an_image_without_hash_resumes_without_a_range(
 # -- one transfer, or none ---------------------------------------------------
 
 
+def _checks(relay, since: int) -> int:
+    """Requests since the ``since``-th that only asked Glance for a
+    caller's right (one byte of data each)."""
+    return sum(
+        b'range: bytes=0-0' in head.lower()
+        for head in relay.file_requests[since:]
+    )
+
+
 def test_identical_concurrent_downloads_take_the_image_once(
     relayed,
     api,  # noqa: F811
@@ -184,7 +193,7 @@ def test_identical_concurrent_downloads_take_the_image_once(
     relay, agent = relayed
     image = images(demo_context, data=io.BytesIO(SMALL))
     path = os.path.join(agent.root, 'shared-%s' % image['id'][:8])
-    before = relay.file_bytes
+    before, requests = relay.file_bytes, len(relay.file_requests)
     calls = [
         Background(
             lambda: api.download(
@@ -197,10 +206,13 @@ def test_identical_concurrent_downloads_take_the_image_once(
         call.join()
         assert call.error is None, call.error
     assert read(path) == SMALL
-    assert relay.file_bytes - before == len(SMALL)
+    # The image once; the second caller was checked by Glance (one byte).
+    checks = _checks(relay, requests)
+    assert checks == 1
+    assert len(SMALL) <= relay.file_bytes - before <= len(SMALL) + checks
 
 
-def test_a_verified_file_in_place_is_reused_without_glance(
+def test_a_verified_file_in_place_is_reused_without_its_bytes(
     relayed,
     api,  # noqa: F811
     demo_context,
@@ -211,10 +223,13 @@ def test_a_verified_file_in_place_is_reused_without_glance(
     path = os.path.join(agent.root, 'reused-%s' % image['id'][:8])
     first = api.download(demo_context, image['id'], path, host=agent.host)
     assert first['reused'] is False
-    before = relay.file_bytes
+    before, requests = relay.file_bytes, len(relay.file_requests)
     again = api.download(demo_context, image['id'], path, host=agent.host)
     assert again['reused'] is True
-    assert relay.file_bytes == before
+    # Glance was asked for the caller's right only.
+    assert _checks(relay, requests) == len(relay.file_requests) - requests
+    assert _checks(relay, requests) == 1
+    assert relay.file_bytes - before <= 1
 
 
 # -- streams and images of every kind ----------------------------------------

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from image_agent import exception
+from image_agent import localcopy
 from image_agent.image import glance
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)
@@ -302,22 +303,32 @@ def test_download_of_an_image_without_data_fails(
 
 
 def test_download_reads_a_local_file_location_when_allowed(
-    deployment, config, image_service, demo_context, images, tmp_path
+    deployment, config, image_service, demo_context, images, monkeypatch
 ):
     made = images(demo_context, data=io.BytesIO(DATA))
     config.config(group='glance', allowed_direct_url_schemes=['file'])
     raw = image_service._get_raw(demo_context, made['id'])
     assert raw['direct_url'].startswith('file://')
-    # Stop both API servers: only a local read can still succeed.
+    opened = []
+    real = localcopy.open_regular
+    monkeypatch.setattr(
+        localcopy, 'open_regular', lambda p: opened.append(p) or real(p)
+    )
+    service = glance.GlanceImageService()
+    service._get_raw = lambda context, image_id: raw
+    assert b''.join(service.download(demo_context, made['id'])) == DATA
+    assert opened == [raw['direct_url'][len('file://') :]]
+    # Without Glance's word for the caller, the local file is not read.
+    opened.clear()
     deployment.stop_glance(0)
     deployment.stop_glance(1)
     try:
-        service = glance.GlanceImageService()
-        service._get_raw = lambda context, image_id: raw
-        assert b''.join(service.download(demo_context, made['id'])) == DATA
+        with pytest.raises(exception.GlanceConnectionFailed):
+            service.download(demo_context, made['id'])
     finally:
         deployment.start_glance(0)
         deployment.start_glance(1)
+    assert opened == []
 
 
 # -- locations, stores, members ---------------------------------------------
