@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -41,6 +42,20 @@ def run_check(config_file: str) -> tuple[int, dict[str, dict]]:
     assert result.returncode in (0, 1, 2), result.stdout + result.stderr
     checks = {c['check']: c for c in json.loads(result.stdout)['checks']}
     return result.returncode, checks
+
+
+@pytest.fixture(scope='module')
+def agent(agent_factory):  # noqa: F811
+    """An agent alone on a topic of its own.
+
+    The status command finds agents by pinging the topic a few times
+    (RabbitMQ hands each ping to the next listener); on the session's topic
+    other tests' agents would answer too, and this one could be missed.
+    """
+    suffix = uuid.uuid4().hex[:6]
+    return agent_factory(
+        'status-%s' % suffix, topic_='image-agent-status-%s' % suffix
+    )
 
 
 def edited(agent, tmp_path, changes: dict[str, dict[str, str]]) -> str:
