@@ -43,6 +43,7 @@ from oslo_log import log as logging
 from image_agent import exception
 from image_agent import paths
 from image_agent.i18n import _
+from image_agent.image import verify
 
 LOG = logging.getLogger(__name__)
 
@@ -92,12 +93,10 @@ def entry_name(image: dict[str, Any]) -> str | None:
     must be provable.
     """
     image_id = str(image.get('id') or '')
-    if image.get('os_hash_algo') and image.get('os_hash_value'):
-        algo, value = image['os_hash_algo'], image['os_hash_value']
-    elif image.get('checksum'):
-        algo, value = 'md5', image['checksum']
-    else:
+    recorded = verify.recorded_hash(image)
+    if recorded is None:
         return None
+    algo, value = recorded
     name = '%s.%s-%s' % (image_id, str(algo).lower(), str(value).lower())
     if not _NAME.fullmatch(name):
         return None
@@ -168,9 +167,6 @@ class ImageCache:
             return []
         found = [e for e in map(self._entry, names) if e is not None]
         return sorted(found, key=lambda e: (e.last_used, e.name))
-
-    def total(self) -> int:
-        return sum(e.size for e in self.entries())
 
     def lookup(self, image: dict[str, Any]) -> Entry | None:
         """The entry of ``image`` (same id and hash), if cached."""

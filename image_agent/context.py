@@ -54,15 +54,6 @@ class RequestContext(context.RequestContext):
         values.pop('service_catalog', None)
         return values
 
-    def elevated(self) -> 'RequestContext':
-        """A copy with the admin flag set (the token is kept)."""
-        copy = self.from_dict(self.to_dict())
-        copy.over_rpc = self.over_rpc
-        copy.is_admin = True
-        if 'admin' not in copy.roles:
-            copy.roles = copy.roles + ['admin']
-        return copy
-
 
 def is_remote(context: Any) -> bool:
     """Whether ``context`` arrived over RPC (and so proves nothing).
@@ -77,8 +68,3 @@ def mark_remote(context: 'RequestContext') -> 'RequestContext':
     """Mark a context received over RPC; returns it."""
     context.over_rpc = True
     return context
-
-
-def get_admin_context() -> RequestContext:
-    """A context without a token, for the agent's own work."""
-    return RequestContext(is_admin=True, overwrite=False)

@@ -51,8 +51,6 @@ _UNSUPPORTED = {
     errno.EPERM,
 }
 
-Cancelled = pipeline.Cancelled
-
 
 def file_paths(image: dict[str, Any], allowed_schemes) -> list[str]:
     """The local paths of ``image``'s ``file://`` locations it may use.
@@ -229,7 +227,7 @@ def copy_verified(
             done = 0
             while done < size:
                 if cancel is not None and cancel.is_set():
-                    raise Cancelled()
+                    raise pipeline.Cancelled()
                 if reader.error is not None:
                     break
                 count = min(COPY_STEP, size - done)

@@ -37,6 +37,7 @@ from image_agent import paths
 from image_agent import space
 from image_agent import writer
 from image_agent.i18n import _
+from image_agent.image import pipeline
 from image_agent.image import verify
 
 LOG = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class _CancellableReader:
 
     def read(self, size: int = -1) -> bytes:
         if self._cancel.is_set():
-            raise writer.Cancelled()
+            raise pipeline.Cancelled()
         data = self._source.read(size)
         self._progress.bytes += len(data)
         return data
@@ -338,7 +339,7 @@ class Transfers:
     def _acquire(self, slots: threading.BoundedSemaphore) -> None:
         while not slots.acquire(timeout=_SLOT_POLL):
             if self._cancel.is_set():
-                raise writer.Cancelled()
+                raise pipeline.Cancelled()
 
     def _track(self, progress: Progress) -> int:
         with self._lock:
@@ -454,7 +455,7 @@ class Transfers:
     def _take_download_slot(self, image_id: str) -> None:
         try:
             self._acquire(self._download_slots)
-        except writer.Cancelled as e:
+        except pipeline.Cancelled as e:
             raise exception.ImageDownloadFailed(
                 image_id=image_id, reason=_SHUTTING_DOWN
             ) from e
@@ -622,7 +623,7 @@ class Transfers:
                 )
         except BaseException as e:
             error = e
-            if isinstance(e, writer.Cancelled):
+            if isinstance(e, pipeline.Cancelled):
                 error = exception.ImageDownloadFailed(
                     image_id=image_id, reason=_SHUTTING_DOWN
                 )
@@ -697,7 +698,7 @@ class Transfers:
                     )
                 out.copied(size)
                 return _Outcome('cache')
-            except writer.Cancelled:
+            except pipeline.Cancelled:
                 raise
             except exception.ImageChecksumMismatch as e:
                 LOG.error('Cached image %s is damaged: %s', image['id'], e)
@@ -733,7 +734,7 @@ class Transfers:
             size, how = localcopy.copy_verified(
                 fd, out.fileno(), image, report, self._cancel
             )
-        except writer.Cancelled:
+        except pipeline.Cancelled:
             raise
         except Exception as e:
             LOG.warning(
@@ -836,7 +837,7 @@ class Transfers:
     def _upload(self, context, source, path, size, send, image_id) -> dict:
         try:
             self._acquire(self._upload_slots)
-        except writer.Cancelled as e:
+        except pipeline.Cancelled as e:
             raise exception.ImageUploadFailed(
                 path=path, reason=_SHUTTING_DOWN
             ) from e

@@ -8,8 +8,6 @@ directory ``fsync``ed. On any failure the temporary file is removed and the
 destination is left as it was.
 """
 
-from collections.abc import Callable
-from collections.abc import Iterable
 import contextlib
 import errno
 import fcntl
@@ -32,10 +30,6 @@ LOG = logging.getLogger(__name__)
 READ_CHUNK = 4 * 1024 * 1024
 # Written bytes after which their writeback is started (see below).
 WRITEBACK_STEP = 32 * 1024 * 1024
-
-
-# Raised when the agent abandons a transfer (it is shutting down).
-Cancelled = pipeline.Cancelled
 
 
 class SizeMismatch(Exception):
@@ -209,7 +203,7 @@ class AtomicFile:
     def write(self, data) -> None:
         """Append ``data`` (bytes or a memoryview), all of it."""
         if self._cancel is not None and self._cancel.is_set():
-            raise Cancelled()
+            raise pipeline.Cancelled()
         self._check_room(self.written + len(data))
         _write_all(self._fd, data)
         self._count(self.written + len(data))
@@ -277,51 +271,6 @@ class AtomicFile:
             os.unlink(self._tmp, dir_fd=self._dir_fd)
         with contextlib.suppress(OSError):
             os.close(self._fd)
-
-
-def write_atomically(
-    destination: paths.Destination,
-    dir_fd: int,
-    chunks: Iterable[bytes],
-    mode: int,
-    overwrite: bool,
-    cancel: threading.Event | None = None,
-    progress: Callable[[int], None] | None = None,
-    expected_size: int | None = None,
-    reservation: space.Reservation | None = None,
-) -> int:
-    """Write ``chunks`` to ``destination``; return the number of bytes.
-
-    The iterator form of AtomicFile (see there), for streams that are
-    verified by their producer: it raises after the last chunk when the
-    hash differs, and nothing is published then.
-    """
-    iterator = iter(chunks)
-    try:
-        with AtomicFile(
-            destination,
-            dir_fd,
-            mode,
-            overwrite,
-            cancel,
-            expected_size,
-            reservation,
-        ) as out:
-            for chunk in iterator:
-                out.write(chunk)
-                if progress is not None:
-                    progress(out.written)
-    finally:
-        _close_quietly(iterator, chunks)
-    return out.written
-
-
-def _close_quietly(*objects) -> None:
-    for obj in objects:
-        close = getattr(obj, 'close', None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                close()
 
 
 def _publish(

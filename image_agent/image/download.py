@@ -30,12 +30,10 @@ CONF = conf.CONF
 
 @dataclasses.dataclass
 class Outcome:
-    """What a download did: bytes written, bytes received, resumes."""
+    """What a download from Glance did: bytes received, resumes."""
 
-    size: int
     fetched: int
     resumes: int
-    local: bool
 
 
 def local_source(image: dict[str, Any]) -> pipeline.Source | None:
@@ -115,12 +113,12 @@ def copy_to(
     """
     hasher = verify.ImageHasher(image)
     source = _open(context, client, image, local)
-    size = pipeline.copy_verified(
+    pipeline.copy_verified(
         source, hasher, write, progress, cancel, caller_writes=caller_writes
     )
     if isinstance(source, fetch.HttpSource):
-        return Outcome(size, source.fetched, source.resumes, local=False)
-    return Outcome(size, 0, 0, local=True)
+        return Outcome(source.fetched, source.resumes)
+    return Outcome(0, 0)
 
 
 def iterate(context, client, image: dict[str, Any]) -> Iterator[bytes]:

@@ -1,7 +1,5 @@
 """Checking downloaded bytes against the hash Glance recorded."""
 
-from collections.abc import Iterable
-from collections.abc import Iterator
 import hashlib
 from typing import Any
 
@@ -10,6 +8,20 @@ from oslo_log import log as logging
 from image_agent import exception
 
 LOG = logging.getLogger(__name__)
+
+
+def recorded_hash(image: dict[str, Any]) -> tuple[str, str] | None:
+    """``(algorithm, hex digest)`` Glance recorded for the image's bytes.
+
+    The one rule: the multihash (``os_hash_algo``/``os_hash_value``) when
+    there is one, else the md5 ``checksum``; None when Glance recorded
+    neither.
+    """
+    if image.get('os_hash_value') and image.get('os_hash_algo'):
+        return str(image['os_hash_algo']), str(image['os_hash_value'])
+    if image.get('checksum'):
+        return 'md5', str(image['checksum'])
+    return None
 
 
 class ImageHasher:
@@ -23,21 +35,11 @@ class ImageHasher:
     @staticmethod
     def describes(image: dict[str, Any]) -> bool:
         """Whether Glance recorded a hash of the image's bytes."""
-        has_multihash = image.get('os_hash_value') and image.get(
-            'os_hash_algo'
-        )
-        return bool(has_multihash or image.get('checksum'))
+        return recorded_hash(image) is not None
 
     def __init__(self, image: dict[str, Any]) -> None:
         self.image_id = image.get('id')
-        self.algorithm = None
-        self.expected = None
-        if image.get('os_hash_value') and image.get('os_hash_algo'):
-            self.algorithm = str(image['os_hash_algo'])
-            self.expected = str(image['os_hash_value'])
-        elif image.get('checksum'):
-            self.algorithm = 'md5'
-            self.expected = str(image['checksum'])
+        self.algorithm, self.expected = recorded_hash(image) or (None, None)
         self._hash = None
         if self.algorithm:
             try:
@@ -76,13 +78,3 @@ class ImageHasher:
                 actual=actual,
                 expected=self.expected,
             )
-
-
-def verified_chunks(
-    chunks: Iterable[bytes], hasher: ImageHasher
-) -> Iterator[bytes]:
-    """Yield ``chunks``; after the last one, raise if the hash differs."""
-    for chunk in chunks:
-        hasher.update(chunk)
-        yield chunk
-    hasher.verify()

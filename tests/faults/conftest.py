@@ -40,6 +40,7 @@ from tests.functional.conftest import demo_context  # noqa: F401
 from tests.functional.conftest import image_service  # noqa: F401
 from tests.functional.conftest import images  # noqa: F401
 from tests.functional.deployment_fixture import PRIVATE_PREFIX
+from tests.functional.deployment_fixture import pid_alive
 from tests.functional.deployment_fixture import (
     remove_stale_private_deployments,
 )
@@ -48,16 +49,6 @@ from tools.testenv import Deployment
 OWN_PREFIX = helpers.OWN_PREFIX
 OWNER_FILE = 'faults-owner'
 DEFAULT_TEST_TIMEOUT = 240
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- the summary table --------------------------------------------------------
@@ -189,7 +180,7 @@ def remove_leftovers(only_dead: bool = True) -> list[str]:
 
     def stale(owner: int) -> bool:
         return (not only_dead and owner == me) or (
-            owner != me and not _pid_alive(owner)
+            owner != me and not pid_alive(owner)
         )
 
     for path in _mount_points():
@@ -280,7 +271,7 @@ class FaultsRabbit(PrivateRabbit):
         assert pid, 'the private broker has no pid file'
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while _pid_alive(pid):
+        while pid_alive(pid):
             assert time.monotonic() < deadline, 'the broker did not die'
             time.sleep(0.05)
         # epmd may still list the node for a moment.
@@ -297,5 +288,5 @@ def faults_rabbit():
     finally:
         pid = rabbit.broker_pid()
         rabbit.stop()
-        if pid and _pid_alive(pid):
+        if pid and pid_alive(pid):
             os.kill(pid, signal.SIGKILL)

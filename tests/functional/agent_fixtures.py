@@ -40,6 +40,7 @@ import pytest
 from image_agent import conf
 from image_agent import rpc
 from image_agent import rpcapi
+from tests.functional.deployment_fixture import pid_alive
 
 RABBIT_URL = os.environ.get(
     'IMAGE_AGENT_TEST_TRANSPORT_URL', 'rabbit://guest:guest@127.0.0.1:5672/'
@@ -210,16 +211,6 @@ def topic() -> str:
 AGENTS_DIR_PREFIX = 'image-agent-ft-'
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_agents() -> None:
     """Kill agents left by a test session that was killed itself.
 
@@ -240,13 +231,13 @@ def remove_stale_agents() -> None:
         except OSError:
             continue
         match = stale.search(cmdline)
-        orphan = match and not _pid_alive(int(match.group(1)))
+        orphan = match and not pid_alive(int(match.group(1)))
         if orphan and 'image-agent' in cmdline:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(os.getpgid(int(pid_dir)), signal.SIGKILL)
     for name in os.listdir(base):
         match = re.fullmatch(re.escape(AGENTS_DIR_PREFIX) + r'(\d+)-.*', name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 

@@ -37,7 +37,8 @@ def _reuse() -> bool:
     return flag.lower() in ('1', 'true', 'yes')
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that id exists (ours or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +52,7 @@ def remove_stale_private_deployments() -> None:
     """Destroy private deployments whose pytest process is gone."""
     for path in glob.glob(PRIVATE_PREFIX + '*'):
         suffix = path[len(PRIVATE_PREFIX) :]
-        if suffix.isdigit() and not _pid_alive(int(suffix)):
+        if suffix.isdigit() and not pid_alive(int(suffix)):
             Deployment(path).destroy()
 
 

@@ -509,6 +509,15 @@ def config():
 
 
 @pytest.fixture
+def root(tmp_path):
+    """A download root: a directory of its own inside ``tmp_path``, so that
+    ``tmp_path`` itself is outside every root."""
+    root = tmp_path / 'root'
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
 def ctx() -> context_mod.RequestContext:
     """A user's context with a token, as keystonemiddleware makes it."""
     return context_mod.RequestContext(

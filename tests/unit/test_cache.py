@@ -187,13 +187,6 @@ DATA = os.urandom(3 * 1000)
 
 
 @pytest.fixture
-def root(tmp_path):
-    root = tmp_path / 'root'
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def xfers(glance, glance_http, root):
     image_cache = cache_mod.ImageCache(str(root / 'cache'), 8000)
     return transfers.Transfers(

@@ -77,24 +77,3 @@ def test_logging_values_hold_no_token_and_no_catalog():
     assert 'secret-token' not in repr(values)
     assert 'service_catalog' not in values
     assert values['user_name'] == 'alice'
-
-
-def test_elevated_is_an_admin_copy():
-    ctx = _context()
-    admin = ctx.elevated()
-    assert admin.is_admin is True
-    assert admin.roles == ['member', 'reader', 'admin']
-    assert admin.auth_token == 'secret-token'
-    assert ctx.is_admin is False
-    assert ctx.roles == ['member', 'reader']
-
-
-def test_elevated_does_not_repeat_the_admin_role():
-    admin = _context(roles=['admin']).elevated()
-    assert admin.roles == ['admin']
-
-
-def test_admin_context_has_no_token():
-    ctx = context_mod.get_admin_context()
-    assert ctx.is_admin is True
-    assert ctx.auth_token is None

@@ -20,11 +20,6 @@ DATA = b'image bytes' * 100
 
 
 @pytest.fixture
-def root(tmp_path):
-    return tmp_path
-
-
-@pytest.fixture
 def endpoint(glance, glance_http, root, keystone):
     service = glance_mod.GlanceImageService()
     xfers = transfers.Transfers(service, [str(root)], None)

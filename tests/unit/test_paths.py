@@ -11,13 +11,6 @@ from image_agent import paths
 
 
 @pytest.fixture
-def root(tmp_path):
-    root = tmp_path / 'root'
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def outside(tmp_path):
     outside = tmp_path / 'outside'
     outside.mkdir()

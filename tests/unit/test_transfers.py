@@ -35,13 +35,6 @@ class Recorder:
 
 
 @pytest.fixture
-def root(tmp_path):
-    root = tmp_path / 'root'
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def notes():
     return Recorder()
 

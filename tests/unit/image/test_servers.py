@@ -495,7 +495,6 @@ def test_the_remote_mark_does_not_travel_in_a_dict():
     assert not context_mod.is_remote(
         context_mod.RequestContext.from_dict(values)
     )
-    assert context_mod.is_remote(_remote().elevated())
 
 
 # -- get_api_servers ----------------------------------------------------------

@@ -82,18 +82,9 @@ def test_an_unknown_algorithm_fails_the_download_before_it_starts():
     )
 
 
-def test_verified_chunks_yields_every_chunk_then_checks():
-    hasher = verify.ImageHasher(_image(checksum=_md5(b'abcdef')))
-    assert list(verify.verified_chunks([b'abc', b'def'], hasher)) == [
-        b'abc',
-        b'def',
-    ]
-
-
-def test_verified_chunks_raises_after_the_last_chunk_on_mismatch():
-    hasher = verify.ImageHasher(_image(checksum=_md5(b'abcdef')))
-    stream = verify.verified_chunks([b'abc', b'xyz'], hasher)
-    assert next(stream) == b'abc'
-    assert next(stream) == b'xyz'
-    with pytest.raises(exception.ImageChecksumMismatch):
-        next(stream)
+def test_the_multihash_wins_over_the_md5_checksum():
+    image = _image(checksum=_md5(b'a'))
+    assert verify.recorded_hash(image) == ('md5', _md5(b'a'))
+    image.update(os_hash_algo='sha512', os_hash_value='ab')
+    assert verify.recorded_hash(image) == ('sha512', 'ab')
+    assert verify.recorded_hash(_image()) is None
