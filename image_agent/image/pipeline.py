@@ -369,12 +369,13 @@ def copy_verified(
     return total
 
 
-def _in_thread(name: str, func: Callable[[], int]) -> int:
-    """``func()`` run by a nicer thread of its own; its result or error.
-
-    The caller (an RPC worker) only waits: all the work of a transfer runs
-    at the stages' lower priority.
-    """
+def _start(
+    name: str,
+    func: Callable[[], int],
+    then: Callable[[], None] | None = None,
+) -> Callable[[], int]:
+    """Run ``func()`` in a nicer thread of its own, then ``then()``;
+    return a function that waits for it and gives its result or error."""
     outcome: dict = {}
 
     def run() -> None:
@@ -383,38 +384,39 @@ def _in_thread(name: str, func: Callable[[], int]) -> int:
             outcome['result'] = func()
         except BaseException as e:
             outcome['error'] = e
+        finally:
+            if then is not None:
+                then()
 
     thread = threading.Thread(
         target=run, name='image-agent-%s' % name, daemon=True
     )
     thread.start()
-    thread.join()
-    if 'error' in outcome:
-        raise outcome['error']
-    return outcome['result']
+
+    def wait() -> int:
+        thread.join()
+        if 'error' in outcome:
+            raise outcome['error']
+        return outcome['result']
+
+    return wait
+
+
+def _in_thread(name: str, func: Callable[[], int]) -> int:
+    """``func()`` run by a nicer thread of its own; its result or error.
+
+    The caller (an RPC worker) only waits: all the work of a transfer runs
+    at the stages' lower priority.
+    """
+    return _start(name, func)()
 
 
 def _read_while_writing_here(read: Callable[[], int], stages: _Stages) -> int:
-    """``read()`` in a thread of its own while this thread writes."""
-    outcome: dict = {}
-
-    def run() -> None:
-        _lower_priority()
-        try:
-            outcome['result'] = read()
-        except BaseException as e:
-            outcome['error'] = e
-        finally:
-            # However the reading ended, the writing here ends with it.
-            stages.writer.finish()
-
-    thread = threading.Thread(target=run, name='image-agent-read', daemon=True)
-    thread.start()
+    """``read()`` in a thread of its own while this thread writes; however
+    the reading ends, the writing here ends with it."""
+    wait = _start('read', read, then=stages.writer.finish)
     stages.writer.drain()
-    thread.join()
-    if 'error' in outcome:
-        raise outcome['error']
-    return outcome['result']
+    return wait()
 
 
 def iter_verified(
