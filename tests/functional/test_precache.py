@@ -228,7 +228,6 @@ def test_the_cache_limit_evicts_the_least_recently_used(
     listing = pc_api.list_cache(admin_context, agent.host)
     assert {e['image_id'] for e in listing['entries']} == {a['id'], c['id']}
     assert listing['size'] <= 5 * MiB
-    assert 'Evicted image %s' % b['id'] in agent.log_text()
     evicted = pc_api.evict(admin_context, a['id'], agent.host)
     assert [e['image_id'] for e in evicted['evicted']] == [a['id']]
 
@@ -252,4 +251,3 @@ def test_file_locations_are_copied_locally(
     assert done['fetched'] == 0
     assert done['source'] == 'cache'  # filled from the file, then copied
     assert proxy.sent - before < METADATA_BYTES
-    assert 'from file' in agent.log_text()

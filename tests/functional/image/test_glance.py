@@ -4,6 +4,7 @@ import datetime
 import hashlib
 import io
 import os
+import threading
 import time
 import uuid
 
@@ -329,6 +330,49 @@ def test_download_reads_a_local_file_location_when_allowed(
         deployment.start_glance(0)
         deployment.start_glance(1)
     assert opened == []
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'symlink', 'device', 'hashless'])
+def test_a_file_location_that_is_not_provable_is_not_read(
+    config, image_service, demo_context, images, tmp_path, kind
+):
+    """A FIFO does not block, a link is not followed, a device is not
+    opened, an image without a recorded hash is not copied: the bytes come
+    from Glance's API."""
+    made = images(demo_context, data=io.BytesIO(DATA))
+    config.config(group='glance', allowed_direct_url_schemes=['file'])
+    raw = dict(image_service._get_raw(demo_context, made['id']))
+    location = tmp_path / 'location'
+    # Another file of the image's size: what it holds must never be served.
+    secret = tmp_path / 'agent.conf'
+    secret.write_bytes(os.urandom(len(DATA)))
+    if kind == 'fifo':
+        os.mkfifo(location)
+    elif kind == 'symlink':
+        os.symlink(secret, location)
+    elif kind == 'device':
+        location = '/dev/zero'
+    else:
+        location = secret
+        raw.update(checksum=None, os_hash_algo=None, os_hash_value=None)
+    raw['direct_url'] = 'file://%s' % location
+    service = glance.GlanceImageService()
+    service._get_raw = lambda context, image_id: raw
+    result = {}
+    worker = threading.Thread(
+        target=lambda: result.update(
+            data=b''.join(service.download(demo_context, made['id']))
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(60)
+    if kind == 'fifo' and worker.is_alive():
+        # Unblock the reader of the old code, so the test can end.
+        with open(location, 'wb'):
+            pass
+    assert not worker.is_alive(), 'the download blocked on the location'
+    assert result['data'] == DATA
 
 
 # -- locations, stores, members ---------------------------------------------
