@@ -16,16 +16,15 @@ Importing this module registers no option: ``ImageAgentAPI`` registers the
 ``[image_agent]`` and ``[upgrade_levels] image_agent`` options on the
 ConfigOpts it is given (``image_agent.conf.client``).
 
-Pre-caching images on many hosts fans out from here, the caller's side:
+Pre-caching images on many hosts fans out from here, the caller's side
+(``image_agent.precache``):
 
     results = agent.precache(ctxt, [image_a, image_b], ['node-1', 'node-2'])
     results['node-1'][image_a]['status']   # cached, existing, error, skipped
 """
 
 from collections.abc import Callable
-from concurrent import futures
 import socket
-import time
 from typing import Any
 
 from oslo_config import cfg
@@ -33,6 +32,7 @@ import oslo_messaging as messaging
 
 from image_agent import exception
 from image_agent import notifications
+from image_agent import precache as precache_mod
 from image_agent import rpc
 from image_agent import upgrade_levels
 from image_agent.conf import client as client_conf
@@ -364,6 +364,18 @@ class ImageAgentAPI:
         workers = max(1, min(len(hosts), max_workers or self.PRECACHE_WORKERS))
         if ping_timeout is None:
             ping_timeout = self.PRECACHE_PING_TIMEOUT
+
+        def ping(host: str) -> None:
+            status = self._call_with(
+                self._prepare(host, timeout=ping_timeout), ctxt, 'ping'
+            )
+            if self._auto_cap is not None:
+                version = str(status.get('version') or '1.0')
+                self._auto_cap.remember(host, version)
+
+        def cache(host: str) -> dict:
+            return self.precache_host(ctxt, image_ids, host)
+
         own_notifier = None
         if notifier is None:
             own_notifier = notifier = notifications.Notifier(
@@ -371,88 +383,20 @@ class ImageAgentAPI:
                 _own_host(self._conf),
                 publisher='image-agent-client',
             )
-        started = time.monotonic()
-        results: dict[str, dict[str, dict]] = {}
         try:
-            notifier(
+            return precache_mod.fan_out(
                 ctxt,
-                'image.precache.start',
-                {'image_ids': image_ids, 'hosts': hosts},
-            )
-
-            def one(host: str) -> dict[str, dict]:
-                return self._precache_one(ctxt, image_ids, host, ping_timeout)
-
-            with futures.ThreadPoolExecutor(
-                workers, thread_name_prefix='precache'
-            ) as pool:
-                running = {pool.submit(one, host): host for host in hosts}
-                for future in futures.as_completed(running):
-                    host = running[future]
-                    results[host] = future.result()
-                    notifier(
-                        ctxt,
-                        'image.precache.progress',
-                        _progress_payload(host, results[host], results, hosts),
-                    )
-                    if progress is not None:
-                        progress(host, results[host], len(results), len(hosts))
-            summary: dict[str, int] = {}
-            for outcomes in results.values():
-                for outcome in outcomes.values():
-                    status = outcome['status']
-                    summary[status] = summary.get(status, 0) + 1
-            notifier(
-                ctxt,
-                'image.precache.end',
-                {
-                    'image_ids': image_ids,
-                    'hosts': hosts,
-                    'summary': summary,
-                    'duration': round(time.monotonic() - started, 3),
-                    'results': results,
-                },
-                error=bool(summary.get('error')),
+                image_ids,
+                hosts,
+                ping,
+                cache,
+                workers,
+                notifier,
+                progress,
             )
         finally:
             if own_notifier is not None:
                 own_notifier.cleanup()
-        return {host: results[host] for host in hosts}
-
-    def _precache_one(
-        self, ctxt, image_ids: list[str], host: str, ping_timeout: float
-    ) -> dict[str, dict]:
-        """One host's share of precache: ping, then cache every image."""
-        try:
-            status = self._call_with(
-                self._prepare(host, timeout=ping_timeout), ctxt, 'ping'
-            )
-        except Exception as e:
-            reason = '%s: %s' % (type(e).__name__, e)
-            return {
-                image_id: {
-                    'image_id': image_id,
-                    'status': 'skipped',
-                    'error_class': type(e).__name__,
-                    'error': 'the agent did not answer a ping (%s)' % reason,
-                }
-                for image_id in image_ids
-            }
-        if self._auto_cap is not None:
-            self._auto_cap.remember(host, str(status.get('version') or '1.0'))
-        try:
-            outcomes = self.precache_host(ctxt, image_ids, host)
-        except Exception as e:
-            return {
-                image_id: {
-                    'image_id': image_id,
-                    'status': 'error',
-                    'error_class': type(e).__name__,
-                    'error': str(e),
-                }
-                for image_id in image_ids
-            }
-        return {image_id: outcomes[image_id] for image_id in image_ids}
 
 
 def _own_host(conf: cfg.ConfigOpts) -> str:
@@ -461,26 +405,3 @@ def _own_host(conf: cfg.ConfigOpts) -> str:
         return conf.host or socket.gethostname()
     except cfg.NoSuchOptError:
         return socket.gethostname()
-
-
-def _progress_payload(
-    host: str, outcomes: dict, results: dict, hosts: list[str]
-) -> dict:
-    """An ``image.precache.progress`` payload.
-
-    ``host``, ``images_cached``, ``images_failed``, ``index`` and ``total``
-    as in Nova's ``aggregate.cache_images.progress`` (cached or already
-    there counts as cached; an error or a skipped host as failed), plus
-    every image's outcome under ``images``.
-    """
-    cached = [
-        i for i, o in outcomes.items() if o['status'] in ('cached', 'existing')
-    ]
-    return {
-        'host': host,
-        'images_cached': cached,
-        'images_failed': [i for i in outcomes if i not in cached],
-        'index': len(results),
-        'total': len(hosts),
-        'images': outcomes,
-    }
