@@ -10,6 +10,7 @@ consumer can ``except ImageNotFound`` whether the call was local or remote.
 from typing import Any
 
 from oslo_log import log as logging
+import oslo_messaging as messaging
 
 from image_agent.i18n import _
 
@@ -218,3 +219,50 @@ class PolicyNotAuthorized(NotAuthorized):
 
 class TokenValidationFailed(ImageAgentException):
     msg_fmt = _('Keystone could not validate the caller\'s token: %(reason)s')
+
+
+class RequestExpired(ImageAgentException):
+    msg_fmt = _(
+        'Refused to start %(method)s: the request waited %(waited)s s for '
+        'an agent, longer than the %(start_within)s s its caller waits.'
+    )
+    code = 408
+
+
+class AgentUnavailable(ImageAgentException, messaging.MessagingTimeout):
+    """The caller got no answer from an agent.
+
+    Also a ``MessagingTimeout``, the class callers caught before.
+    """
+
+    msg_fmt = _('No answer from an image agent on %(target)s.')
+    code = 503
+
+
+_WHAT_TO_CHECK = _(
+    'is image-agent running there, with the same transport_url and [agent] '
+    'topic? Are this caller\'s configuration and credentials loaded?'
+)
+
+
+class AgentNotListening(AgentUnavailable):
+    """Nothing was queued: the request did not run and never will."""
+
+    msg_fmt = (
+        _(
+            'No image agent listens on %(target)s (the broker has no queue '
+            '%(queue)s): '
+        )
+        + _WHAT_TO_CHECK
+    )
+
+
+class AgentTimeout(AgentUnavailable):
+    """No answer in time: the agent will not start the request any more,
+    but may have run it if it started in time (see ``deadline``)."""
+
+    msg_fmt = (
+        _('No answer from an image agent on %(target)s within %(seconds)s s: ')
+        + _WHAT_TO_CHECK
+        + '%(hint)s'
+    )

@@ -22,9 +22,12 @@ from oslo_log import log as logging
 import oslo_messaging as messaging
 
 from image_agent import conf
+from image_agent import deadline
 from image_agent import exception
+from image_agent import idempotency
 from image_agent import identity
 from image_agent import policy
+from image_agent import transfers as transfers_mod
 from image_agent.i18n import _
 from image_agent.image import validation
 
@@ -32,11 +35,12 @@ LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
 # The history of the versions is in rpcapi.ImageAgentAPI.
-RPC_API_VERSION = '1.1'
+RPC_API_VERSION = '1.2'
 
 
 def _rpc_method(func: Callable) -> Callable:
-    """Authenticate the caller, keep errors typed, and log outcomes.
+    """Refuse expired requests, authenticate the caller, keep errors typed,
+    and log outcomes.
 
     The method runs in the context ``identity.authenticate`` gives: the
     token's user, project and roles as Keystone says, never the request's
@@ -48,6 +52,13 @@ def _rpc_method(func: Callable) -> Callable:
     # The context is positional-only: an argument the caller names
     # "context" must be refused like any other unknown argument.
     def wrapper(self, context, /, **kwargs):
+        # First: its caller may have given up on it (no Keystone call).
+        deadline.check(
+            getattr(context, 'deadline', None),
+            name,
+            CONF.agent.clock_skew,
+            context,
+        )
         try:
             context = identity.authenticate(context, self._validator)
         except exception.ImageAgentException as e:
@@ -97,6 +108,8 @@ class ImageAgentManager:
         self._transfers = transfers
         self._started = time.monotonic()
         self._started_at = datetime.datetime.now(datetime.UTC)
+        # Creates with the same idempotency key at once are one create.
+        self._keyed_creates = transfers_mod.SingleFlight()
 
     @_rpc_method
     def ping(self, context) -> dict[str, Any]:
@@ -134,8 +147,26 @@ class ImageAgentManager:
 
     @_rpc_method
     def create(
-        self, context, image_meta: dict, path: str | None = None
+        self,
+        context,
+        image_meta: dict,
+        path: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict:
+        if idempotency_key is None:
+            return self._create(context, image_meta, path)
+        image_meta = idempotency.with_key(
+            image_meta, idempotency.check_key(idempotency_key)
+        )
+        return idempotency.create_once(
+            self._images,
+            self._keyed_creates,
+            context,
+            idempotency_key,
+            lambda: self._create(context, image_meta, path),
+        )
+
+    def _create(self, context, image_meta: dict, path: str | None) -> dict:
         if path is None:
             return self._images.create(context, image_meta)
         return self._transfers.upload(

@@ -16,12 +16,16 @@ import importlib
 from typing import Any
 
 from oslo_config import cfg
+from oslo_log import log as logging
 import oslo_messaging as messaging
 from oslo_messaging.rpc import dispatcher
 
 from image_agent import context as ia_context
+from image_agent import deadline
 from image_agent import exception
 from image_agent.i18n import _
+
+LOG = logging.getLogger(__name__)
 
 ALLOWED_EXMODS = ['image_agent.exception']
 # The exchange of the agents' topics, on both sides, whatever the caller's
@@ -183,9 +187,14 @@ class RequestContextSerializer(messaging.Serializer):
 
     def deserialize_context(self, ctxt):
         check_context_dict(ctxt)
-        return ia_context.mark_remote(
-            ia_context.RequestContext.from_dict(ctxt)
+        values = dict(ctxt)
+        limit = deadline.parse(values)
+        context = ia_context.mark_remote(
+            ia_context.RequestContext.from_dict(values)
         )
+        # Read by the endpoint before it starts the work (deadline.check).
+        context.deadline = limit
+        return context
 
 
 def get_transport(
@@ -237,3 +246,34 @@ def get_client(
         timeout=timeout,
         retry=retry,
     )
+
+
+def delete_server_queues(
+    transport: messaging.Transport, topic: str, host: str
+) -> dict[str, int]:
+    """Remove the queues of a stopped server; ``{queue: requests dropped}``.
+
+    Without them, a request to this agent finds no queue: the caller, who
+    publishes with the mandatory flag, is told at once that nobody listens,
+    and nothing waits in the broker to run when the agent comes back. A
+    queue another agent still consumes from (the shared topic, or the same
+    host name twice) is left alone. Only RabbitMQ has queues to remove.
+    """
+    driver = getattr(transport, '_driver', None)
+    get_connection = getattr(driver, '_get_connection', None)
+    if get_connection is None:
+        return {}
+    removed = {}
+    try:
+        with get_connection('send') as conn:
+            for queue in ('%s.%s' % (topic, host), topic):
+                try:
+                    removed[queue] = conn.channel.queue_delete(
+                        queue, if_unused=True
+                    )
+                except Exception as e:  # noqa: BLE001 - in use, or gone
+                    LOG.debug('Queue %s kept: %s', queue, e)
+                    break  # a refused delete closes the channel
+    except Exception as e:  # noqa: BLE001 - the broker may be away
+        LOG.warning('Could not remove the queues of %s: %s', host, e)
+    return removed

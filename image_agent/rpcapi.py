@@ -24,18 +24,33 @@ Pre-caching images on many hosts fans out from here, the caller's side
 """
 
 from collections.abc import Callable
+import dataclasses
 import socket
 from typing import Any
 
 from oslo_config import cfg
 import oslo_messaging as messaging
 
+from image_agent import deadline
 from image_agent import exception
+from image_agent import idempotency
 from image_agent import notifications
 from image_agent import precache as precache_mod
 from image_agent import rpc
 from image_agent import upgrade_levels
 from image_agent.conf import client as client_conf
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """A call context and what the caller waits for: its limits, its
+    target in words, and what the caller can do about a timeout."""
+
+    cctxt: Any
+    target: str
+    timeout: float
+    monitor: float | None = None
+    hint: str = ''
 
 
 class ImageAgentAPI:
@@ -49,10 +64,17 @@ class ImageAgentAPI:
         * 1.1 - The image cache: list_cache, evict, and precache (one host's
           share of ImageAgentAPI.precache); download may be served from the
           cache and its result tells the ``source`` and ``fetched`` bytes.
+        * 1.2 - create takes an ``idempotency_key``.
+
+    Every request carries its deadline (see ``image_agent.deadline``): an
+    agent does not start a request its caller stopped waiting for. A
+    request to a topic or host where no agent listens fails at once with
+    ``AgentNotListening``; one nobody answers in time with
+    ``AgentTimeout`` (both are ``MessagingTimeout`` too).
     """
 
     TOPIC = 'image-agent'
-    RPC_API_VERSION = '1.1'
+    RPC_API_VERSION = '1.2'
     # [upgrade_levels] image_agent may name a release: the API version its
     # agents serve, by series and by name, as in Nova's compute API.
     VERSION_ALIASES = {
@@ -81,9 +103,10 @@ class ImageAgentAPI:
         image_agent``. ``transport`` may be the caller's own (made without
         ``rpc.ALLOWED_EXMODS``: errors are typed all the same).
         ``topic``, ``version_cap`` (a version, a release or ``auto``) and
-        ``timeout`` override the options; ``retry`` is oslo.messaging's
-        (None: wait for the broker forever, N: give up after N
-        reconnections).
+        ``timeout`` override the options; ``timeout`` also bounds the
+        heartbeat window of transfers when shorter than their
+        ``call_monitor_timeout``. ``retry`` is oslo.messaging's (None: wait
+        for the broker forever, N: give up after N reconnections).
         """
         conf = cfg.CONF if conf is None else conf
         client_conf.register_opts(conf)
@@ -92,6 +115,7 @@ class ImageAgentAPI:
         self._transport = transport or rpc.get_transport(conf)
         rpc.register_messaging_opts(self._transport.conf)
         options = conf[client_conf.GROUP]
+        self._timeout = timeout or options.timeout
         self.topic = topic or options.topic or self.TOPIC
         level = upgrade_levels.resolve(
             version_cap or conf[client_conf.UPGRADE_LEVELS].image_agent,
@@ -156,38 +180,69 @@ class ImageAgentAPI:
         version: str = '1.0',
         transfer: bool = False,
         timeout: float | None = None,
-    ):
+    ) -> _Prepared:
         """The call context: version, target agent, and timeouts.
 
         Transfers get the long ``[image_agent] transfer_timeout`` with
         heartbeats every half ``call_monitor_timeout``: a long download never
         times out while the agent lives, and its death is noticed in seconds.
+        Every call is published with the mandatory flag: when no queue of
+        an agent is there to take it, the broker says so at once.
         """
-        options: dict[str, Any] = {'version': version}
+        options: dict[str, Any] = {
+            'version': version,
+            'transport_options': messaging.TransportOptions(
+                at_least_once=True
+            ),
+        }
         if host:
             options['server'] = host
+        monitor = None
         if transfer:
             client_options = self._conf[client_conf.GROUP]
+            monitor = client_options.call_monitor_timeout
+            if self._timeout:
+                monitor = max(2, min(monitor, int(self._timeout)))
             options['timeout'] = client_options.transfer_timeout
-            options['call_monitor_timeout'] = (
-                client_options.call_monitor_timeout
-            )
+            options['call_monitor_timeout'] = monitor
         if timeout is not None:
             options['timeout'] = timeout
-        return self.client.prepare(**options)
+        wait = options.get('timeout') or self._timeout
+        if wait is None:
+            wait = self._transport.conf.rpc_response_timeout
+        target = 'topic %s, %s' % (
+            self.topic,
+            'host %s' % host if host else 'any host',
+        )
+        return _Prepared(self.client.prepare(**options), target, wait, monitor)
 
     def _call(self, ctxt, method: str, host: str | None, **kwargs):
         return self._call_with(self._prepare(host), ctxt, method, **kwargs)
 
     @staticmethod
-    def _call_with(cctxt, ctxt, method: str, **kwargs):
+    def _call_with(prepared: _Prepared, ctxt, method: str, **kwargs):
+        """Send a call stamped with its deadline; type what comes back."""
+        window = deadline.start_window(prepared.timeout, prepared.monitor)
+        values = deadline.stamp(rpc.context_to_dict(ctxt), window)
         try:
-            return cctxt.call(ctxt, method, **kwargs)
+            return prepared.cctxt.call(values, method, **kwargs)
+        except messaging.MessageUndeliverable as e:
+            raise exception.AgentNotListening(
+                target=prepared.target, queue=e.routing_key
+            ) from e
         except messaging.RemoteError as e:
             typed = rpc.typed_error(e)
             if typed is e:
                 raise
             raise typed from e
+        except messaging.MessagingTimeout as e:
+            if isinstance(e, exception.ImageAgentException):
+                raise
+            raise exception.AgentTimeout(
+                target=prepared.target,
+                seconds=prepared.monitor or prepared.timeout,
+                hint=prepared.hint,
+            ) from e
 
     # -- the API -------------------------------------------------------------
 
@@ -215,9 +270,8 @@ class ImageAgentAPI:
         Returns ``path`` (resolved), ``size``, ``os_hash_algo``,
         ``os_hash_value`` and ``reused``.
         """
-        cctxt = self._prepare(host, transfer=True)
         return self._call_with(
-            cctxt,
+            self._prepare(host, transfer=True),
             ctxt,
             'download',
             image_id=image_id,
@@ -231,12 +285,41 @@ class ImageAgentAPI:
         image_meta: dict,
         path: str | None = None,
         host: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict:
-        """Create an image, uploading the file at ``path`` if given."""
-        cctxt = self._prepare(host, transfer=path is not None)
-        return self._call_with(
-            cctxt, ctxt, 'create', image_meta=image_meta, path=path
+        """Create an image, uploading the file at ``path`` if given.
+
+        With an ``idempotency_key`` (RPC 1.2), the key is recorded on the
+        image (property ``image_agent_idempotency_key``) and a create with
+        a key the caller's project already used returns that image instead
+        of making another: after a timeout, repeat the call with the same
+        key, or look the image up with ``find_created``.
+        """
+        version = '1.0'
+        kwargs: dict[str, Any] = {'image_meta': image_meta, 'path': path}
+        if idempotency_key is not None:
+            self._require('1.2', 'create with an idempotency key', ctxt, host)
+            version = '1.2'
+            kwargs['idempotency_key'] = idempotency_key
+        prepared = self._prepare(
+            host, version=version, transfer=path is not None
         )
+        if idempotency_key is not None:
+            prepared.hint = (
+                ' The image may have been created: look it up by its '
+                'idempotency key %s, or create again with the same key.'
+                % idempotency_key
+            )
+        return self._call_with(prepared, ctxt, 'create', **kwargs)
+
+    def find_created(
+        self, ctxt, idempotency_key: str, host: str | None = None
+    ) -> dict | None:
+        """The image a create with ``idempotency_key`` made, or None."""
+        images = self.detail(
+            ctxt, host=host, filters=idempotency.filters(ctxt, idempotency_key)
+        )
+        return images[0] if images else None
 
     def update(
         self,
@@ -250,9 +333,8 @@ class ImageAgentAPI:
         host: str | None = None,
     ) -> dict:
         """Update an image's metadata, uploading ``path`` first if given."""
-        cctxt = self._prepare(host, transfer=path is not None)
         return self._call_with(
-            cctxt,
+            self._prepare(host, transfer=path is not None),
             ctxt,
             'update',
             image_id=image_id,

@@ -5,7 +5,8 @@ The transport, the RPC server and the transfer machinery are built in
 released in ``stop()``. On SIGTERM the server stops taking new calls, lets
 the running ones finish (up to ``[agent] drain_timeout``), then cancels the
 transfers still running so that they fail cleanly instead of being killed
-halfway.
+halfway, and removes its queues from the broker: a request sent to a
+stopped agent fails at once rather than waiting to run when it is back.
 """
 
 import threading
@@ -104,6 +105,7 @@ class AgentService(service.ServiceBase):
         with self._lock:
             if self._legacy_server is not None:
                 self._legacy_server.stop()
+            listened = self._server is not None
             if self._server is not None:
                 self._server.stop()
                 self._drain()
@@ -111,6 +113,9 @@ class AgentService(service.ServiceBase):
             if self._legacy_server is not None:
                 self._legacy_server.wait()
                 self._legacy_server = None
+            if listened:
+                # Once no server of this agent consumes from them.
+                self._remove_queues()
             if self._transport is not None:
                 self._transport.cleanup()
                 self._transport = None
@@ -119,6 +124,18 @@ class AgentService(service.ServiceBase):
                 self._notifier = None
             self._stopped.set()
             LOG.info('image-agent %s stopped', self.host)
+
+    def _remove_queues(self) -> None:
+        """Requests sent now fail at once instead of running later."""
+        removed = rpc.delete_server_queues(
+            self._transport, self.topic, self.host
+        )
+        for queue, dropped in removed.items():
+            LOG.info(
+                'Removed queue %(queue)s (%(dropped)s request(s) in it '
+                'dropped: their callers get no answer)',
+                {'queue': queue, 'dropped': dropped},
+            )
 
     def _drain(self) -> None:
         """Wait for running calls; cancel transfers that take too long."""

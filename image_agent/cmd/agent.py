@@ -10,6 +10,7 @@ from image_agent import conf
 from image_agent import reports
 from image_agent import service as agent_service
 from image_agent import version
+from image_agent.conf import messaging as messaging_conf
 
 LOG = logging.getLogger(__name__)
 # Seconds a thread waiting for the GIL waits before it asks for it (Python's
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             'not be selected'
         )
     config = conf.CONF
+    messaging_conf.set_defaults(config)
     logging.register_options(config)
     reports.register_opts(config)
     config(

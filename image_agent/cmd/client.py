@@ -8,8 +8,10 @@ towards Glance. Results are shown with cliff's formatters (``output``).
 
 import argparse
 import json
+import logging
 import os
 import sys
+import threading
 from typing import Any
 
 from keystoneauth1 import exceptions as ks_exceptions
@@ -21,6 +23,7 @@ from image_agent import rpc
 from image_agent import rpcapi
 from image_agent.cmd import credentials
 from image_agent.cmd import output
+from image_agent.conf import messaging as messaging_conf
 
 # Exit status: 0 success, 1 any error (a partial pre-cache included),
 # 2 a usage error (argparse), 130 interrupted.
@@ -84,7 +87,10 @@ def _add_global_options(
         '--timeout',
         type=int,
         default=60,
-        help='seconds to wait for calls other than transfers (default 60)',
+        help='seconds to wait for an answer (default 60); a transfer must '
+        'start within about half of it (or of [image_agent] '
+        'call_monitor_timeout if shorter) and then runs as long as it '
+        'needs, heartbeats telling that the agent is alive',
     )
     output.add_format_arguments(parser)
     credentials.add_arguments(parser, argv)
@@ -160,6 +166,20 @@ def _add_transfer_commands(sub) -> None:
         'host (under one of its [agent] upload_roots).',
     )
     _add_image_meta_options(create)
+    create.add_argument(
+        '--idempotency-key',
+        metavar='KEY',
+        help='create at most one image with this key in your project: '
+        'after a timeout, run the same command again, or look the image '
+        'up with find-created KEY',
+    )
+    find_created = _command(
+        sub,
+        'find-created',
+        'the image a create --idempotency-key KEY made',
+        'Exit status 1 when your project has none.',
+    )
+    find_created.add_argument('idempotency_key', metavar='KEY')
     update = _command(
         sub,
         'update',
@@ -417,9 +437,21 @@ def run_command(api: rpcapi.ImageAgentAPI, ctxt, args) -> Any:
             args,
             'upload',
             lambda: api.create(
-                ctxt, _image_meta(args), path=args.file, host=host
+                ctxt,
+                _image_meta(args),
+                path=args.file,
+                host=host,
+                idempotency_key=args.idempotency_key,
             ),
         )
+    if command == 'find-created':
+        image = api.find_created(ctxt, args.idempotency_key, host=host)
+        if image is None:
+            raise exception.NotFound(
+                'No image of your project was created with idempotency '
+                'key %s.' % args.idempotency_key
+            )
+        return image
     if command == 'update':
         return _upload(
             api,
@@ -491,9 +523,9 @@ def _one_line(error: BaseException, ctxt=None) -> str:
     if isinstance(error, exception.ImageAgentException):
         text = error.msg  # without the remote traceback
     elif isinstance(error, messaging.MessagingTimeout):
-        text = 'no answer from an image agent in time (%s)' % (
-            str(error).splitlines()[0] if str(error) else 'timeout'
-        )
+        # The library raises AgentTimeout; this is a last resort, without
+        # oslo.messaging's internal message id.
+        text = 'no answer from an image agent in time'
     elif isinstance(error, ks_exceptions.ClientException):
         text = 'Keystone authentication failed: %s' % error
     else:
@@ -512,9 +544,26 @@ def _failed_somewhere(command: str, result: Any) -> bool:
     )
 
 
+# Seconds the command waits for its transport to close before it exits.
+# oslo.messaging's reply poller may take up to 5 s to notice; the process
+# exiting closes the connections as well.
+RELEASE_WAIT = 0.5
+
+
+def _release(transport) -> None:
+    """Close the transport without delaying the exit past --timeout."""
+    closer = threading.Thread(target=transport.cleanup, daemon=True)
+    closer.start()
+    closer.join(RELEASE_WAIT)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     config = conf.CONF
+    messaging_conf.set_defaults(config)
+    # The AMQP library warns about the broker's late answers to a request
+    # it refused (no agent listening); the error line says it all.
+    logging.getLogger('amqp').setLevel(logging.ERROR)
     ctxt = None
     try:
         config(
@@ -536,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = run_command(api, ctxt, args)
         finally:
-            transport.cleanup()
+            _release(transport)
     except KeyboardInterrupt:
         print('image-agent-client: interrupted', file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -38,6 +38,22 @@ rpc_opts = [
     ),
 ]
 
+# The deadline check of requests (image_agent.deadline).
+deadline_opts = [
+    cfg.FloatOpt(
+        'clock_skew',
+        default=1.0,
+        min=0,
+        help='Seconds by which the clocks of callers and agents may differ. '
+        'Every request says when it was sent and how long its caller waits '
+        'for it to start; the agent refuses to start one that waited longer '
+        'by more than this (its caller has given up on it). Larger values '
+        'tolerate badly synchronised clocks but let a transfer start up to '
+        'that much after its caller stopped waiting; keep clocks in sync '
+        '(NTP) and this small.',
+    ),
+]
+
 path_opts = [
     cfg.ListOpt(
         'download_roots',
@@ -173,8 +189,9 @@ cache_opts = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(agent_group)
-    conf.register_opts(rpc_opts + path_opts + cache_opts, group=agent_group)
+    opts = rpc_opts + deadline_opts + path_opts + cache_opts
+    conf.register_opts(opts, group=agent_group)
 
 
 def list_opts() -> dict:
-    return {agent_group: rpc_opts + path_opts + cache_opts}
+    return {agent_group: rpc_opts + deadline_opts + path_opts + cache_opts}

@@ -307,9 +307,10 @@ class FakeGlance:
     def _images_get(self, image_id: str) -> dict:
         return dict(self._image(image_id))
 
-    def _images_list(self, **kwargs: Any):
+    def _images_list(self, filters: dict | None = None, **kwargs: Any):
         for image in list(self.images.values()):
-            yield dict(image)
+            if all(image.get(k) == v for k, v in (filters or {}).items()):
+                yield dict(image)
 
     def _images_create(self, **kwargs: Any) -> dict:
         return self.add_image(**kwargs)

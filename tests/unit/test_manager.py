@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import re
+import time
 
 import oslo_messaging as messaging
 from oslo_messaging.rpc import dispatcher as rpc_dispatcher
@@ -256,10 +257,10 @@ class TestDispatch:
         assert policy.is_allowed(endpoint, 'download')
         assert not policy.is_allowed(endpoint, '_transfers')
 
-    def test_the_endpoint_speaks_version_1_1(self, endpoint):
-        # 1.1 added the image cache (list_cache, evict, precache); a 1.0
-        # caller is served as before.
-        assert endpoint.target.version == '1.1'
+    def test_the_endpoint_speaks_version_1_2(self, endpoint):
+        # 1.1 added the image cache (list_cache, evict, precache), 1.2 the
+        # idempotency key of create; older callers are served as before.
+        assert endpoint.target.version == '1.2'
 
     def test_a_call_through_a_fake_transport(self, endpoint, ctx, config):
         transport = rpc.get_transport(config.conf, url='fake://')
@@ -277,3 +278,83 @@ class TestDispatch:
             server.stop()
             server.wait()
             transport.cleanup()
+
+
+class TestDeadline:
+    def test_an_expired_request_is_refused_before_any_work(
+        self, endpoint, ctx, glance, root, caplog
+    ):
+        (root / 'src').write_bytes(DATA)
+        ctx.deadline = {'sent_at': time.time() - 60, 'start_within': 4.0}
+        with raises(exception.RequestExpired, match='create'):
+            endpoint.create(
+                ctx, image_meta={'name': 'late'}, path=str(root / 'src')
+            )
+        assert glance.images == {}
+        assert 'Dropped an expired create request' in caplog.text
+        assert ctx.auth_token not in caplog.text
+
+    def test_expired_before_the_token_is_looked_at(
+        self, endpoint, anon_ctx, config
+    ):
+        anon_ctx.deadline = {'sent_at': time.time() - 60, 'start_within': 1}
+        with raises(exception.RequestExpired):
+            endpoint.ping(anon_ctx)
+
+    def test_in_time_it_runs(self, endpoint, ctx):
+        ctx.deadline = {'sent_at': time.time(), 'start_within': 4.0}
+        assert endpoint.ping(ctx)['host'] == 'node-1'
+
+    def test_the_allowed_clock_skew_is_configurable(
+        self, endpoint, ctx, config
+    ):
+        ctx.deadline = {'sent_at': time.time() - 10, 'start_within': 4.0}
+        config.config(group='agent', clock_skew=10)
+        assert endpoint.ping(ctx)['host'] == 'node-1'
+
+
+class TestIdempotentCreate:
+    def test_the_key_is_recorded_and_a_second_create_returns_the_image(
+        self, endpoint, ctx, glance, root
+    ):
+        (root / 'src').write_bytes(DATA)
+        first = endpoint.create(
+            ctx,
+            image_meta={'name': 'once', 'properties': {'a': 'b'}},
+            path=str(root / 'src'),
+            idempotency_key='key-1',
+        )
+        assert glance.images[first['id']]['image_agent_idempotency_key'] == (
+            'key-1'
+        )
+        assert glance.images[first['id']]['a'] == 'b'
+        again = endpoint.create(
+            ctx,
+            image_meta={'name': 'once'},
+            path=str(root / 'src'),
+            idempotency_key='key-1',
+        )
+        assert again['id'] == first['id']
+        assert len(glance.images) == 1
+        other = endpoint.create(
+            ctx, image_meta={'name': 'twice'}, idempotency_key='key-2'
+        )
+        assert other['id'] != first['id']
+
+    def test_another_projects_key_is_not_the_callers(
+        self, endpoint, ctx, glance
+    ):
+        glance.add_image(
+            owner='someone-else', image_agent_idempotency_key='key-1'
+        )
+        made = endpoint.create(
+            ctx, image_meta={'name': 'mine'}, idempotency_key='key-1'
+        )
+        assert len(glance.images) == 2
+        assert glance.images[made['id']]['name'] == 'mine'
+
+    @pytest.mark.parametrize('key', ['', 'x' * 256, 'a\nb', 7])
+    def test_a_bad_key_is_invalid_input(self, endpoint, ctx, glance, key):
+        with raises(exception.InvalidInput):
+            endpoint.create(ctx, image_meta={'name': 'n'}, idempotency_key=key)
+        assert glance.images == {}

@@ -40,7 +40,8 @@ class FakeAgents:
         self.most = 0
         self._lock = threading.Lock()
 
-    def __call__(self, cctxt, ctxt, method, **kwargs):
+    def __call__(self, prepared, ctxt, method, **kwargs):
+        cctxt = prepared.cctxt
         host = cctxt.target.server
         self.calls.append((host, method, cctxt.target.version))
         if host in self.down:

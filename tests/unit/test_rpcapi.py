@@ -5,6 +5,7 @@ from unittest import mock
 import oslo_messaging as messaging
 import pytest
 
+from image_agent import deadline
 from image_agent import exception
 from image_agent import rpcapi
 
@@ -111,7 +112,7 @@ class TestVersionCap:
     ):
         api = rpcapi.ImageAgentAPI(transport=transport, version_cap='1.0')
         with pytest.raises(messaging.RPCVersionCapError):
-            api._prepare(None, version='1.1').call(ctx, 'ping')
+            api._prepare(None, version='1.1').cctxt.call(ctx, 'ping')
 
 
 class TestArguments:
@@ -171,7 +172,10 @@ class TestArguments:
         self, api, sent, ctx, method, args, kwargs, expected
     ):
         getattr(api, method)(ctx, *args, **kwargs)
-        sent.cctxt.call.assert_called_once_with(ctx, method, **expected)
+        sent.cctxt.call.assert_called_once_with(mock.ANY, method, **expected)
+        values = sent.cctxt.call.call_args.args[0]
+        assert values['auth_token'] == ctx.auth_token
+        assert deadline.CONTEXT_KEY in values
 
     def test_get_location_answers_like_the_image_service(self, api, sent, ctx):
         sent.cctxt.call.return_value = {
@@ -350,3 +354,121 @@ def test_calls_go_to_the_agents_exchange_whatever_the_callers(
     target names the agents' exchange itself."""
     api = rpcapi.ImageAgentAPI(transport=transport)
     assert api.client.target.exchange == 'image-agent'
+
+
+class TestNoAgent:
+    def test_every_call_is_published_with_the_mandatory_flag(
+        self, api, sent, ctx
+    ):
+        api.show(ctx, IMAGE_ID)
+        assert sent.options['transport_options'].at_least_once
+        api.download(ctx, IMAGE_ID, '/srv/x', host='h')
+        assert sent.options['transport_options'].at_least_once
+
+    def test_no_queue_is_a_typed_error_naming_topic_and_host(
+        self, api, sent, ctx
+    ):
+        sent.cctxt.call.side_effect = messaging.MessageUndeliverable(
+            Exception('NO_ROUTE'), 'openstack', 'image-agent.node-3', {}
+        )
+        with pytest.raises(exception.AgentNotListening) as e:
+            api.show(ctx, IMAGE_ID, host='node-3')
+        message = str(e.value)
+        assert 'topic image-agent, host node-3' in message
+        assert 'image-agent.node-3' in message
+        assert 'is image-agent running' in message
+        assert 'credentials' in message
+        # Callers that caught MessagingTimeout keep working.
+        assert isinstance(e.value, messaging.MessagingTimeout)
+
+    def test_no_answer_is_a_typed_error_without_message_id(
+        self, transport, sent, ctx, monkeypatch
+    ):
+        api = rpcapi.ImageAgentAPI(transport=transport, timeout=7)
+        monkeypatch.setattr(api.client, 'prepare', lambda **o: sent.cctxt)
+        sent.cctxt.call.side_effect = messaging.MessagingTimeout(
+            'Timed out waiting for a reply to message ID 0123abcd'
+        )
+        with pytest.raises(exception.AgentTimeout) as e:
+            api.ping(ctx)
+        assert 'topic image-agent, any host within 7 s' in str(e.value)
+        assert '0123abcd' not in str(e.value)
+        assert isinstance(e.value, messaging.MessagingTimeout)
+
+    def test_a_timed_out_create_says_how_to_learn_what_happened(
+        self, api, sent, ctx
+    ):
+        sent.cctxt.call.side_effect = messaging.MessagingTimeout('late')
+        with pytest.raises(exception.AgentTimeout) as e:
+            api.create(ctx, {'name': 'n'}, idempotency_key='k-1')
+        assert 'idempotency key k-1' in str(e.value)
+
+
+class TestDeadlines:
+    def sent_deadline(self, sent):
+        return sent.cctxt.call.call_args.args[0][deadline.CONTEXT_KEY]
+
+    def test_a_plain_call_may_start_within_its_timeout(
+        self, transport, sent, ctx, monkeypatch
+    ):
+        api = rpcapi.ImageAgentAPI(transport=transport, timeout=9)
+        monkeypatch.setattr(api.client, 'prepare', lambda **o: sent.cctxt)
+        api.show(ctx, IMAGE_ID)
+        assert self.sent_deadline(sent)['start_within'] == 9
+
+    def test_the_default_timeout_is_oslo_messagings(
+        self, api, sent, ctx, config
+    ):
+        config.config(rpc_response_timeout=42)
+        api.show(ctx, IMAGE_ID)
+        assert self.sent_deadline(sent)['start_within'] == 42
+
+    def test_a_transfer_must_start_within_its_heartbeat_window(
+        self, api, sent, ctx, config
+    ):
+        config.config(group='image_agent', call_monitor_timeout=10)
+        api.download(ctx, IMAGE_ID, '/srv/x', host='h')
+        assert self.sent_deadline(sent)['start_within'] == 4
+        assert sent.options['timeout'] == 6 * 3600
+
+    def test_a_short_client_timeout_shortens_the_heartbeat_window(
+        self, transport, sent, ctx, monkeypatch
+    ):
+        api = rpcapi.ImageAgentAPI(transport=transport, timeout=5)
+        options = {}
+        monkeypatch.setattr(
+            api.client,
+            'prepare',
+            lambda **o: options.update(o) or sent.cctxt,
+        )
+        api.download(ctx, IMAGE_ID, '/srv/x', host='h')
+        assert options['call_monitor_timeout'] == 5
+
+
+class TestIdempotencyKey:
+    def test_the_key_needs_version_1_2(self, transport, ctx):
+        api = rpcapi.ImageAgentAPI(transport=transport, version_cap='1.1')
+        with pytest.raises(exception.RPCVersionCapped):
+            api.create(ctx, {'name': 'n'}, idempotency_key='k')
+
+    def test_the_key_is_sent_with_1_2(self, api, sent, ctx):
+        api.create(ctx, {'name': 'n'}, idempotency_key='k')
+        assert sent.options['version'] == '1.2'
+        assert sent.cctxt.call.call_args.kwargs['idempotency_key'] == 'k'
+
+    def test_without_key_a_1_0_call(self, api, sent, ctx):
+        api.create(ctx, {'name': 'n'})
+        assert sent.options['version'] == '1.0'
+        assert 'idempotency_key' not in sent.cctxt.call.call_args.kwargs
+
+    def test_find_created_lists_the_projects_image_with_the_key(
+        self, api, sent, ctx
+    ):
+        sent.cctxt.call.return_value = [{'id': 'i-1'}]
+        assert api.find_created(ctx, 'k') == {'id': 'i-1'}
+        assert sent.cctxt.call.call_args.kwargs['filters'] == {
+            'image_agent_idempotency_key': 'k',
+            'owner': ctx.project_id,
+        }
+        sent.cctxt.call.return_value = []
+        assert api.find_created(ctx, 'k') is None

@@ -114,3 +114,34 @@ def test_the_control_exchange_listener_can_be_turned_off(agent, config):
         assert agent._legacy_server is None
     finally:
         agent.stop()
+
+
+def test_stop_removes_the_agents_queues(agent, monkeypatch):
+    removed = mock.Mock(return_value={'image-agent.node-1': 2})
+    monkeypatch.setattr(service.rpc, 'delete_server_queues', removed)
+    agent.start()
+    transport = agent._transport
+    agent.stop()
+    removed.assert_called_once_with(transport, 'image-agent', 'node-1')
+
+
+def test_queues_go_host_first_and_only_when_unused():
+    channel = mock.Mock()
+    channel.queue_delete.side_effect = [3, Exception('in use')]
+    conn = mock.MagicMock()
+    conn.__enter__.return_value.channel = channel
+    transport = mock.Mock()
+    transport._driver._get_connection.return_value = conn
+    assert service.rpc.delete_server_queues(transport, 't', 'h') == {'t.h': 3}
+    assert channel.queue_delete.call_args_list == [
+        mock.call('t.h', if_unused=True),
+        mock.call('t', if_unused=True),
+    ]
+
+
+def test_a_transport_without_queues_has_none_to_remove(config):
+    transport = service.rpc.get_transport(config.conf, url='fake://')
+    try:
+        assert service.rpc.delete_server_queues(transport, 't', 'h') == {}
+    finally:
+        transport.cleanup()

@@ -154,7 +154,36 @@ class TestCommands:
         assert client.make_context(args).is_admin is True
 
 
+class TestIdempotencyKey:
+    def test_create_passes_the_key(self):
+        api = mock.Mock()
+        args = parse('create', '--name', 'n', '--idempotency-key', 'k')
+        client.run_command(api, 'ctx', args)
+        api.create.assert_called_once_with(
+            'ctx', {'name': 'n'}, path=None, host=None, idempotency_key='k'
+        )
+
+    def test_find_created_shows_the_image_or_fails(self):
+        api = mock.Mock()
+        api.find_created.return_value = {'id': 'i-1'}
+        args = parse('find-created', 'k')
+        assert client.run_command(api, 'ctx', args) == {'id': 'i-1'}
+        api.find_created.return_value = None
+        with pytest.raises(exception.NotFound, match='key k'):
+            client.run_command(api, 'ctx', args)
+
+
 class TestErrors:
+    def test_no_agent_is_one_line_naming_topic_host_and_checks(self):
+        error = exception.AgentNotListening(
+            target='topic image-agent, host node-3',
+            queue='image-agent.node-3',
+        )
+        line = client._one_line(error)
+        assert 'topic image-agent, host node-3' in line
+        assert 'is image-agent running there' in line
+        assert 'credentials loaded' in line
+
     def test_a_remote_error_is_its_message_without_traceback(self):
         error = exception.ImageNotFound(
             'Image x could not be found.', image_id='x'
