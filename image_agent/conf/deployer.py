@@ -73,6 +73,36 @@ rabbit_opts = [
         default=False,
         help='Connect to RabbitMQ over TLS (oslo.messaging).',
     ),
+    # The agent's own defaults (image_agent.conf.messaging): reconnect
+    # every second, so that it answers soon after the broker is back.
+    cfg.IntOpt(
+        'rabbit_retry_interval',
+        default=1,
+        min=1,
+        help='Seconds before the first attempt to reconnect to RabbitMQ '
+        '(oslo.messaging).',
+    ),
+    cfg.IntOpt(
+        'rabbit_retry_backoff',
+        default=0,
+        min=0,
+        help='Seconds added to the wait after each failed attempt; '
+        'oslo.messaging\'s own default is 2 (oslo.messaging).',
+    ),
+    cfg.IntOpt(
+        'rabbit_interval_max',
+        default=1,
+        min=1,
+        help='Longest wait between two attempts to reconnect; '
+        'oslo.messaging\'s own default is 30 (oslo.messaging).',
+    ),
+    cfg.FloatOpt(
+        'kombu_reconnect_delay',
+        default=0.0,
+        min=0.0,
+        help='Seconds added before each reconnection attempt; '
+        'oslo.messaging\'s own default is 1.0 (oslo.messaging).',
+    ),
 ]
 
 notification_opts = [
