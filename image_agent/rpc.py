@@ -265,10 +265,15 @@ def delete_server_queues(
         return {}
     removed = {}
     try:
-        with get_connection('send') as conn:
+        # A connection of its own: the pooled ones have a heartbeat thread
+        # reading from their socket, which would race with this.
+        with get_connection('send') as pooled:
+            broker = pooled.connection.connection.clone()
+        with broker:
+            channel = broker.channel()
             for queue in ('%s.%s' % (topic, host), topic):
                 try:
-                    removed[queue] = conn.channel.queue_delete(
+                    removed[queue] = channel.queue_delete(
                         queue, if_unused=True
                     )
                 except Exception as e:  # noqa: BLE001 - in use, or gone

@@ -116,31 +116,61 @@ def _note(row, what: str, outcomes) -> None:
         )
 
 
+def _around_an_outage(row, caller, glance, agent, ctxt, fault, settle):
+    """Take the agent down (``fault``), send it a create and a download,
+    start it again and let it act (``settle``): the requests' outcomes,
+    what they left in Glance (``glance``) or on disk, and the agent's log."""
+    image_id = glance.create(
+        ctxt,
+        {'name': 'source', 'disk_format': 'raw', 'container_format': 'bare'},
+        data=io.BytesIO(DATA),
+    )['id']
+    try:
+        fault(agent)
+        row.add(faults=1)
+        name = 'late-' + uuid.uuid4().hex[:8]
+        outcomes = _late_requests(caller, ctxt, agent, image_id, name)
+        _note(row, 'agent %s' % fault.__doc__, outcomes)
+        helpers.restart_agent(agent)
+        settle(agent)
+        left = _leftovers(glance, ctxt, outcomes)
+        row.note('after the restart: %s' % (', '.join(left) or 'nothing'))
+        row.add(failures=len(left))
+        return outcomes, left, agent.log_text()
+    finally:
+        agent.stop()
+        glance.delete(ctxt, image_id)
+
+
+def _sigterm(agent) -> None:
+    """stopped (SIGTERM)"""
+    agent.stop()
+
+
+def _sigkill(agent) -> None:
+    """killed (SIGKILL)"""
+    helpers.kill_agent(agent)  # its queue stays in the broker
+
+
 @pytest.mark.scenario('40. Agent stopped: requests never run later')
 def test_requests_to_a_stopped_agent_fail_at_once_and_never_run(
     row,
     caller,
     agent_factory,  # noqa: F811
-    images,  # noqa: F811
     image_service,  # noqa: F811
     demo_context,  # noqa: F811
 ):
     agent = agent_factory()
-    image_id = images(demo_context, data=io.BytesIO(DATA))['id']
-    try:
-        agent.stop()  # SIGTERM: a graceful stop
-        row.add(faults=1)
-        name = 'late-' + uuid.uuid4().hex[:8]
-        outcomes = _late_requests(caller, demo_context, agent, image_id, name)
-        _note(row, 'agent stopped', outcomes)
-        helpers.restart_agent(agent)
-        # Give the agent time to run whatever waited for it.
-        time.sleep(HEARTBEAT_WINDOW)
-        left = _leftovers(image_service, demo_context, outcomes)
-        row.note('after the restart: %s' % (', '.join(left) or 'nothing'))
-        row.add(failures=len(left))
-    finally:
-        agent.stop()
+    outcomes, left, _ = _around_an_outage(
+        row,
+        caller,
+        image_service,
+        agent,
+        demo_context,
+        _sigterm,
+        # Time for the agent to run whatever waited for it.
+        lambda agent: time.sleep(HEARTBEAT_WINDOW),
+    )
     assert left == []
     for error, seconds, _ in outcomes.values():
         assert isinstance(error, exception.AgentNotListening), error
@@ -153,26 +183,19 @@ def test_requests_to_a_killed_agent_time_out_and_are_dropped(
     row,
     caller,
     agent_factory,  # noqa: F811
-    images,  # noqa: F811
     image_service,  # noqa: F811
     demo_context,  # noqa: F811
 ):
     agent = agent_factory()
-    image_id = images(demo_context, data=io.BytesIO(DATA))['id']
-    try:
-        helpers.kill_agent(agent)  # its queue stays in the broker
-        row.add(faults=1)
-        name = 'late-' + uuid.uuid4().hex[:8]
-        outcomes = _late_requests(caller, demo_context, agent, image_id, name)
-        _note(row, 'agent SIGKILLed', outcomes)
-        helpers.restart_agent(agent)
-        _settle(agent, drops=2, seconds=15)
-        left = _leftovers(image_service, demo_context, outcomes)
-        log = agent.log_text()
-        row.note('after the restart: %s' % (', '.join(left) or 'nothing'))
-        row.add(failures=len(left))
-    finally:
-        agent.stop()
+    outcomes, left, log = _around_an_outage(
+        row,
+        caller,
+        image_service,
+        agent,
+        demo_context,
+        _sigkill,
+        lambda agent: _settle(agent, drops=2, seconds=15),
+    )
     assert left == []
     for error, seconds, _ in outcomes.values():
         assert isinstance(error, exception.AgentTimeout), error

@@ -128,15 +128,22 @@ def test_stop_removes_the_agents_queues(agent, monkeypatch):
 def test_queues_go_host_first_and_only_when_unused():
     channel = mock.Mock()
     channel.queue_delete.side_effect = [3, Exception('in use')]
-    conn = mock.MagicMock()
-    conn.__enter__.return_value.channel = channel
+    # A connection of its own, cloned from a pooled one.
+    broker = mock.MagicMock()
+    broker.__enter__.return_value = broker
+    broker.channel.return_value = channel
+    pooled = mock.MagicMock()
+    pooled.__enter__.return_value.connection.connection.clone.return_value = (
+        broker
+    )
     transport = mock.Mock()
-    transport._driver._get_connection.return_value = conn
+    transport._driver._get_connection.return_value = pooled
     assert service.rpc.delete_server_queues(transport, 't', 'h') == {'t.h': 3}
     assert channel.queue_delete.call_args_list == [
         mock.call('t.h', if_unused=True),
         mock.call('t', if_unused=True),
     ]
+    broker.__exit__.assert_called_once()
 
 
 def test_a_transport_without_queues_has_none_to_remove(config):
