@@ -80,7 +80,7 @@ def temp_files(root):
 def test_ping_names_the_agent(api, agent, demo_context):  # noqa: F811
     status = api.ping(demo_context, host=agent.host)
     assert status['host'] == agent.host
-    assert status['version'] == '1.1'
+    assert status['version'] == '1.2'
     assert status['transfers'] == []
     assert status['uptime'] > 0
 

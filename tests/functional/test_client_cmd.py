@@ -144,11 +144,13 @@ def test_bad_credentials_fail_cleanly(run):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_no_agent_on_the_topic_times_out_with_one_line(run):
-    result = run('--topic', 'nobody-%s' % uuid.uuid4().hex, '--timeout', '2',
-                 'ping')  # fmt: skip
+def test_no_agent_on_the_topic_fails_at_once_with_one_line(run):
+    topic = 'nobody-%s' % uuid.uuid4().hex
+    result = run('--topic', topic, '--timeout', '2', 'ping')
     assert result.returncode == 1
-    assert result.stderr.startswith('ERROR: no answer from an image agent')
+    assert result.stderr.startswith(
+        'ERROR: No image agent listens on topic %s, any host' % topic
+    )
     assert len(result.stderr.strip().splitlines()) == 1
 
 

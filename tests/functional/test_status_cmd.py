@@ -13,6 +13,8 @@ import uuid
 
 import pytest
 
+from image_agent import rpcapi
+
 Code = {'SUCCESS': 0, 'WARNING': 1, 'FAILURE': 2}
 
 
@@ -119,7 +121,8 @@ def test_an_unreachable_glance_fails(agent, tmp_path):  # noqa: F811
 
 
 @pytest.mark.parametrize(
-    ('cap', 'expected'), [('1.0', 'WARNING'), ('1.1', 'SUCCESS')]
+    ('cap', 'expected'),
+    [('1.0', 'WARNING'), (rpcapi.ImageAgentAPI.RPC_API_VERSION, 'SUCCESS')],
 )
 def test_the_version_pin_is_compared_with_the_agents(
     agent,  # noqa: F811
