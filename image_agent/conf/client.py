@@ -54,7 +54,9 @@ client_opts = [
         ],
         help='Seconds without a reply or a heartbeat after which a '
         'transfer call is given up: the agent heartbeats every half of it. '
-        'This is how soon a caller learns that the agent serving it died.',
+        'This is how soon a caller learns that the agent serving it died. '
+        'A transfer that no agent takes up within about half of it never '
+        'runs.',
     ),
 ]
 

@@ -293,8 +293,8 @@ class TestUpgradeLevels:
         api.versions = {None: '1.1', 'old': '1.0', 'new': '1.1'}
         api.calls = []
 
-        def call(cctxt, ctxt, method, **kwargs):
-            host = cctxt.target.server
+        def call(prepared, ctxt, method, **kwargs):
+            host = prepared.cctxt.target.server
             api.calls.append((method, host))
             if method == 'ping':
                 return {'host': host, 'version': api.versions[host]}
