@@ -221,28 +221,20 @@ class ImageAgentAPI:
 
     @staticmethod
     def _call_with(prepared: _Prepared, ctxt, method: str, **kwargs):
-        """Send a call stamped with its deadline; type what comes back."""
-        window = deadline.start_window(prepared.timeout, prepared.monitor)
-        values = deadline.stamp(rpc.context_to_dict(ctxt), window)
-        try:
-            return prepared.cctxt.call(values, method, **kwargs)
-        except messaging.MessageUndeliverable as e:
-            raise exception.AgentNotListening(
-                target=prepared.target, queue=e.routing_key
-            ) from e
-        except messaging.RemoteError as e:
-            typed = rpc.typed_error(e)
-            if typed is e:
-                raise
-            raise typed from e
-        except messaging.MessagingTimeout as e:
-            if isinstance(e, exception.ImageAgentException):
-                raise
-            raise exception.AgentTimeout(
-                target=prepared.target,
-                seconds=prepared.monitor or prepared.timeout,
-                hint=prepared.hint,
-            ) from e
+        """Send a call stamped with its deadline; type what comes back.
+
+        A request the agent refused as expired did not run: it waited
+        longer than its deadline, most often because sending it waited for
+        the broker (``retry=None`` waits through an outage) while its
+        deadline ran. It is sent once more, with a new deadline.
+        """
+        for attempt in (1, 2):
+            try:
+                return _send(prepared, ctxt, method, kwargs)
+            except exception.RequestExpired:
+                if attempt == 2:
+                    raise
+        raise AssertionError('unreachable')
 
     # -- the API -------------------------------------------------------------
 
@@ -487,3 +479,29 @@ def _own_host(conf: cfg.ConfigOpts) -> str:
         return conf.host or socket.gethostname()
     except cfg.NoSuchOptError:
         return socket.gethostname()
+
+
+def _send(prepared: _Prepared, ctxt, method: str, kwargs: dict) -> Any:
+    """One call, stamped with its deadline now; errors as typed classes."""
+    window = deadline.start_window(prepared.timeout, prepared.monitor)
+    values = deadline.stamp(rpc.context_to_dict(ctxt), window)
+    try:
+        return prepared.cctxt.call(values, method, **kwargs)
+    except messaging.MessageUndeliverable as e:
+        raise exception.AgentNotListening(
+            target=prepared.target, queue=e.routing_key
+        ) from e
+    except messaging.RemoteError as e:
+        typed = rpc.typed_error(e)
+        if typed is e:
+            raise
+        raise typed from e
+    except messaging.MessagingTimeout as e:
+        if isinstance(e, exception.ImageAgentException):
+            raise
+        raise exception.AgentTimeout(
+            target=prepared.target,
+            seconds=prepared.monitor or prepared.timeout,
+            hint=prepared.hint,
+        ) from e
+

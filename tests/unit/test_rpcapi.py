@@ -472,3 +472,30 @@ class TestIdempotencyKey:
         }
         sent.cctxt.call.return_value = []
         assert api.find_created(ctx, 'k') is None
+
+
+class TestExpiredRequests:
+    def test_a_refused_request_is_sent_once_more_with_a_new_deadline(
+        self, api, sent, ctx, monkeypatch
+    ):
+        # Sending waited for the broker: the agent refused it, unrun.
+        stamps = iter([100.0, 160.0])
+        monkeypatch.setattr(deadline.time, 'time', lambda: next(stamps))
+        sent.cctxt.call.side_effect = [
+            exception.RequestExpired(method='show', waited=7, start_within=5),
+            {'id': IMAGE_ID},
+        ]
+        assert api.show(ctx, IMAGE_ID) == {'id': IMAGE_ID}
+        sent_at = [
+            c.args[0][deadline.CONTEXT_KEY]['sent_at']
+            for c in sent.cctxt.call.call_args_list
+        ]
+        assert sent_at == [100.0, 160.0]
+
+    def test_refused_twice_is_the_callers_error(self, api, sent, ctx):
+        sent.cctxt.call.side_effect = exception.RequestExpired(
+            method='show', waited=7, start_within=5
+        )
+        with pytest.raises(exception.RequestExpired):
+            api.show(ctx, IMAGE_ID)
+        assert sent.cctxt.call.call_count == 2
