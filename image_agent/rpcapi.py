@@ -504,4 +504,3 @@ def _send(prepared: _Prepared, ctxt, method: str, kwargs: dict) -> Any:
             seconds=prepared.monitor or prepared.timeout,
             hint=prepared.hint,
         ) from e
-
