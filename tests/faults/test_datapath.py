@@ -90,6 +90,12 @@ def file_agent(agent_factory):  # noqa: F811
     agent.stop()
 
 
+def _entry(agent, image: dict) -> str:
+    """The path of ``image``'s entry in ``agent``'s cache."""
+    name = '%s.sha512-%s' % (image['id'], image['os_hash_value'])
+    return os.path.join(agent.root, 'cache', name)
+
+
 def _refused(row, call) -> BaseException:
     row.add(calls=1)
     with pytest.raises(REFUSED) as caught:
@@ -144,6 +150,9 @@ def test_a_file_location_glance_refuses_now_is_not_copied(
     demo_context,  # noqa: F811
     admin_context,  # noqa: F811
 ):
+    """Glance 33 also hides a deactivated image's locations from its
+    owner, so this guards the outcome; a 403 on an image whose location
+    is still shown is a unit test (test_cache.TestLocalCopies)."""
     image = images(demo_context, data=io.BytesIO(os.urandom(2 * MiB)))
     path = os.path.join(file_agent.root, 'f-%s' % image['id'])
     done = api.download(demo_context, image['id'], path, host=file_agent.host)
@@ -179,11 +188,7 @@ def test_the_cache_is_no_upload_source(
     path = os.path.join(cache_agent.root, 'alt-%s' % private['id'])
     api.download(alt_context, private['id'], path, host=cache_agent.host)
     row.add(calls=1)
-    entry = os.path.join(
-        cache_agent.root,
-        'cache',
-        '%s.sha512-%s' % (private['id'], private['os_hash_value']),
-    )
+    entry = _entry(cache_agent, private)
     assert os.path.exists(entry)
     meta = {'name': 'stolen', 'disk_format': 'raw', 'container_format': 'bare'}
     row.add(calls=1)
@@ -314,9 +319,7 @@ def test_downloads_and_the_cache_are_private_by_default(
     api.download(demo_context, image['id'], path, host=cache_agent.host)
     row.add(calls=1)
     cache_dir = os.path.join(cache_agent.root, 'cache')
-    entry = os.path.join(
-        cache_dir, '%s.sha512-%s' % (image['id'], image['os_hash_value'])
-    )
+    entry = _entry(cache_agent, image)
     modes = [
         stat.S_IMODE(os.stat(p).st_mode) for p in (path, entry, cache_dir)
     ]
