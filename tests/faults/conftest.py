@@ -44,6 +44,7 @@ from tests.functional.deployment_fixture import pid_alive
 from tests.functional.deployment_fixture import (
     remove_stale_private_deployments,
 )
+from tests.functional.rabbit_cluster import RabbitCluster
 from tools.testenv import Deployment
 
 OWN_PREFIX = helpers.OWN_PREFIX
@@ -290,3 +291,15 @@ def faults_rabbit():
         rabbit.stop()
         if pid and pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def faults_rabbit_cluster():
+    """Three private nodes clustered (``FaultsRabbit``: found if left)."""
+    if not shutil.which('rabbitmq-server') or not shutil.which('rabbitmqctl'):
+        pytest.skip('rabbitmq-server is not installed here')
+    cluster = RabbitCluster(3, node_class=FaultsRabbit)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

@@ -127,7 +127,9 @@ class AgentProcess:
                 f.write('\n')
         self.popen: subprocess.Popen | None = None
 
-    def start(self) -> AgentProcess:
+    def start(self, wait: bool = True) -> AgentProcess:
+        """Start the agent; ``wait``: until it listens (else call
+        ``wait_for_log('listening on')`` later, to start many at once)."""
         with open(self.log, 'ab') as log:
             self.popen = subprocess.Popen(
                 [*agent_command(), '--config-file', self.config_file],
@@ -136,7 +138,8 @@ class AgentProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.wait_for_log('listening on')
+        if wait:
+            self.wait_for_log('listening on')
         return self
 
     def log_text(self) -> str:
@@ -443,7 +446,18 @@ class PrivateRabbit:
             stderr=subprocess.DEVNULL,
         )
 
-    def start(self) -> PrivateRabbit:
+    def ctl_output(self, *args: str, timeout: float = 60) -> str:
+        return subprocess.run(
+            ['rabbitmqctl', '-q', '-n', self.node, *args],
+            env=self.env,
+            check=True,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def start(self, wait: bool = True) -> PrivateRabbit:
+        """Start the node; ``wait``: until it serves (else ``wait_up``)."""
         subprocess.run(
             ['rabbitmq-server', '-detached'],
             env=self.env,
@@ -453,6 +467,9 @@ class PrivateRabbit:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        return self.wait_up() if wait else self
+
+    def wait_up(self) -> PrivateRabbit:
         deadline = time.monotonic() + 60
         while True:
             try:
