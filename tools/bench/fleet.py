@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 from concurrent import futures
+import contextlib
 import io
 import os
 import shutil
