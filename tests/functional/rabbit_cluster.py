@@ -93,12 +93,15 @@ class RabbitCluster:
         return ''
 
     def connections_on(self, index: int) -> int:
-        """Client connections the cluster has on one node."""
-        name = self.nodes[index].node
+        """Client connections the cluster has on one node.
+
+        A connection's pid (``<node.N.N.N>``) names its node.
+        """
+        prefix = '<%s.' % self.nodes[index].node
         lines = self.ask(
-            'list_connections', '--no-table-headers', 'node'
+            'list_connections', '--no-table-headers', 'pid'
         ).splitlines()
-        return sum(1 for line in lines if line.strip() == name)
+        return sum(1 for line in lines if line.strip().startswith(prefix))
 
     def running_nodes(self) -> int:
         """How many nodes the first live node sees running."""
