@@ -25,6 +25,8 @@ from image_agent import rpc
 from image_agent import rpcapi
 from tests.faults import helpers
 from tests.faults.helpers import MiB
+from tests.faults.test_broker_faults import TRANSPORT_ERRORS
+from tests.faults.test_broker_faults import _pings
 from tests.functional.rabbit_cluster import QUORUM_OPTIONS
 
 pytestmark = pytest.mark.slow
@@ -35,10 +37,6 @@ DOWN = 5
 # A caller whose node died reconnects to another one (oslo.messaging's
 # retry interval, 1 s) and a loaded 2-core machine adds its own delays.
 SLACK = 8
-TRANSPORT_ERRORS = (
-    messaging.MessagingTimeout,
-    messaging.MessageDeliveryFailure,
-)
 KINDS = ('ping', 'show', 'download', 'ping')
 # Calls in flight when a node dies may be lost: at most this many per
 # load thread and killed node.
@@ -122,14 +120,6 @@ def _wait_answering(client, ctxt, agents) -> None:
             'agent %s to answer' % agent.host,
             interval=0.2,
         )
-
-
-def _pings(client, ctxt, agent) -> bool:
-    try:
-        client.ping(ctxt, host=agent.host)
-    except TRANSPORT_ERRORS:
-        return False
-    return True
 
 
 @pytest.mark.scenario('60. RabbitMQ cluster: one node, then another, dies')

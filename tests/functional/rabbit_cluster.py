@@ -16,6 +16,7 @@ import subprocess
 import time
 
 from tests.functional.agent_fixtures import PrivateRabbit
+from tests.functional.agent_fixtures import _pid_alive
 
 QUORUM_OPTIONS = {
     'rabbit_quorum_queue': 'true',
@@ -30,16 +31,6 @@ def node_pid(node: PrivateRabbit) -> int | None:
             return int(f.read().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RabbitCluster:
@@ -72,7 +63,7 @@ class RabbitCluster:
         started = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         deadline = started + 30
-        while _alive(pid):
+        while _pid_alive(pid):
             assert time.monotonic() < deadline, '%s did not die' % node.node
             time.sleep(0.05)
         return time.monotonic() - started
@@ -112,5 +103,5 @@ class RabbitCluster:
         for node in self.nodes:
             pid = node_pid(node)
             node.stop()
-            if pid and _alive(pid):
+            if pid and _pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -46,6 +46,7 @@ from tests.functional.agent_fixtures import PrivateRabbit
 from tests.functional.conftest import make_context
 from tests.functional.rabbit_cluster import node_pid
 from tools.bench.environment import RandomStream
+from tools.bench.environment import rss_bytes
 from tools.bench.precache import CHUNK
 from tools.testenv import Deployment
 
@@ -75,17 +76,9 @@ def group_rss(pgid: int) -> int:
     """Resident bytes of every process of a process group."""
     total = 0
     for pid in group_processes(pgid):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             total += rss_bytes(pid)
     return total
-
-
-def rss_bytes(pid: int) -> int:
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def start_fleet(
