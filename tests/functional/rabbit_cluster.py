@@ -16,7 +16,7 @@ import subprocess
 import time
 
 from tests.functional.agent_fixtures import PrivateRabbit
-from tests.functional.agent_fixtures import _pid_alive
+from tests.functional.deployment_fixture import pid_alive
 
 QUORUM_OPTIONS = {
     'rabbit_quorum_queue': 'true',
@@ -63,7 +63,7 @@ class RabbitCluster:
         started = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         deadline = started + 30
-        while _pid_alive(pid):
+        while pid_alive(pid):
             assert time.monotonic() < deadline, '%s did not die' % node.node
             time.sleep(0.05)
         return time.monotonic() - started
@@ -103,5 +103,5 @@ class RabbitCluster:
         for node in self.nodes:
             pid = node_pid(node)
             node.stop()
-            if pid and _pid_alive(pid):
+            if pid and pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
