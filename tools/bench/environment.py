@@ -141,7 +141,15 @@ class Agent:
                 'max_concurrent_downloads = 4\n%(agent_extra)s'
                 '[glance]\napi_servers = %(servers)s\n'
                 'num_retries = 3\nretry_backoff_base = 0.05\n'
+                # The service credentials: the agent asks Keystone about
+                # every caller's token with them.
+                'auth_type = password\nauth_url = %(keystone)s\n'
+                'username = image-agent\npassword = %(password)s\n'
+                'project_name = service\nuser_domain_name = Default\n'
+                'project_domain_name = Default\n'
                 % {
+                    'keystone': deployment.keystone_url,
+                    'password': deployment.password('image-agent'),
                     'url': RABBIT_URL,
                     'host': host,
                     'topic': topic,
