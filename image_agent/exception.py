@@ -133,6 +133,28 @@ class ImageUnacceptable(Invalid):
     msg_fmt = _('Image %(image_id)s is unacceptable: %(reason)s')
 
 
+class ImageFormatMismatch(ImageUnacceptable):
+    msg_fmt = _(
+        'Image %(image_id)s is unacceptable: its content is %(detected)s '
+        'but its disk_format says %(disk_format)s.'
+    )
+
+
+class ImageConversionFailed(ImageAgentException):
+    msg_fmt = _(
+        'Could not convert image %(image_id)s from %(source_format)s to '
+        '%(target_format)s: %(reason)s'
+    )
+
+
+class ConversionLimitExceeded(ImageConversionFailed):
+    msg_fmt = _(
+        'Could not convert image %(image_id)s from %(source_format)s to '
+        '%(target_format)s: qemu-img %(command)s went past its %(limit)s '
+        'limit ([agent] qemu_img_*).'
+    )
+
+
 # -- the agent: local paths, transfers, RPC ---------------------------------
 
 

@@ -2,7 +2,8 @@
 # Make sure the services the tests and the quickstart need are running on
 # loopback: PostgreSQL (127.0.0.1:5432, trust auth for root) and RabbitMQ
 # (127.0.0.1:5672, guest/guest); with "qemu-img", that qemu-img (Debian's
-# qemu-utils, for the consumers tests) is installed. Start them when
+# qemu-utils: the agent converts images with it, the tests make their disk
+# images with it) is installed. Start them when
 # installed but stopped; install them from the distribution when missing
 # (needs root and apt); otherwise say exactly what is missing and fail.
 set -euo pipefail
@@ -72,7 +73,8 @@ ensure_rabbitmq() {
     timeout 60 rabbitmq-diagnostics -q ping >/dev/null || die "RabbitMQ does not answer pings"
 }
 
-# qemu-img, which Cinder's image_utils runs (the consumers tests).
+# qemu-img: the agent's conversions, the tests' disk images, and Cinder's
+# image_utils (the consumers tests).
 ensure_qemu_img() {
     if command -v qemu-img >/dev/null; then
         log "qemu-img is installed"

@@ -36,6 +36,8 @@ case "$command" in
             apt_install "python$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv"
         command -v mke2fs >/dev/null || [ -x /sbin/mke2fs ] || apt_install e2fsprogs
         PATH=$PATH:/sbin:/usr/sbin tools/ensure-services.sh all
+        # The agent converts a qcow2 image to raw with it (a step shows it).
+        PATH=$PATH:/sbin:/usr/sbin tools/ensure-services.sh qemu-img
         ;;
     stop|status|clean|-h|--help) ;;
     *) die "usage: $0 [start|stop|status|clean]" ;;

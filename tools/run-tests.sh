@@ -16,8 +16,11 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 envs=${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,consumers,devstack,faults,quickstart,docs,releasenotes,openstack-constraints}
 
 tools/ensure-services.sh all
+# qemu-img: the agent inspects and converts images with it; the tests
+# make their disk images with it.
 case ",$envs," in
-    *,consumers,*) tools/ensure-services.sh qemu-img ;;
+    *,py3,*|*,functional,*|*,faults,*|*,quickstart,*|*,consumers,*|*,openstack-constraints,*)
+        tools/ensure-services.sh qemu-img ;;
 esac
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/image-agent

@@ -186,12 +186,86 @@ cache_opts = [
     ),
 ]
 
+# What a download's bytes may be (image_agent.formats).
+NOVA_DISK_FORMATS = [
+    'raw',
+    'qcow2',
+    'vmdk',
+    'vhd',
+    'vhdx',
+    'vdi',
+    'iso',
+    'gpt',
+    'ami',
+    'aki',
+    'ari',
+]
+
+format_opts = [
+    cfg.BoolOpt(
+        'inspect_formats',
+        default=True,
+        help='Inspect every image while it is downloaded (oslo.utils\' '
+        'format inspector, no second read): its content must be the format '
+        'its disk_format says ("raw": no other known format; a GPT or MBR '
+        'disk passes as raw) and pass that format\'s safety checks (no '
+        'qcow2 backing or external data file, no VMDK extent, parent or '
+        'subformat that reads other files...); otherwise the download fails '
+        'with ImageUnacceptable and nothing is written. UNSAFE when false: '
+        'a qcow2 or VMDK that names a host file such as /etc/shadow is then '
+        'written as it is, and whoever hands it to qemu (the hypervisor, '
+        'qemu-img, Nova, Cinder) may read that file into a guest '
+        '(CVE-2024-32498). Turn it off only for a deployment whose '
+        'consumers inspect every image themselves.',
+    ),
+    cfg.ListOpt(
+        'disk_formats_allowed',
+        default=NOVA_DISK_FORMATS,
+        help='The disk_format values of the images the agent downloads '
+        '(with inspect_formats); any other is refused before a byte is '
+        'fetched. The default is what Nova accepts: the formats oslo.utils '
+        'can inspect whose safety checks can pass, and the AMI formats '
+        '(ami, aki, ari: their content must pass the safety checks of '
+        'whatever format it is).',
+    ),
+    cfg.IntOpt(
+        'qemu_img_address_space_mb',
+        default=1024,
+        min=16,
+        help='Address space limit, in MiB, of the qemu-img processes the '
+        'agent runs (info, and convert for downloads with convert_to and '
+        'uploads with convert_from), as Nova and Cinder limit qemu-img '
+        'info: a crafted image cannot make it take the host\'s memory. A '
+        'process that reaches it fails with ConversionLimitExceeded.',
+    ),
+    cfg.IntOpt(
+        'qemu_img_cpu_seconds',
+        default=1800,
+        min=1,
+        help='CPU time limit, in seconds, of one qemu-img convert (qemu-img '
+        'info gets 30 s, as in Nova). Converting takes about 1 CPU second '
+        'per GiB here; a crafted image that would keep a core busy is '
+        'killed at the limit (ConversionLimitExceeded), with nothing left '
+        'behind.',
+    ),
+    cfg.StrOpt(
+        'conversion_dir',
+        help='Absolute directory of the private temporary directories in '
+        'which uploads with convert_from are converted before they are '
+        'sent (each needs room for the converted image). Unset: the '
+        'system\'s temporary directory.',
+    ),
+]
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(agent_group)
-    opts = rpc_opts + deadline_opts + path_opts + cache_opts
-    conf.register_opts(opts, group=agent_group)
+    conf.register_opts(_all_opts(), group=agent_group)
+
+
+def _all_opts() -> list[cfg.Opt]:
+    return rpc_opts + deadline_opts + path_opts + cache_opts + format_opts
 
 
 def list_opts() -> dict:
-    return {agent_group: rpc_opts + deadline_opts + path_opts + cache_opts}
+    return {agent_group: _all_opts()}

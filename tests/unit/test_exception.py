@@ -45,6 +45,24 @@ def test_code_defaults_to_the_class_code_and_can_be_given():
     ('cls', 'kwargs', 'message'),
     [
         (
+            exception.ImageFormatMismatch,
+            {'image_id': 'i', 'detected': 'qcow2', 'disk_format': 'raw'},
+            'Image i is unacceptable: its content is qcow2 but its '
+            'disk_format says raw.',
+        ),
+        (
+            exception.ConversionLimitExceeded,
+            {
+                'image_id': 'i',
+                'source_format': 'qcow2',
+                'target_format': 'raw',
+                'command': 'convert',
+                'limit': 'CPU time',
+            },
+            'Could not convert image i from qcow2 to raw: qemu-img convert '
+            'went past its CPU time limit ([agent] qemu_img_*).',
+        ),
+        (
             exception.ImageNotAuthorized,
             {'image_id': 'i'},
             'Not authorized for image i.',

@@ -229,6 +229,8 @@ class TestTypedErrorsOnAnyTransport:
             ('ImageChecksumMismatch', exception.ImageDownloadFailed),
             ('OutOfSpace', exception.InsufficientSpace),
             ('AgentError', exception.ImageAgentException),
+            ('ImageFormatMismatch', exception.ImageUnacceptable),
+            ('ConversionLimitExceeded', exception.ImageConversionFailed),
         ],
     )
     def test_subclasses_keep_their_bases(self, api, sent, ctx, name, base):

@@ -30,6 +30,7 @@ apt_install() {
 }
 
 tools/ensure-services.sh all
+tools/ensure-services.sh qemu-img
 command -v curl >/dev/null || apt_install curl
 command -v sync >/dev/null || apt_install coreutils
 

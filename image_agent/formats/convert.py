@@ -1,0 +1,283 @@
+"""Converting an image with ``qemu-img``, as Nova and Cinder do, but safer.
+
+qemu-img parses whatever header it is given: it runs only on an image the
+inspector accepted (``formats.inspect``), with the source format given
+explicitly (``-f``, never probed), under process limits (address space,
+CPU time: oslo.concurrency's ``ProcessLimits``, as Nova and Cinder limit
+``qemu-img info``), in the C locale. ``qemu-img info`` looks first and
+must agree: no backing file, no external data file.
+
+qemu-img is given ``/proc/<agent>/fd/<n>`` paths of files the agent
+holds open: it opens those very files, whatever happens to their names
+meanwhile. The agent writes the result the usual way, through
+``writer.AtomicFile`` (a temporary file beside the destination, fsync,
+rename), so a failure leaves nothing behind.
+"""
+
+from collections.abc import Iterator
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import tempfile
+
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+
+from image_agent import exception
+from image_agent.i18n import _
+
+LOG = logging.getLogger(__name__)
+
+# qemu-img's name of a disk_format, where it differs; the raw-like formats
+# are plain bytes to qemu.
+_QEMU_NAMES = {
+    'vhd': 'vpc',
+    'iso': 'raw',
+    'gpt': 'raw',
+    'ami': 'raw',
+    'aki': 'raw',
+    'ari': 'raw',
+}
+# What the agent converts to (qemu-img output formats Glance knows).
+TARGET_FORMATS = frozenset({'raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi'})
+# Nova's limit of qemu-img info (nova/virt/images.py).
+INFO_CPU_SECONDS = 30
+MiB = 1024 * 1024
+# What a process that went past its address space shows: it cannot
+# allocate (an error, or an abort) or start a thread.
+_OUT_OF_MEMORY = (
+    'Cannot allocate memory',
+    'Resource temporarily unavailable',
+    'Failed to allocate',
+    'failed to allocate',
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one qemu-img process may use."""
+
+    address_space: int
+    cpu_seconds: int
+
+    @classmethod
+    def from_conf(cls, conf) -> 'Limits':
+        return cls(
+            conf.agent.qemu_img_address_space_mb * MiB,
+            conf.agent.qemu_img_cpu_seconds,
+        )
+
+    def process_limits(self, cpu_seconds: int | None = None):
+        return processutils.ProcessLimits(
+            address_space=self.address_space,
+            cpu_time=cpu_seconds or self.cpu_seconds,
+        )
+
+
+def qemu_format(disk_format: str) -> str:
+    """qemu-img's name of ``disk_format``."""
+    return _QEMU_NAMES.get(disk_format, disk_format)
+
+
+def fd_path(fd: int) -> str:
+    """A path by which a child process opens the very file ``fd``."""
+    return '/proc/%d/fd/%d' % (os.getpid(), fd)
+
+
+@dataclasses.dataclass
+class _Job:
+    """One conversion: what it is about, for its errors."""
+
+    image_id: str
+    source_format: str
+    target_format: str
+    limits: Limits
+
+    def run(self, command: str, *args: str, cpu_seconds: int | None = None):
+        """``qemu-img <command> <args>`` under the limits; its stdout."""
+        try:
+            out, _err = processutils.execute(
+                'env',
+                'LC_ALL=C',
+                'LANG=C',
+                'qemu-img',
+                command,
+                *args,
+                prlimit=self.limits.process_limits(cpu_seconds),
+            )
+        except processutils.ProcessExecutionError as e:
+            raise self._failure(command, e) from e
+        except OSError as e:
+            raise self.error(_('qemu-img cannot run: %s') % e) from e
+        return out
+
+    def _failure(self, command: str, e) -> exception.ImageConversionFailed:
+        limit = limit_hit(e.exit_code, e.stderr or '')
+        if limit is not None:
+            LOG.warning(
+                'qemu-img %(command)s of image %(id)s went past its '
+                '%(limit)s limit',
+                {'command': command, 'id': self.image_id, 'limit': limit},
+            )
+            return exception.ConversionLimitExceeded(
+                image_id=self.image_id,
+                source_format=self.source_format,
+                target_format=self.target_format,
+                command=command,
+                limit=limit,
+            )
+        stderr = (e.stderr or '').strip().splitlines()
+        return self.error(
+            _('qemu-img %(command)s failed (exit %(code)s): %(stderr)s')
+            % {
+                'command': command,
+                'code': e.exit_code,
+                'stderr': stderr[-1] if stderr else '',
+            }
+        )
+
+    def error(self, reason: str) -> exception.ImageConversionFailed:
+        return exception.ImageConversionFailed(
+            image_id=self.image_id,
+            source_format=self.source_format,
+            target_format=self.target_format,
+            reason=reason,
+        )
+
+
+def limit_hit(exit_code: int | None, stderr: str) -> str | None:
+    """Which limit a failed qemu-img went past (None: it failed otherwise).
+
+    Past its CPU time a process gets SIGXCPU, then SIGKILL; past its
+    address space an allocation fails: qemu-img says so, or aborts.
+    """
+    if exit_code in (-signal.SIGXCPU, -signal.SIGKILL):
+        return 'CPU time'
+    if exit_code == -signal.SIGABRT or any(
+        text in stderr for text in _OUT_OF_MEMORY
+    ):
+        return 'address space'
+    return None
+
+
+def info(job: _Job, path: str) -> dict:
+    """``qemu-img info`` of ``path`` read as the job's source format.
+
+    qemu must see no backing file and no external data file (the
+    inspector has looked already; qemu is what will read the file).
+    """
+    out = job.run(
+        'info',
+        '-f',
+        qemu_format(job.source_format),
+        '--output=json',
+        path,
+        cpu_seconds=min(INFO_CPU_SECONDS, job.limits.cpu_seconds),
+    )
+    try:
+        data = json.loads(out)
+    except ValueError as e:
+        raise job.error(_('qemu-img info said no JSON')) from e
+    data_file = (data.get('format-specific') or {}).get('data', {})
+    if data.get('backing-filename') or data.get('full-backing-filename'):
+        reason = _('qemu-img info sees a backing file')
+    elif isinstance(data_file, dict) and data_file.get('data-file'):
+        reason = _('qemu-img info sees an external data file')
+    else:
+        return data
+    raise exception.ImageUnacceptable(image_id=job.image_id, reason=reason)
+
+
+def convert_fd(
+    image_id: str,
+    src_fd: int,
+    source_format: str,
+    dst_fd: int,
+    limits: Limits,
+) -> int:
+    """Convert the image open at ``src_fd`` to raw into the empty file
+    ``dst_fd``; return its size (the image's virtual size).
+
+    The file is first given its final size (a hole: zeros) and qemu-img
+    writes into it (``-n --target-is-zero``: it skips the zeros), so the
+    agent's own temporary file, locked and named by it, is the target.
+    """
+    job = _Job(image_id, source_format, 'raw', limits)
+    source = fd_path(src_fd)
+    size = int(info(job, source)['virtual-size'])
+    os.ftruncate(dst_fd, size)
+    job.run(
+        'convert',
+        '-f',
+        qemu_format(source_format),
+        '-O',
+        'raw',
+        '-n',
+        '--target-is-zero',
+        source,
+        fd_path(dst_fd),
+    )
+    return size
+
+
+def convert_path(
+    image_id: str,
+    src_fd: int,
+    source_format: str,
+    target: str,
+    target_format: str,
+    limits: Limits,
+) -> int:
+    """Convert the image open at ``src_fd`` into a new file ``target`` (in
+    a directory private to the caller); return the source's virtual size.
+    """
+    if target_format not in TARGET_FORMATS:
+        raise exception.InvalidInput(
+            reason=_('cannot convert to %(format)s (only to %(formats)s)')
+            % {
+                'format': target_format,
+                'formats': ', '.join(sorted(TARGET_FORMATS)),
+            }
+        )
+    job = _Job(image_id, source_format, target_format, limits)
+    source = fd_path(src_fd)
+    size = int(info(job, source)['virtual-size'])
+    job.run(
+        'convert',
+        '-f',
+        qemu_format(source_format),
+        '-O',
+        qemu_format(target_format),
+        source,
+        target,
+    )
+    return size
+
+
+@contextlib.contextmanager
+def converted_copy(
+    image_id: str,
+    src_fd: int,
+    source_format: str,
+    target_format: str,
+    limits: Limits,
+    directory: str | None = None,
+) -> Iterator:
+    """The image at ``src_fd`` converted, as a file open for reading.
+
+    The copy is made in a fresh directory private to the agent (mode
+    0700) under ``directory`` (default: the system's temporary
+    directory), and removed with it at the end, whatever happens.
+    """
+    with tempfile.TemporaryDirectory(
+        prefix='image-agent-convert-', dir=directory
+    ) as private:
+        target = os.path.join(private, 'image')
+        convert_path(
+            image_id, src_fd, source_format, target, target_format, limits
+        )
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, 'rb') as f:
+            yield f
