@@ -149,14 +149,16 @@ class RssPeak:
 
 
 class Pinger:
-    """Pings an agent every ``interval`` seconds in a thread, as a monitor
-    would; keeps the latencies. (Back to back, the pings themselves would
-    take a good part of a small machine's CPUs from what they watch.)"""
+    """Calls ``call`` every ``interval`` seconds in a thread, as a monitor
+    would ping; keeps the latencies. (Back to back, the pings themselves
+    would take a good part of a small machine's CPUs from what they
+    watch.)"""
 
-    def __init__(self, env, host: str, interval: float = 0.01) -> None:
+    def __init__(
+        self, call: Callable[[], object], interval: float = 0.01
+    ) -> None:
         self.latencies: list[float] = []
-        self._env = env
-        self._host = host
+        self._call = call
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -172,5 +174,5 @@ class Pinger:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             started = time.perf_counter()
-            self._env.api.ping(self._env.context, host=self._host)
+            self._call()
             self.latencies.append((time.perf_counter() - started) * 1000)

@@ -1,228 +1,116 @@
-"""Figures of a benchmark run: statistics, targets, table, JSON, chart."""
+"""A benchmark run as text, JSON and a chart.
+
+python -m tools.bench.report OUTPUT_DIR/bench.json   (the table again)
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import statistics
+import sys
 from typing import Any
 
-MB = 1e6
+from tools.bench import stats
+
+MET = {True: 'yes', False: 'NO'}
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """The ``p`` percentile (0-100), nearest rank."""
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))
-    return ordered[rank]
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {
-        'median': median(values),
-        'min': min(values),
-        'max': max(values),
-        'n': len(values),
-    }
-
-
-def rates_mb_s(size: int, seconds: list[float]) -> list[float]:
-    return [size / MB / s for s in seconds]
-
-
-def paired_ratios(top: list[float], bottom: list[float]) -> list[float]:
-    """Ratio of each round's pair (measured close in time)."""
-    return [a / b for a, b in zip(top, bottom, strict=True)]
-
-
-@dataclasses.dataclass
-class Target:
-    """One goal of the issue: ``key`` compared with ``limit``."""
-
-    key: str
-    label: str
-    limit: float
-    higher_is_better: bool
-    unit: str = 'x'
-
-    def met(self, value: float) -> bool:
-        if self.higher_is_better:
-            return value >= self.limit
-        return value <= self.limit
-
-    def describe(self) -> str:
-        sign = '>=' if self.higher_is_better else '<='
-        return '%s %g%s' % (sign, self.limit, '' if self.unit == 'x' else '')
-
-
-TARGETS = [
-    Target(
-        'tmpfs_vs_reference', 'tmpfs: agent / glanceclient+checksum', 1.3, True
-    ),
-    Target('tmpfs_vs_sha512', 'tmpfs: agent / sha512 in memory', 0.85, True),
-    Target('disk_vs_curl', 'disk: agent / curl + sync', 0.95, True),
-    Target('rss_growth_mib', 'agent RSS growth (largest)', 16, False, 'MiB'),
-    Target('show_ratio', 'show p50: agent / direct glanceclient', 1.2, False),
-    Target('ping_ratio', 'ping p50: agent / raw no-op RPC', 1.3, False),
-    Target(
-        'concurrent_ratio', '4 downloads: aggregate / one download', 0.9, True
-    ),
-    Target(
-        'ping_p99_ms_during_downloads',
-        'ping p99 during 4 downloads',
-        25,
-        False,
-        'ms',
-    ),
-    Target(
-        'resume_refetch_mib',
-        'Glance killed half way: fetched again',
-        8,
-        False,
-        'MiB',
-    ),
-    Target(
-        'dedupe_fetch_ratio',
-        '2 identical downloads: fetched / image size',
-        1.0,
-        False,
-    ),
-]
-
-
-def evaluate(results: dict[str, Any]) -> dict[str, dict]:
-    """Each target with its measured value and whether it is met."""
-    verdicts = {}
-    for target in TARGETS:
-        value = results.get(target.key)
-        verdicts[target.key] = {
-            'label': target.label,
-            'target': target.describe(),
-            'value': value,
-            'met': None if value is None else target.met(value),
-        }
-    return verdicts
-
-
-def _fmt(value: Any, unit: str = '') -> str:
+def _fmt(value: Any) -> str:
     if value is None:
-        return 'n/a'
-    if isinstance(value, float):
-        text = '%.2f' % value if abs(value) < 100 else '%.0f' % value
-    else:
-        text = str(value)
-    return text + unit
+        return '-'
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if abs(value) >= 100:
+        return '%.0f' % value
+    return '%.2f' % value
 
 
-def table(results: dict[str, Any]) -> str:
-    """The run as text: the raw figures, then every target."""
-    raw = results['raw']
+def _spread(results: dict, key: str) -> str:
+    s = results.get('spreads', {}).get(key)
+    if not s:
+        return ''
+    return '[%s-%s]' % (_fmt(s['low']), _fmt(s['high']))
+
+
+def noise_lines(results: dict[str, Any]) -> list[str]:
+    """What the run could not judge, and by how much."""
+    threshold = results.get('noise_threshold', stats.NOISE_THRESHOLD)
+    if results.get('rounds', 2) < 2:
+        return ['Noise: not judged (one round).']
+    loud = {k: v for k, v in results.get('noise', {}).items() if v > threshold}
+    if not loud:
+        return [
+            'Noise: every baseline within %.0f%% of itself over the rounds.'
+            % (threshold * 100)
+        ]
     lines = [
-        'Throughput, 1 GiB image, MB/s (median [min-max] of %d rounds)'
-        % results['rounds']
+        'TOO NOISY TO JUDGE %s: baselines apart from themselves by more '
+        'than %.0f%% over the rounds:'
+        % (', '.join(results.get('noisy', [])), threshold * 100)
     ]
-    for key, label in (
-        ('tmpfs_agent', 'tmpfs  agent over RPC (verified, fsync)'),
-        ('tmpfs_glanceclient', 'tmpfs  glanceclient data() + checksum'),
-        ('tmpfs_curl', 'tmpfs  curl'),
-        ('sha512', 'memory sha512 of 1 GiB'),
-        ('disk_agent', 'disk   agent over RPC (verified, fsync)'),
-        ('disk_glanceclient', 'disk   glanceclient + checksum + fsync'),
-        ('disk_curl', 'disk   curl + sync'),
-    ):
-        s = raw['throughput'][key]
+    for name, value in sorted(loud.items()):
+        lines.append('  %-40s %5.0f%%' % (name, value * 100))
+    return lines
+
+
+def target_lines(results: dict[str, Any]) -> list[str]:
+    lines = [
+        'Figures are medians of per-round values, spread [min-max] (p10-p90'
+        ' from %d values)' % stats.PERCENTILE_SPREAD_FROM,
+        '%-42s %8s %-13s %8s  %-10s %s'
+        % ('Target', 'measured', 'spread', 'target', 'met', 'limit'),
+    ]
+    notes = results.get('notes', {})
+    for key, verdict in results.get('targets', {}).items():
+        met = MET[verdict['met']] + (' (noisy)' if verdict['noisy'] else '')
         lines.append(
-            '  %-42s %6.0f  [%4.0f-%4.0f]'
-            % (label, s['median'], s['min'], s['max'])
-        )
-    lines.append('')
-    lines.append('Latency, ms (p50 / p99)')
-    for key, label in (
-        ('show_agent', 'show via agent'),
-        ('show_direct', 'show, direct glanceclient (warm)'),
-        ('ping_agent', 'ping via agent'),
-        ('ping_raw', 'raw oslo.messaging no-op call'),
-        ('ping_during_downloads', 'ping during 4 downloads (every 10 ms)'),
-    ):
-        s = raw['latency_ms'][key]
-        lines.append('  %-42s %6.2f / %6.2f' % (label, s['p50'], s['p99']))
-    lines.append('')
-    rss = raw['rss_growth_mib']
-    lines.append(
-        'Agent RSS growth during a download, MiB: '
-        + ', '.join('%s %.1f' % (k, v) for k, v in rss.items())
-    )
-    conc = raw['concurrent']
-    lines.append(
-        '4 x 512 MiB at once: %.0f MB/s aggregate vs %.0f MB/s for one'
-        % (conc['aggregate_mb_s'], conc['single_mb_s'])
-    )
-    kill = raw['resume']
-    lines.append(
-        'Glance killed half way: %.2f MiB fetched again, %.2f s in all '
-        '(%.2f s without a kill), %d requests, verified: %s'
-        % (
-            kill['refetch_mib'],
-            kill['seconds'],
-            kill['seconds_unkilled'],
-            kill['requests'],
-            kill['verified'],
-        )
-    )
-    dedupe = raw['dedupe']
-    lines.append(
-        '2 identical downloads at once: %.0f MiB fetched for a %.0f MiB '
-        'image' % (dedupe['fetched_mib'], dedupe['size_mib'])
-    )
-    lines.append('')
-    lines.append(
-        'Ratios are medians of the per-round ratios [min-max]; "of medians"'
-        ' divides the medians.'
-    )
-    lines.append(
-        '%-46s %10s %10s  %-4s %s'
-        % ('Target', 'measured', 'target', 'met', 'spread')
-    )
-    spreads = raw['ratios']
-    of_medians = raw['ratios_of_medians']
-    for key, verdict in results['targets'].items():
-        extra = ''
-        if key in spreads:
-            extra = '[%.2f-%.2f], of medians %.2f' % (
-                spreads[key]['min'],
-                spreads[key]['max'],
-                of_medians[key],
-            )
-        lines.append(
-            '%-46s %10s %10s  %-4s %s'
+            '%-42s %8s %-13s %8s  %-10s %s'
             % (
                 verdict['label'],
                 _fmt(verdict['value']),
+                _spread(results, key),
                 verdict['target'],
-                {True: 'yes', False: 'NO', None: '?'}[verdict['met']],
-                extra,
+                met,
+                notes.get(key, ''),
             )
         )
-    lines.append('')
-    lines.append('Limits of this machine, measured in the same run:')
-    lines.append(
-        '  %-44s %10s  (a verified download is never faster than its '
-        'hash)'
-        % (
-            'disk: sha512 / curl + sync',
-            _fmt(results.get('disk_ceiling_ratio')),
+    return lines
+
+
+def other_lines(results: dict[str, Any]) -> list[str]:
+    """The top-level figures that are not targets."""
+    shown = set(results.get('targets', {}))
+    keys = [
+        k
+        for k in sorted(results.get('spreads', {}))
+        + sorted(results.get('values', []))
+        if k not in shown
+    ]
+    if not keys:
+        return []
+    lines = ['Other figures:']
+    for key in keys:
+        lines.append(
+            '  %-40s %8s %-13s %s'
+            % (
+                key,
+                _fmt(results.get(key)),
+                _spread(results, key),
+                results.get('notes', {}).get(key, ''),
+            )
         )
-    )
-    lines.append(
-        '  %-44s %10s  (raw no-op RPC + direct show, over direct show)'
-        % ('show p50 floor', _fmt(results.get('show_floor_ratio')))
-    )
-    return '\n'.join(lines)
+    return lines
+
+
+def table(results: dict[str, Any]) -> str:
+    """The run as text: each section's figures, the noise, the targets."""
+    lines: list[str] = []
+    for section_lines in results.get('text', {}).values():
+        lines += section_lines + ['']
+    lines += noise_lines(results) + ['']
+    lines += target_lines(results) + ['']
+    lines += other_lines(results)
+    return '\n'.join(lines).rstrip()
 
 
 def write_json(results: dict[str, Any], output_dir: str) -> str:
@@ -234,7 +122,8 @@ def write_json(results: dict[str, Any], output_dir: str) -> str:
 
 def draw_chart(results: dict[str, Any], output_dir: str) -> str | None:
     """A bar chart of the throughput comparison, or None without
-    matplotlib."""
+    matplotlib or without the throughput section."""
+    throughput = results.get('raw', {}).get('throughput')
     try:
         import matplotlib
 
@@ -242,7 +131,8 @@ def draw_chart(results: dict[str, Any], output_dir: str) -> str | None:
         from matplotlib import pyplot
     except ImportError:
         return None
-    throughput = results['raw']['throughput']
+    if not throughput:
+        return None
     bars = [
         ('agent', 'tmpfs_agent', 'disk_agent'),
         ('glanceclient\n+checksum', 'tmpfs_glanceclient', 'disk_glanceclient'),
@@ -252,11 +142,11 @@ def draw_chart(results: dict[str, Any], output_dir: str) -> str | None:
     width = 0.38
     for offset, column, label in ((0, 1, 'tmpfs'), (width, 2, 'disk')):
         xs = [i + offset for i in range(len(bars))]
-        stats = [throughput[bar[column]] for bar in bars]
-        heights = [s['median'] for s in stats]
+        s = [throughput[bar[column]] for bar in bars]
+        heights = [x['median'] for x in s]
         errors = [
-            [s['median'] - s['min'] for s in stats],
-            [s['max'] - s['median'] for s in stats],
+            [x['median'] - x['min'] for x in s],
+            [x['max'] - x['median'] for x in s],
         ]
         axes.bar(xs, heights, width, yerr=errors, capsize=4, label=label)
     sha = throughput['sha512']['median']
@@ -273,3 +163,17 @@ def draw_chart(results: dict[str, Any], output_dir: str) -> str | None:
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    with open(argv[0]) as f:
+        print(table(json.load(f)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -2,6 +2,7 @@
 # The benchmark suite, one command on a fresh machine:
 #
 #     tools/bench/run.sh [OUTPUT_DIR] [suite options, e.g. --rounds 7]
+#     tools/bench/run.sh --compare BEFORE/bench.json AFTER/bench.json
 #
 # Makes sure PostgreSQL and RabbitMQ run (tools/ensure-services.sh) and curl
 # is installed, builds a venv of its own (the project, its pinned
@@ -17,6 +18,12 @@ die() { echo "[bench] ERROR: $*" >&2; exit 1; }
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
     die "Python 3.11 or newer is needed as python3"
+
+if [ "${1:-}" = --compare ]; then
+    # A before/after table of two runs: the standard library only.
+    shift
+    exec python3 -m tools.bench.compare "$@"
+fi
 
 out=${1:-bench-results/$(date +%Y%m%d-%H%M%S)}
 shift || true

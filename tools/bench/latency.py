@@ -1,0 +1,238 @@
+"""Sections: show and ping latency against their floors, and concurrent
+downloads with the ping latency meanwhile against a control."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import oslo_messaging as messaging
+
+from image_agent import rpc
+from tools.bench import environment
+from tools.bench import harness
+from tools.bench import measure
+from tools.bench import stats
+from tools.bench.harness import DIRECT
+from tools.bench.harness import say
+
+BLOCK = 25  # calls of one kind in a row, before the next kind's block
+
+
+def noop_call(bench: harness.Bench):
+    """A call of the raw oslo.messaging no-op server (the RPC floor)."""
+    raw = messaging.get_rpc_client(
+        bench.env.transport,
+        messaging.Target(topic=bench.noop_topic, server='noop'),
+    )
+    context = rpc.context_to_dict(bench.env.context)
+    return lambda: raw.call(context, 'noop')
+
+
+def latency(bench: harness.Bench) -> harness.Figures:
+    """show via the agent vs direct glanceclient, ping vs a raw no-op
+    call; in alternating blocks so that every kind sees the same machine.
+    The show overhead is the agent's own work per call: its show p50 minus
+    a raw RPC round trip's p50 and a direct Glance show's p50, per block.
+    """
+    bench.need('warm')
+    env = bench.env
+    image_id = env.images['warm']['id']
+    calls = {
+        'show_agent': lambda: env.api.show(env.context, image_id, host=DIRECT),
+        'show_direct': lambda: bench.client.images.get(image_id),
+        'ping_agent': lambda: env.api.ping(env.context, host=DIRECT),
+        'ping_raw': noop_call(bench),
+    }
+    for call in calls.values():  # warm every path
+        measure.latencies_ms(call, 10)
+    result: dict[str, list[float]] = {name: [] for name in calls}
+    blocks: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(max(1, bench.args.calls // BLOCK)):
+        for name, call in calls.items():
+            values = measure.latencies_ms(call, BLOCK)
+            result[name] += values
+            blocks[name].append(stats.median(values))
+    return latency_figures(result, blocks)
+
+
+def latency_figures(result: dict, blocks: dict) -> harness.Figures:
+    p50 = {name: stats.median(values) for name, values in result.items()}
+    fig = harness.Figures(
+        series={
+            'show_overhead_ms': stats.paired(
+                lambda agent, raw, direct: agent - raw - direct,
+                blocks['show_agent'],
+                blocks['ping_raw'],
+                blocks['show_direct'],
+            ),
+            'show_ratio': stats.paired_ratios(
+                blocks['show_agent'], blocks['show_direct']
+            ),
+            'ping_ratio': stats.paired_ratios(
+                blocks['ping_agent'], blocks['ping_raw']
+            ),
+        },
+        values={
+            'show_floor_ratio': (p50['ping_raw'] + p50['show_direct'])
+            / p50['show_direct'],
+        },
+        baselines={
+            'show_direct_p50': blocks['show_direct'],
+            'ping_raw_p50': blocks['ping_raw'],
+        },
+        judged_by={
+            'show_overhead_ms': ['show_direct_p50', 'ping_raw_p50'],
+            'show_ratio': ['show_direct_p50'],
+            'ping_ratio': ['ping_raw_p50'],
+        },
+        notes={
+            'show_overhead_ms': 'floor %.2f ms: raw RPC %.2f + show %.2f'
+            % (
+                p50['ping_raw'] + p50['show_direct'],
+                p50['ping_raw'],
+                p50['show_direct'],
+            ),
+        },
+        raw={'latency_ms': _percentiles(result), 'latency_blocks': blocks},
+        lines=['Latency, ms (p50 / p99)'],
+    )
+    for key, label in (
+        ('show_agent', 'show via agent'),
+        ('show_direct', 'show, direct glanceclient (warm)'),
+        ('ping_agent', 'ping via agent'),
+        ('ping_raw', 'raw oslo.messaging no-op call'),
+    ):
+        s = fig.raw['latency_ms'][key]
+        fig.lines.append('  %-42s %6.2f / %6.2f' % (label, s['p50'], s['p99']))
+    return fig
+
+
+def _percentiles(result: dict[str, list[float]]) -> dict:
+    return {
+        name: {
+            'p50': stats.percentile(values, 50),
+            'p99': stats.percentile(values, 99),
+            'n': len(values),
+        }
+        for name, values in result.items()
+    }
+
+
+def concurrent(bench: harness.Bench) -> harness.Figures:
+    """One 512 MiB download, then four at once, with pings of the agent
+    and of the raw no-op server (the control) every 10 ms meanwhile."""
+    bench.need('512m')
+    env = bench.env
+    image = env.images['512m']
+    singles, aggregates, pings, controls = [], [], [], []
+    # The image's file back in Glance's page cache: it has not been read
+    # since the upload, and the machine may have paged it out since.
+    measure.agent_download(env, DIRECT, image, os.path.join(env.tmpfs, 'w'))
+    control_call = noop_call(bench)
+    for round_ in range(bench.args.concurrent_rounds):
+        environment.settle()
+        single = measure.agent_download(
+            env, DIRECT, image, os.path.join(env.tmpfs, 'single')
+        )
+        threads = [
+            threading.Thread(
+                target=measure.agent_download,
+                args=(env, DIRECT, image, os.path.join(env.tmpfs, 'c%d' % i)),
+            )
+            for i in range(4)
+        ]
+        environment.settle()
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        with (
+            measure.Pinger(
+                lambda: env.api.ping(env.context, host=DIRECT)
+            ) as pinger,
+            measure.Pinger(control_call) as control,
+        ):
+            for thread in threads:
+                thread.join()
+        wall = time.perf_counter() - started
+        singles.append(image['size'] / 1e6 / single)
+        aggregates.append(4 * image['size'] / 1e6 / wall)
+        pings.append(pinger.latencies)
+        controls.append(control.latencies)
+        say(
+            'concurrent round %d/%d: one %.0f MB/s, four %.0f MB/s, ping '
+            'p99 %.1f ms (control %.1f ms)'
+            % (
+                round_ + 1,
+                bench.args.concurrent_rounds,
+                singles[-1],
+                aggregates[-1],
+                stats.percentile(pinger.latencies, 99),
+                stats.percentile(control.latencies, 99),
+            )
+        )
+    return concurrent_figures(singles, aggregates, pings, controls)
+
+
+def concurrent_figures(
+    singles, aggregates, pings, controls
+) -> harness.Figures:
+    p99 = [stats.percentile(p, 99) for p in pings]
+    control_p99 = [stats.percentile(c, 99) for c in controls]
+    every_ping = [v for p in pings for v in p]
+    every_control = [v for c in controls for v in c]
+    fig = harness.Figures(
+        series={
+            'concurrent_ratio': stats.paired_ratios(aggregates, singles),
+            'ping_p99_vs_control': stats.paired_ratios(p99, control_p99),
+        },
+        values={
+            'ping_p99_ms_during_downloads': stats.percentile(every_ping, 99),
+            'ping_p99_ms_control': stats.percentile(every_control, 99),
+        },
+        baselines={
+            'single_download_mb_s': singles,
+            'control_ping_p99_ms': control_p99,
+        },
+        judged_by={
+            'concurrent_ratio': ['single_download_mb_s'],
+            'ping_p99_vs_control': ['control_ping_p99_ms'],
+        },
+        raw={
+            'concurrent': {
+                'single_mb_s': stats.median(singles),
+                'aggregate_mb_s': stats.median(aggregates),
+                'rounds': len(singles),
+            },
+            'latency_ms': _percentiles(
+                {
+                    'ping_during_downloads': every_ping,
+                    'control_during_downloads': every_control,
+                }
+            ),
+        },
+    )
+    fig.notes['ping_p99_vs_control'] = 'control p99 %.1f ms, agent %.1f ms' % (
+        fig.values['ping_p99_ms_control'],
+        fig.values['ping_p99_ms_during_downloads'],
+    )
+    fig.lines = [
+        '4 x 512 MiB at once: %.0f MB/s aggregate vs %.0f MB/s for one'
+        % (stats.median(aggregates), stats.median(singles)),
+        'During them, every 10 ms: ping via agent p50 %.2f / p99 %.2f ms; '
+        'raw no-op call (control) p50 %.2f / p99 %.2f ms'
+        % (
+            stats.median(every_ping),
+            fig.values['ping_p99_ms_during_downloads'],
+            stats.median(every_control),
+            fig.values['ping_p99_ms_control'],
+        ),
+    ]
+    return fig
+
+
+SECTIONS = [
+    harness.Section('latency', latency),
+    harness.Section('concurrent', concurrent),
+]
