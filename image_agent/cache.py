@@ -23,7 +23,7 @@ entry: a hard link shares the inode, so a later write to the destination
 (a disk image is written to) would change the cached image under every
 later download. The copy is a reflink where the filesystem can (blocks
 shared copy-on-write: as cheap as a link, and safe) and otherwise the
-kernel's ``copy_file_range`` (see ``localcopy``), hashed while it runs.
+kernel's ``copy_file_range`` (see ``data.localcopy``), hashed while it runs.
 """
 
 import contextlib
@@ -42,8 +42,8 @@ from oslo_log import log as logging
 
 from image_agent import exception
 from image_agent import paths
+from image_agent.data import verify
 from image_agent.i18n import _
-from image_agent.image import verify
 
 LOG = logging.getLogger(__name__)
 
@@ -167,6 +167,18 @@ class ImageCache:
             return []
         found = [e for e in map(self._entry, names) if e is not None]
         return sorted(found, key=lambda e: (e.last_used, e.name))
+
+    def written(self, destination: paths.Destination, size: int) -> Entry:
+        """The entry just written to ``destination`` (no need to look)."""
+        match = _NAME.fullmatch(destination.name)
+        return Entry(
+            match['id'],
+            match['algo'],
+            match['hash'],
+            destination.path,
+            size,
+            time.time(),
+        )
 
     def lookup(self, image: dict[str, Any]) -> Entry | None:
         """The entry of ``image`` (same id and hash), if cached."""

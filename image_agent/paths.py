@@ -67,6 +67,9 @@ class Destination:
     requested: str
     directory: str
     name: str
+    # The ``lstat`` of the file already there when it was checked (None:
+    # there was none): checked once, when the destination is.
+    existing: os.stat_result | None = None
 
     @property
     def path(self) -> str:
@@ -159,12 +162,11 @@ class PathPolicy:
         if not os.path.isdir(real_dir):
             raise self._refuse(path, _('its directory does not exist'))
         destination = Destination(path, real_dir, name)
-        self.check_existing(destination)
-        return destination
+        return dataclasses.replace(
+            destination, existing=self._existing(destination)
+        )
 
-    def check_existing(
-        self, destination: Destination
-    ) -> os.stat_result | None:
+    def _existing(self, destination: Destination) -> os.stat_result | None:
         """The stat of an existing destination (None if absent), if usable."""
         try:
             st = os.lstat(destination.path)

@@ -3,10 +3,10 @@
 The public names and signatures are those of Cinder's
 ``cinder.image.glance`` so that code written against it works unchanged.
 Server selection and retries live in ``client``, metadata translation in
-``metadata``, error translation in ``errors``, downloads in ``download``.
+``metadata``, error translation in ``errors``, the image's data in
+``data``; the bytes are copied and verified by ``image_agent.data``.
 """
 
-from collections.abc import Callable
 import threading
 from typing import Any
 import urllib.parse
@@ -17,10 +17,12 @@ from oslo_log import log as logging
 from image_agent import conf
 from image_agent import exception
 from image_agent import policy
+from image_agent.data import pipeline
+from image_agent.data import sources
 from image_agent.i18n import _
 from image_agent.image import auth
 from image_agent.image import client as client_mod
-from image_agent.image import download as image_download
+from image_agent.image import data as image_data
 from image_agent.image import errors
 from image_agent.image import metadata
 from image_agent.image import validation
@@ -377,39 +379,29 @@ class GlanceImageService:
         that breaks off resumes on the next server (see ``fetch``).
         """
         image = self._get_raw(context, image_id)
+        request = sources.Request(self, context, image)
+        stream = sources.open_stream(request)
         if data is None:
-            return image_download.iterate(context, self._client, image)
+            return pipeline.iter_verified(stream, request.hasher)
         # Written from this thread: a caller's file object may work only
         # in the thread that uses it (Cinder's tpool.Proxy does).
-        image_download.copy_to(
-            context,
-            self._client,
-            image,
-            image_download.writer_for(data),
+        pipeline.copy_verified(
+            stream,
+            request.hasher,
+            pipeline.writer_for(data),
             caller_writes=True,
         )
         return None
 
-    def download_image(
-        self,
-        context,
-        image: dict[str, Any],
-        write: Callable[[memoryview], object],
-        progress: Callable[[int], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> image_download.Outcome:
-        """Download an image the caller has already shown, to ``write``.
+    def open_data(self, context, image: dict[str, Any]) -> pipeline.Source:
+        """The data of an image the caller has already shown, from Glance.
 
-        For the agent's own transfers, from Glance's API only (the agent
-        tries its local sources itself): Glance's answer to the caller's
-        own request is its right to the bytes. ``write`` receives views of
-        reused buffers from another thread, ``progress`` the bytes written
-        so far. Receiving, hashing and writing overlap; the hash is checked
-        before this returns.
+        What the agent's byte engine (``data.sources``) reads from Glance:
+        Glance's answer to the caller's own request is its right to the
+        bytes. Refusals are raised here, before any byte is read; a stream
+        that breaks off resumes on the next server (see ``fetch``).
         """
-        return image_download.copy_to(
-            context, self._client, image, write, progress, cancel, local=False
-        )
+        return image_data.open_data(context, self._client, image)
 
     def check_download(self, context, image: dict[str, Any]) -> None:
         """Raise unless Glance lets this caller download ``image`` now.
@@ -418,7 +410,7 @@ class GlanceImageService:
         but Glance's answer to that caller (its cache, a local file, a file
         already at the destination, another caller's transfer).
         """
-        image_download.check(context, self._client, image)
+        image_data.check(context, self._client, image)
 
     def get_stores(self, context) -> dict[str, Any]:
         """Returns a list of dicts with stores information.

@@ -127,15 +127,17 @@ class TestResults:
     def test_ping_shows_other_projects_transfers_to_the_status_roles(
         self, endpoint, ctx, admin_token_ctx
     ):
-        track = endpoint._transfers._track
-        for project in (ctx.project_id, 'another-project'):
-            track(
-                transfers.Progress(
+        board = endpoint._transfers.shared.board
+        with contextlib.ExitStack() as running:
+            for project in (ctx.project_id, 'another-project'):
+                progress = transfers.Progress(
                     'download', 'img', '/p', 1, 'now', project_id=project
                 )
-            )
-        assert len(endpoint.ping(ctx)['transfers']) == 1
-        assert len(endpoint.ping(admin_token_ctx)['transfers']) == 2
+                running.enter_context(
+                    board.running(ctx, progress, {}, lambda error: error)
+                )
+            assert len(endpoint.ping(ctx)['transfers']) == 1
+            assert len(endpoint.ping(admin_token_ctx)['transfers']) == 2
 
     def test_show_gives_iso_datetimes_on_the_wire(self, endpoint, ctx, image):
         shown = as_sent(endpoint.show(ctx, image_id=image['id']))

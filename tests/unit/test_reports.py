@@ -35,11 +35,11 @@ def render(config):
 
 
 def test_slots_show_what_is_in_use_of_how_many(transfers):
-    transfers._download_slots.acquire()
-    assert transfers.slots() == {
-        'downloads': {'in_use': 1, 'total': 3},
-        'uploads': {'in_use': 0, 'total': 2},
-    }
+    with transfers.shared.slots.held('downloads', Exception):
+        assert transfers.slots() == {
+            'downloads': {'in_use': 1, 'total': 3},
+            'uploads': {'in_use': 0, 'total': 2},
+        }
 
 
 def test_the_report_has_the_agent_sections(transfers, render):

@@ -20,6 +20,7 @@ of the agent's copy to ``cp``.
 """
 
 import argparse
+import contextlib
 import hashlib
 import os
 import shutil
@@ -29,7 +30,8 @@ import sys
 import tempfile
 import time
 
-from image_agent import localcopy
+from image_agent.data import localcopy
+from image_agent.data import verify
 
 CHUNK = 16 * 1024 * 1024
 
@@ -55,11 +57,23 @@ def make_source(path: str, size: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def open_source(src: str):
+    """The source as the agent opens a local file (a descriptor)."""
+    fd = localcopy.open_regular(src)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def agent_copy(src: str, dst: str, image: dict) -> None:
     fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with localcopy.open_source(src) as source:
-            localcopy.copy_verified(source, fd, image)
+        with open_source(src) as source:
+            localcopy.copy_verified(
+                source, fd, image['size'], verify.ImageHasher(image)
+            )
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -68,7 +82,7 @@ def agent_copy(src: str, dst: str, image: dict) -> None:
 def kernel_copy(src: str, dst: str) -> None:
     fd = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with localcopy.open_source(src) as source:
+        with open_source(src) as source:
             size = os.fstat(source).st_size
             done = 0
             while done < size:
@@ -112,7 +126,7 @@ def main() -> int:
         how = '?'
         probe = os.path.join(workdir, 'probe')
         with (
-            localcopy.open_source(src) as source,
+            open_source(src) as source,
             open(probe, 'w+b') as out,
         ):
             how = 'reflink' if localcopy.clone(source, out.fileno()) else (

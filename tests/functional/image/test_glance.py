@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from image_agent import exception
-from image_agent import localcopy
+from image_agent.data import localcopy
 from image_agent.image import glance
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)

@@ -13,9 +13,9 @@ import threading
 import pytest
 
 from image_agent import exception
+from image_agent.data import pipeline
 from image_agent.image import fetch
 from image_agent.image import glance as glance_mod
-from image_agent.image import pipeline
 from tests.unit import conftest
 from tests.unit.glance_http import Answer
 

@@ -1,4 +1,7 @@
-"""Checking downloaded bytes against the hash Glance recorded."""
+"""The one hash rule: which hash Glance recorded, and checking bytes
+against it. Everything that asks "can these bytes be proven the image?"
+(the stream copy, the kernel copy, reuse of a file in place, cache entry
+names, ranged resumes) asks ``recorded_hash``."""
 
 import hashlib
 from typing import Any
@@ -32,23 +35,12 @@ class ImageHasher:
     a warning says so.
     """
 
-    @staticmethod
-    def describes(image: dict[str, Any]) -> bool:
-        """Whether Glance recorded a hash of the image's bytes."""
-        return recorded_hash(image) is not None
-
     def __init__(self, image: dict[str, Any]) -> None:
         self.image_id = image.get('id')
         self.algorithm, self.expected = recorded_hash(image) or (None, None)
         self._hash = None
         if self.algorithm:
-            try:
-                self._hash = hashlib.new(self.algorithm, usedforsecurity=False)
-            except ValueError as e:
-                raise exception.ImageDownloadFailed(
-                    image_id=self.image_id,
-                    reason='unsupported hash algorithm %s' % self.algorithm,
-                ) from e
+            self.restart()
         else:
             LOG.warning(
                 'Image %s has no hash in Glance; its download cannot be '
@@ -56,6 +48,19 @@ class ImageHasher:
                 self.image_id,
             )
         self.size = 0
+
+    def restart(self) -> None:
+        """Forget the bytes seen (another source fills the file again)."""
+        self.size = 0
+        if not self.algorithm:
+            return
+        try:
+            self._hash = hashlib.new(self.algorithm, usedforsecurity=False)
+        except ValueError as e:
+            raise exception.ImageDownloadFailed(
+                image_id=self.image_id,
+                reason='unsupported hash algorithm %s' % self.algorithm,
+            ) from e
 
     def update(self, chunk: bytes) -> None:
         self.size += len(chunk)

@@ -1,8 +1,8 @@
 """Kernel-speed copies of local image files, verified while they run.
 
-Used for the two local sources of a download: a ``file://`` location of the
-image readable on this host (when ``[glance] allowed_direct_url_schemes``
-contains ``file``) and the agent's image cache. The bytes never pass
+Used for the local sources of a download (``sources``): the agent's image
+cache and a ``file://`` location of the image readable on this host. The
+bytes never pass
 through user space: the destination is first cloned (``FICLONE``, a reflink
 that shares the blocks, on btrfs, XFS and other filesystems that support
 it), otherwise copied by the kernel with ``os.copy_file_range`` (in-kernel,
@@ -23,13 +23,11 @@ import os
 import queue
 import stat
 import threading
-from typing import Any
-import urllib.parse
 
 from oslo_log import log as logging
 
-from image_agent.image import pipeline
-from image_agent.image import verify as verify_mod
+from image_agent.data import pipeline
+from image_agent.data import verify
 
 LOG = logging.getLogger(__name__)
 
@@ -50,32 +48,6 @@ _UNSUPPORTED = {
     errno.EBADF,
     errno.EPERM,
 }
-
-
-def file_paths(image: dict[str, Any], allowed_schemes) -> list[str]:
-    """The local paths of ``image``'s ``file://`` locations it may use.
-
-    None unless ``file`` is an allowed scheme and Glance recorded both a
-    hash and a size: a copy that cannot be proven the image's bytes is never
-    made (any readable file would otherwise pass for the image).
-    """
-    if 'file' not in (allowed_schemes or ()):
-        return []
-    if image.get('size') is None or not verify_mod.ImageHasher.describes(
-        image
-    ):
-        return []
-    urls = [image.get('direct_url')]
-    urls += [loc.get('url') for loc in image.get('locations') or ()]
-    found = []
-    for url in filter(None, urls):
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme != 'file' or parsed.netloc not in ('', 'localhost'):
-            continue
-        path = urllib.parse.unquote(parsed.path)
-        if path not in found:
-            found.append(path)
-    return found
 
 
 def open_regular(path: str) -> int:
@@ -108,26 +80,6 @@ def open_regular(path: str) -> int:
     return fd
 
 
-def open_location(
-    image: dict[str, Any], allowed_schemes
-) -> tuple[int, str] | None:
-    """``(descriptor, path)`` of the first usable ``file://`` location.
-
-    See ``file_paths`` and ``open_regular``; a location that cannot be
-    opened that way is skipped. None when there is none: the caller asks
-    Glance's API.
-    """
-    for path in file_paths(image, allowed_schemes):
-        try:
-            return open_regular(path), path
-        except OSError as e:
-            LOG.info(
-                'Not reading image %(id)s from %(path)s: %(error)s',
-                {'id': image.get('id'), 'path': path, 'error': e},
-            )
-    return None
-
-
 def clone(src_fd: int, dst_fd: int) -> bool:
     """Reflink ``src_fd`` into ``dst_fd``; False where unsupported."""
     try:
@@ -156,7 +108,7 @@ def _read_write(src_fd: int, dst_fd: int, offset: int, count: int) -> int:
 class _Hasher(threading.Thread):
     """Reads back and hashes the ranges of the destination already copied."""
 
-    def __init__(self, fd: int, hasher: verify_mod.ImageHasher | None) -> None:
+    def __init__(self, fd: int, hasher: verify.ImageHasher | None) -> None:
         super().__init__(name='localcopy-hash', daemon=True)
         self._fd = fd
         self._hasher = hasher
@@ -191,30 +143,31 @@ class _Hasher(threading.Thread):
 def copy_verified(
     src_fd: int,
     dst_fd: int,
-    image: dict[str, Any],
+    expected: int | None,
+    hasher: verify.ImageHasher | None,
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
     reflink: bool = True,
-    verify: bool = True,
 ) -> tuple[int, str]:
     """Copy the image at ``src_fd`` to the empty ``dst_fd``, verified.
 
     Returns the size and how the bytes were copied (``reflink``,
     ``copy_file_range`` or ``read_write``). Raises ImageChecksumMismatch
-    when the copied bytes are not the image Glance recorded, OSError when
-    the copy fails, Cancelled when ``cancel`` is set.
+    when the copied bytes are not the image Glance recorded (``hasher``,
+    restarted here), OSError when the source is not ``expected`` bytes long
+    or the copy fails, Cancelled when ``cancel`` is set.
 
-    ``verify=False`` (for a source this same caller has just verified and
+    ``hasher=None`` (for a source this same caller has just verified and
     still holds) checks the size only.
     """
     size = os.fstat(src_fd).st_size
-    expected = image.get('size')
     if expected is not None and size != expected:
         raise OSError(
             errno.EIO,
             'the source has %d bytes, the image %d' % (size, expected),
         )
-    hasher = verify_mod.ImageHasher(image) if verify else None
+    if hasher is not None:
+        hasher.restart()
     reader = _Hasher(dst_fd, hasher)
     reader.start()
     method = 'copy_file_range'
@@ -255,7 +208,7 @@ def copy_verified(
         hasher.verify()
         if hasher.expected is None:
             LOG.warning(
-                'Image %s copied without a hash to check', image.get('id')
+                'Image %s copied without a hash to check', hasher.image_id
             )
     return done, method
 

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from image_agent import exception
-from image_agent.image import verify
+from image_agent.data import verify
 
 DATA = b'some image bytes'
 IMAGE_ID = '5b1c6e3a-0d4f-4d8e-9a51-7a3c2b1d0e9f'

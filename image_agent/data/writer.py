@@ -21,9 +21,9 @@ from oslo_log import log as logging
 from image_agent import exception
 from image_agent import paths
 from image_agent import space
+from image_agent.data import pipeline
+from image_agent.data import verify
 from image_agent.i18n import _
-from image_agent.image import pipeline
-from image_agent.image import verify
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +73,12 @@ def parse_group(value: str | None) -> int | None:
         ) from e
 
 
-def matches_image(path: str, image: dict, seen: os.stat_result) -> bool:
+def matches_image(
+    path: str,
+    image: dict,
+    seen: os.stat_result,
+    hasher: verify.ImageHasher | None = None,
+) -> bool:
     """Whether the file at ``path`` holds exactly the image's bytes.
 
     ``seen`` is the ``lstat`` of ``path``: the file opened (without
@@ -82,8 +87,9 @@ def matches_image(path: str, image: dict, seen: os.stat_result) -> bool:
     the agent's user, writable by nobody else. Size first (cheap), then the
     hash Glance recorded, read from the descriptor checked. An image
     without a hash never matches: its identity cannot be proven.
+    ``hasher``: the download's own (restarted here), else a new one.
     """
-    hasher = verify.ImageHasher(image)
+    hasher = hasher or verify.ImageHasher(image)
     if hasher.expected is None or image.get('size') != seen.st_size:
         return False
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -101,6 +107,7 @@ def matches_image(path: str, image: dict, seen: os.stat_result) -> bool:
             or st.st_size != seen.st_size
         ):
             return False
+        hasher.restart()
         while chunk := f.read(READ_CHUNK):
             hasher.update(chunk)
     return hasher.hexdigest == hasher.expected

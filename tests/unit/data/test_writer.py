@@ -10,8 +10,8 @@ import pytest
 from image_agent import exception
 from image_agent import paths
 from image_agent import space
-from image_agent import writer
-from image_agent.image import pipeline
+from image_agent.data import pipeline
+from image_agent.data import writer
 
 
 @pytest.fixture

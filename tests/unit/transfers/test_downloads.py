@@ -1,9 +1,5 @@
-"""Downloads and uploads of local files through the image service.
-
-A real GlanceImageService over the fake glanceclient of ``conftest``, the
-image data over real HTTP from its stand-in servers (``glance_http``): the
-stream is verified against the hash the fake Glance recorded.
-"""
+"""Downloads of images to local files: verified, shared, reused, bounded
+and notified (the fixtures are in this folder's ``conftest``)."""
 
 import hashlib
 import os
@@ -13,68 +9,13 @@ import time
 import pytest
 
 from image_agent import exception
-from image_agent import paths
 from image_agent import transfers
-from image_agent.image import glance as glance_mod
 from tests.unit.glance_http import Answer
-
-DATA = b'0123456789' * 1000
-
-
-class Recorder:
-    """A notifier that remembers what it was asked to send."""
-
-    def __init__(self):
-        self.events = []
-
-    def __call__(self, context, event_type, payload, error=False):
-        self.events.append((event_type, payload, error))
-
-    def types(self):
-        return [event for event, _, _ in self.events]
-
-
-@pytest.fixture
-def notes():
-    return Recorder()
-
-
-@pytest.fixture
-def service(glance, glance_http):
-    return glance_mod.GlanceImageService()
-
-
-@pytest.fixture
-def make_transfers(service, root, notes):
-    def make(**options):
-        options.setdefault('notify', notes)
-        return transfers.Transfers(service, [str(root)], None, **options)
-
-    return make
-
-
-@pytest.fixture
-def xfers(make_transfers):
-    return make_transfers()
-
-
-@pytest.fixture
-def image(glance):
-    return glance.add_image(data=DATA)
-
-
-def is_check(request):
-    """Whether ``request`` only asked Glance for a caller's right."""
-    return request.headers.get('Range') == 'bytes=0-0'
-
-
-def leftovers(root):
-    return [
-        os.path.join(d, n)
-        for d, _, names in os.walk(root)
-        for n in names
-        if paths.is_temp_name(n)
-    ]
+from tests.unit.transfers.helpers import DATA
+from tests.unit.transfers.helpers import Gate
+from tests.unit.transfers.helpers import helpers_wait
+from tests.unit.transfers.helpers import is_check
+from tests.unit.transfers.helpers import run_in_threads
 
 
 class TestDownload:
@@ -238,62 +179,6 @@ class TestDownload:
         event, payload, error = notes.events[-1]
         assert (event, error) == ('image.download.error', True)
         assert payload['error_class'] == 'ImageChecksumMismatch'
-
-
-def helpers_wait(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, 'timed out'
-        time.sleep(0.01)
-
-
-class Gate:
-    """Data answers that wait until the test opens the gate."""
-
-    def __init__(self, glance_http, count=8):
-        self.opened = threading.Event()
-        self.started = threading.Semaphore(0)
-        self._glance_http = glance_http
-        glance_http.add(*[Answer(gate=self.opened) for _ in range(count)])
-        self._before = len(glance_http.requests)
-        threading.Thread(target=self._watch, daemon=True).start()
-
-    @property
-    def requests(self):
-        return self._glance_http.requests[self._before :]
-
-    @property
-    def count(self):
-        """Requests for the image's bytes."""
-        return len(self.requests) - self.checks
-
-    @property
-    def checks(self):
-        """Requests asking Glance whether a caller may download."""
-        return sum(is_check(r) for r in self.requests)
-
-    def _watch(self):
-        seen = 0
-        while seen < 8 and not self.opened.is_set():
-            while seen < len(self.requests):
-                seen += 1
-                self.started.release()
-            time.sleep(0.01)
-
-
-def run_in_threads(n, func):
-    results, errors = [None] * n, [None] * n
-
-    def target(i):
-        try:
-            results[i] = func(i)
-        except Exception as e:
-            errors[i] = e
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    return threads, results, errors
 
 
 class TestConcurrency:
@@ -495,108 +380,6 @@ class TestBounds:
         assert os.listdir(root) == []
 
 
-class TestUpload:
-    def test_create_from_a_local_file(self, xfers, ctx, service, root, glance):
-        (root / 'src').write_bytes(DATA)
-        image = xfers.upload(
-            ctx,
-            str(root / 'src'),
-            lambda data: service.create(ctx, {'name': 'n'}, data=data),
-        )
-        assert glance.data[image['id']] == DATA
-
-    def test_update_twice_at_once_is_one_upload(
-        self, xfers, ctx, service, root, glance
-    ):
-        target = glance.add_image()
-        (root / 'src').write_bytes(DATA)
-        started, release = threading.Event(), threading.Event()
-        sent = []
-
-        def send(data):
-            sent.append(data.read())
-            started.set()
-            assert release.wait(10)
-            return {'id': target['id']}
-
-        threads, results, errors = run_in_threads(
-            2,
-            lambda i: xfers.upload(
-                ctx, str(root / 'src'), send, image_id=target['id']
-            ),
-        )
-        assert started.wait(5)
-        time.sleep(0.2)
-        release.set()
-        for t in threads:
-            t.join(10)
-        assert errors == [None, None]
-        assert sent == [DATA]
-        assert results[0] == results[1]
-
-    def test_a_file_outside_the_upload_roots_is_refused(
-        self, xfers, ctx, tmp_path
-    ):
-        (tmp_path / 'secret').write_bytes(b'x')
-        with pytest.raises(exception.PathNotAllowed):
-            xfers.upload(ctx, str(tmp_path / 'secret'), lambda data: {})
-
-    def test_upload_roots_default_to_the_download_roots(
-        self, service, root, tmp_path
-    ):
-        xfers = transfers.Transfers(service, [str(root)], None)
-        assert xfers.uploads.roots == [os.path.realpath(root)]
-        other = tmp_path / 'up'
-        other.mkdir()
-        xfers = transfers.Transfers(service, [str(root)], [str(other)])
-        assert xfers.uploads.roots == [os.path.realpath(other)]
-
-    def test_two_callers_updating_at_once_are_each_sent(
-        self, xfers, ctx, service, root, glance
-    ):
-        """Glance checks every token: one caller's upload is not another's."""
-        target = glance.add_image()
-        (root / 'src').write_bytes(DATA)
-        other = ctx.to_dict()
-        other['auth_token'] = 'another-token'
-        contexts = [ctx, type(ctx).from_dict(other)]
-        started = threading.Barrier(2, timeout=5)
-        sent = []
-
-        def send(data):
-            sent.append(data.read())
-            started.wait()
-            return {'id': target['id']}
-
-        threads, _, errors = run_in_threads(
-            2,
-            lambda i: xfers.upload(
-                contexts[i], str(root / 'src'), send, image_id=target['id']
-            ),
-        )
-        for t in threads:
-            t.join(10)
-        assert errors == [None, None]
-        assert sent == [DATA, DATA]
-
-    def test_a_device_is_refused(self, make_transfers, ctx, service):
-        xfers = transfers.Transfers(service, ['/dev'], None)
-        with pytest.raises(exception.InvalidPath, match='not a regular'):
-            xfers.upload(ctx, '/dev/null', lambda data: {})
-
-    def test_upload_notifications(self, xfers, ctx, service, root, notes):
-        (root / 'src').write_bytes(DATA)
-        image = xfers.upload(
-            ctx,
-            str(root / 'src'),
-            lambda data: service.create(ctx, {'name': 'n'}, data=data),
-        )
-        assert notes.types() == ['image.upload.start', 'image.upload.end']
-        end = notes.events[-1][1]
-        assert end['image_id'] == image['id']
-        assert end['bytes'] == len(DATA)
-
-
 class TestModes:
     def test_downloads_are_private_by_default(self, xfers, ctx, image, root):
         xfers.download(ctx, image['id'], str(root / 'disk'))
@@ -610,16 +393,3 @@ class TestModes:
         xfers.download(ctx, image['id'], str(root / 'disk'))
         st = os.stat(root / 'disk')
         assert (st.st_mode & 0o777, st.st_gid) == (0o640, group)
-
-
-class TestSingleFlight:
-    def test_different_keys_run_separately(self):
-        flights = transfers.SingleFlight()
-        assert flights.run('a', lambda: 1) == 1
-        assert flights.run('b', lambda: 2) == 2
-
-    def test_a_key_is_free_again_after_its_call(self):
-        flights = transfers.SingleFlight()
-        with pytest.raises(ValueError):
-            flights.run('a', lambda: int('x'))
-        assert flights.run('a', lambda: 3) == 3

@@ -11,8 +11,8 @@ import threading
 import pytest
 
 from image_agent import exception
-from image_agent.image import pipeline
-from image_agent.image import verify
+from image_agent.data import pipeline
+from image_agent.data import verify
 
 DATA = os.urandom(100_003)
 
@@ -267,22 +267,3 @@ class TestIterVerified:
         next(chunks)
         chunks.close()
         assert source.closed
-
-
-class TestBufferPool:
-    def test_buffers_are_lent_and_given_back(self):
-        pool = pipeline.BufferPool(2, 4096)
-        stop = threading.Event()
-        first, second = pool.get(stop), pool.get(stop)
-        assert first is not second and len(first) == 4096
-        pool.put(first)
-        assert pool.get(stop) is first
-        pool.close()
-
-    def test_an_empty_pool_waits_until_stopped(self):
-        pool = pipeline.BufferPool(1, 4096)
-        stop = threading.Event()
-        pool.get(stop)
-        threading.Timer(0.2, stop.set).start()
-        assert pool.get(stop) is None
-        pool.close()

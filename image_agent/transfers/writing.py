@@ -1,0 +1,128 @@
+"""One download written to one local file: tracked, notified, all or
+nothing. The bytes come from ``data.sources``; ``data.writer`` publishes
+them only once they are complete and verified."""
+
+import errno
+import os
+from typing import Any
+
+from oslo_log import log as logging
+
+from image_agent import exception
+from image_agent import paths
+from image_agent import space
+from image_agent.data import pipeline
+from image_agent.data import sources
+from image_agent.data import writer
+from image_agent.transfers import flights
+
+LOG = logging.getLogger(__name__)
+
+# A disk (or quota) that fills up while a download is written.
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class ImageWriter:
+    """Writes images to files under the download roots."""
+
+    def __init__(
+        self,
+        shared: flights.Shared,
+        roots: paths.PathPolicy,
+        mode: int,
+        group: int | None,
+    ) -> None:
+        self._shared = shared
+        self._roots = roots
+        self._mode = mode
+        self._group = group
+
+    def write(
+        self,
+        request: sources.Request,
+        destination: paths.Destination,
+        overwrite: bool,
+        mode: int | None = None,
+        reservation: space.Reservation | None = None,
+    ) -> dict[str, Any]:
+        """Write the image of ``request`` to ``destination``; return
+        ``size``, ``source`` (``cache``, ``file`` or ``glance``) and
+        ``fetched``. ``mode`` (the cache's own) replaces the configured
+        mode and group."""
+        board = self._shared.board
+        context, image_id = request.context, request.image['id']
+        progress = board.new(
+            context,
+            'download',
+            image_id,
+            destination.path,
+            request.image.get('size'),
+        )
+        payload = {'image_id': image_id, 'path': destination.path}
+
+        def translate(error: BaseException) -> BaseException:
+            return _translate(error, image_id, destination)
+
+        with board.running(context, progress, payload, translate):
+            dir_fd = self._roots.open_directory(destination)
+            try:
+                with writer.AtomicFile(
+                    destination,
+                    dir_fd,
+                    self._mode if mode is None else mode,
+                    overwrite,
+                    group=self._group if mode is None else None,
+                    cancel=self._shared.cancel,
+                    expected_size=request.image.get('size'),
+                    reservation=reservation,
+                ) as out:
+                    outcome = sources.fill(
+                        request, out, board.reporter(context, progress)
+                    )
+            finally:
+                os.close(dir_fd)
+        progress.fetched, progress.resumes = outcome.fetched, outcome.resumes
+        end = board.payload(payload, progress)
+        end['source'] = outcome.source
+        board.notify(context, 'image.download.end', end)
+        LOG.info(
+            'Downloaded image %(id)s to %(path)s from %(source)s: %(bytes)d '
+            'bytes in %(duration).2f s (%(rate).0f MB/s), %(fetched)d bytes '
+            'received from Glance, %(resumes)d resumes',
+            {
+                'id': image_id,
+                'path': destination.path,
+                'source': outcome.source,
+                'bytes': out.written,
+                'duration': end['duration'],
+                'rate': end['rate'] / 1e6,
+                'fetched': outcome.fetched,
+                'resumes': outcome.resumes,
+            },
+        )
+        return {
+            'size': out.written,
+            'source': outcome.source,
+            'fetched': outcome.fetched,
+        }
+
+
+def _translate(
+    error: BaseException, image_id: str, destination: paths.Destination
+) -> BaseException:
+    """The caller's error for a failure of the copy."""
+    if isinstance(error, pipeline.Cancelled):
+        return exception.ImageDownloadFailed(
+            image_id=image_id, reason=flights.SHUTTING_DOWN
+        )
+    if isinstance(error, OSError) and error.errno in _OUT_OF_SPACE:
+        return exception.OutOfSpace(
+            path=destination.directory,
+            image_id=image_id,
+            reason=error.strerror,
+        )
+    if isinstance(error, (OSError, writer.SizeMismatch)):
+        return exception.ImageDownloadFailed(
+            image_id=image_id, reason=str(error)
+        )
+    return error
