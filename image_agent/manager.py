@@ -35,7 +35,9 @@ LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
 # The history of the versions is in rpcapi.ImageAgentAPI.
-RPC_API_VERSION = '1.2'
+RPC_API_VERSION = '1.3'
+# Peer hosts a pre-cache request may name, at most.
+MAX_PEER_HOSTS = 64
 
 
 def _rpc_method(func: Callable) -> Callable:
@@ -100,12 +102,14 @@ class ImageAgentManager:
         image_service,
         transfers,
         validator: identity.TokenValidator | None = None,
+        peer_url: str | None = None,
     ) -> None:
         self._validator = validator or identity.TokenValidator()
         self._host = host
         self._topic = topic
         self._images = image_service
         self._transfers = transfers
+        self._peer_url = peer_url
         self._started = time.monotonic()
         self._started_at = datetime.datetime.now(datetime.UTC)
         # Creates with the same idempotency key at once are one create.
@@ -123,6 +127,8 @@ class ImageAgentManager:
             'started_at': self._started_at,
             'uptime': round(time.monotonic() - self._started, 3),
         }
+        if self._peer_url:
+            status['peer_url'] = self._peer_url
         if policy.allowed(context, policy.STATUS):
             status['transfers'] = self._transfers.status()
         else:
@@ -257,13 +263,16 @@ class ImageAgentManager:
         return self._transfers.evict(image_id)
 
     @_rpc_method
-    def precache(self, context, image_ids: list[str]) -> dict[str, dict]:
+    def precache(
+        self, context, image_ids: list[str], peers: list[str] | None = None
+    ) -> dict[str, dict]:
         """Put images in the cache, one after the other.
 
         Returns, per image id, the outcome: ``status`` ``cached`` or
         ``existing`` (with ``size`` and ``fetched``, the bytes received
         from Glance), or ``error`` with ``error_class`` and ``error``: one
-        image failing does not stop the others.
+        image failing does not stop the others. ``peers`` (1.3): hosts
+        whose agents may serve the bytes (with ``[peers] enabled``).
         """
         policy.enforce(context, policy.PRECACHE)
         if not isinstance(image_ids, list) or not all(
@@ -272,10 +281,13 @@ class ImageAgentManager:
             raise exception.InvalidInput(
                 reason=_('image_ids must be a list of image ids')
             )
+        peers = _peer_hosts(peers)
         results = {}
         for image_id in image_ids:
             try:
-                results[image_id] = self._transfers.precache(context, image_id)
+                results[image_id] = self._transfers.precache(
+                    context, image_id, peers=peers
+                )
             except Exception as e:
                 LOG.info(
                     'Pre-caching image %(id)s failed: %(error)s',
@@ -288,6 +300,23 @@ class ImageAgentManager:
                     'error': str(e),
                 }
         return results
+
+
+def _peer_hosts(peers) -> list[str]:
+    """The peer host names of a request, checked (names, never URLs: the
+    agent asks each host's agent for its URL)."""
+    if peers is None:
+        return []
+    if (
+        not isinstance(peers, list)
+        or len(peers) > MAX_PEER_HOSTS
+        or not all(isinstance(p, str) and 0 < len(p) <= 255 for p in peers)
+    ):
+        raise exception.InvalidInput(
+            reason=_('peers must be a list of at most %d host names')
+            % MAX_PEER_HOSTS
+        )
+    return list(dict.fromkeys(peers))
 
 
 def _store_with_booleans(store: dict) -> dict:

@@ -11,22 +11,28 @@ from concurrent import futures
 import time
 from typing import Any
 
+from image_agent.peers import placement
+
 
 def fan_out(
     ctxt,
     image_ids: list[str],
     hosts: list[str],
     ping: Callable[[str], Any],
-    cache: Callable[[str], dict],
+    cache: Callable[[str, list[str]], dict],
     workers: int,
     notifier: Callable[..., None],
     progress: Callable[[str, dict, int, int], None] | None = None,
+    fanout: int = 0,
 ) -> dict[str, dict[str, dict]]:
     """Cache ``image_ids`` on every host, ``workers`` hosts at once.
 
-    ``ping(host)`` must answer before ``cache(host)`` is asked (its error
-    makes every image of the host ``skipped``); ``cache(host)`` returns the
-    outcome per image id (its error makes every image ``error``). Returns
+    Every host is pinged first (``ping(host)`` returns its status; its
+    error makes every image of the host ``skipped``); then
+    ``cache(host, peers)`` returns the outcome per image id (its error
+    makes every image ``error``). With ``fanout``, the hosts whose status
+    shows a ``peer_url`` spread the images among themselves
+    (``peers.placement``); ``peers`` names the hosts to fetch from. Returns
     ``{host: {image_id: outcome}}`` in the order of ``hosts``.
     """
     started = time.monotonic()
@@ -34,23 +40,49 @@ def fan_out(
     notifier(
         ctxt, 'image.precache.start', {'image_ids': image_ids, 'hosts': hosts}
     )
+
+    def done(host: str, outcomes: dict[str, dict]) -> None:
+        results[host] = outcomes
+        notifier(
+            ctxt,
+            'image.precache.progress',
+            progress_payload(host, outcomes, results, hosts),
+        )
+        if progress is not None:
+            progress(host, outcomes, len(results), len(hosts))
+
     with futures.ThreadPoolExecutor(
         workers, thread_name_prefix='precache'
     ) as pool:
-        running = {
-            pool.submit(_one_host, image_ids, host, ping, cache): host
-            for host in hosts
-        }
-        for future in futures.as_completed(running):
-            host = running[future]
-            results[host] = future.result()
-            notifier(
-                ctxt,
-                'image.precache.progress',
-                progress_payload(host, results[host], results, hosts),
+        serving = set()
+        answered = []
+        for host, status in zip(
+            hosts,
+            pool.map(lambda h: _ping(image_ids, h, ping), hosts),
+            strict=True,
+        ):
+            if 'skipped' in status:
+                done(host, status['skipped'])
+                continue
+            answered.append(host)
+            if status.get('peer_url'):
+                serving.add(host)
+        plan = placement.Spread(answered, serving, fanout)
+        running: dict[futures.Future, str] = {}
+        while True:
+            for host, peers in plan.ready(workers - len(running)):
+                future = pool.submit(_cache, image_ids, host, peers, cache)
+                running[future] = host
+            if not running:
+                break
+            finished, _ = futures.wait(
+                running, return_when=futures.FIRST_COMPLETED
             )
-            if progress is not None:
-                progress(host, results[host], len(results), len(hosts))
+            for future in finished:
+                host = running.pop(future)
+                outcomes = future.result()
+                plan.finished(host, _all_cached(outcomes))
+                done(host, outcomes)
     summary = _summary(results)
     notifier(
         ctxt,
@@ -67,23 +99,38 @@ def fan_out(
     return {host: results[host] for host in hosts}
 
 
-def _one_host(image_ids: list[str], host: str, ping, cache) -> dict[str, dict]:
-    """One host's share: ping, then cache every image."""
+def _ping(image_ids: list[str], host: str, ping) -> dict:
+    """The host's status, or ``{'skipped': outcomes}`` when it is silent."""
     try:
-        ping(host)
+        status = ping(host)
     except Exception as e:
         reason = '%s: %s' % (type(e).__name__, e)
-        return _every(
-            image_ids,
-            'skipped',
-            e,
-            'the agent did not answer a ping (%s)' % reason,
-        )
+        return {
+            'skipped': _every(
+                image_ids,
+                'skipped',
+                e,
+                'the agent did not answer a ping (%s)' % reason,
+            )
+        }
+    return status if isinstance(status, dict) else {}
+
+
+def _cache(
+    image_ids: list[str], host: str, peers: list[str], cache
+) -> dict[str, dict]:
+    """One host's share, from ``peers`` when there are any."""
     try:
-        outcomes = cache(host)
+        outcomes = cache(host, peers)
     except Exception as e:
         return _every(image_ids, 'error', e, str(e))
     return {image_id: outcomes[image_id] for image_id in image_ids}
+
+
+def _all_cached(outcomes: dict[str, dict]) -> bool:
+    return all(
+        o['status'] in ('cached', 'existing') for o in outcomes.values()
+    )
 
 
 def _every(image_ids, status: str, error: Exception, text: str) -> dict:

@@ -65,6 +65,8 @@ class ImageAgentAPI:
           share of ImageAgentAPI.precache); download may be served from the
           cache and its result tells the ``source`` and ``fetched`` bytes.
         * 1.2 - create takes an ``idempotency_key``.
+        * 1.3 - precache takes ``peers`` (hosts to fetch the bytes from);
+          ping shows the agent's ``peer_url`` when it serves peers.
 
     Every request carries its deadline (see ``image_agent.deadline``): an
     agent does not start a request its caller stopped waiting for. A
@@ -74,7 +76,7 @@ class ImageAgentAPI:
     """
 
     TOPIC = 'image-agent'
-    RPC_API_VERSION = '1.2'
+    RPC_API_VERSION = '1.3'
     # [upgrade_levels] image_agent may name a release: the API version its
     # agents serve, by series and by name, as in Nova's compute API.
     VERSION_ALIASES = {
@@ -83,6 +85,9 @@ class ImageAgentAPI:
     }
     # Hosts pre-cached at once by precache().
     PRECACHE_WORKERS = 16
+    # Hosts one pre-cached host serves at once when the agents spread
+    # images among themselves ([peers] enabled on the agents).
+    PEER_FANOUT = 3
     # Seconds an agent has to answer the ping that precedes its pre-cache.
     PRECACHE_PING_TIMEOUT = 5
 
@@ -393,14 +398,29 @@ class ImageAgentAPI:
             image_id=image_id,
         )
 
-    def precache_host(self, ctxt, image_ids: list[str], host: str) -> dict:
-        """Cache ``image_ids`` on one host; the outcome per image id."""
+    def precache_host(
+        self,
+        ctxt,
+        image_ids: list[str],
+        host: str,
+        peers: list[str] | None = None,
+    ) -> dict:
+        """Cache ``image_ids`` on one host; the outcome per image id.
+
+        ``peers``: hosts whose agents may have the images (1.3; an older
+        agent is asked without them and fetches from Glance).
+        """
         self._require('1.1', 'precache', ctxt, host)
+        kwargs: dict[str, Any] = {'image_ids': list(image_ids)}
+        version = '1.1'
+        if peers and self.can_send_version('1.3', ctxt, host):
+            version = '1.3'
+            kwargs['peers'] = list(peers)
         return self._call_with(
-            self._prepare(host, version='1.1', transfer=True),
+            self._prepare(host, version=version, transfer=True),
             ctxt,
             'precache',
-            image_ids=list(image_ids),
+            **kwargs,
         )
 
     def precache(
@@ -412,6 +432,7 @@ class ImageAgentAPI:
         ping_timeout: float | None = None,
         progress: Callable[[str, dict, int, int], None] | None = None,
         notifier: Callable[..., None] | None = None,
+        peer_fanout: int | None = None,
     ) -> dict[str, dict[str, dict]]:
         """Put images in the caches of many hosts at once.
 
@@ -430,6 +451,12 @@ class ImageAgentAPI:
         ``notifications.Notifier`` of this caller, publisher
         ``image-agent-client.<host>``; off unless notifications are
         configured).
+
+        Agents that serve peers (``[peers] enabled``; their ping shows a
+        ``peer_url``) spread the images among themselves: one fetches from
+        Glance, and each host that has them serves ``peer_fanout`` others
+        at once (default ``PEER_FANOUT``; 0 turns spreading off). See
+        ``image_agent.peers.placement``.
         """
         if self._auto_cap is None:  # else each host's agent is asked
             self._require('1.1', 'precache')
@@ -439,16 +466,17 @@ class ImageAgentAPI:
         if ping_timeout is None:
             ping_timeout = self.PRECACHE_PING_TIMEOUT
 
-        def ping(host: str) -> None:
+        def ping(host: str) -> dict:
             status = self._call_with(
                 self._prepare(host, timeout=ping_timeout), ctxt, 'ping'
             )
             if self._auto_cap is not None:
                 version = str(status.get('version') or '1.0')
                 self._auto_cap.remember(host, version)
+            return status
 
-        def cache(host: str) -> dict:
-            return self.precache_host(ctxt, image_ids, host)
+        def cache(host: str, peers: list[str]) -> dict:
+            return self.precache_host(ctxt, image_ids, host, peers)
 
         own_notifier = None
         if notifier is None:
@@ -467,6 +495,9 @@ class ImageAgentAPI:
                 workers,
                 notifier,
                 progress,
+                fanout=self.PEER_FANOUT
+                if peer_fanout is None
+                else peer_fanout,
             )
         finally:
             if own_notifier is not None:

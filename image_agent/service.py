@@ -16,12 +16,14 @@ from oslo_log import log as logging
 from oslo_service import service
 
 from image_agent import admission
+from image_agent import identity
 from image_agent import manager
 from image_agent import notifications
 from image_agent import reports
 from image_agent import rpc
 from image_agent import transfers
 from image_agent.image import glance
+from image_agent.peers import runtime as peers_runtime
 
 LOG = logging.getLogger(__name__)
 # Left of graceful_shutdown_timeout for cancelled transfers to clean up,
@@ -43,6 +45,7 @@ class AgentService(service.ServiceBase):
         self._legacy_server = None
         self._notifier = None
         self._transfers = None
+        self._peers = None
 
     def start(self) -> None:
         with self._lock:
@@ -60,13 +63,24 @@ class AgentService(service.ServiceBase):
                     'Removed %d temporary file(s) of interrupted transfers',
                     len(removed),
                 )
+            self._transport = rpc.get_transport(self.conf)
+            validator = identity.TokenValidator()
+            self._peers = peers_runtime.start(
+                self.conf,
+                images,
+                self._transfers,
+                self._transport,
+                self.topic,
+                validator,
+            )
             endpoint = manager.ImageAgentManager(
                 self.host,
                 self.topic,
                 images,
                 self._transfers,
+                validator=validator,
+                peer_url=self._peers.url if self._peers else None,
             )
-            self._transport = rpc.get_transport(self.conf)
             self._server = rpc.get_server(
                 self._transport, self.topic, self.host, [endpoint]
             )
@@ -116,6 +130,9 @@ class AgentService(service.ServiceBase):
             if listened:
                 # Once no server of this agent consumes from them.
                 self._remove_queues()
+            if self._peers is not None:
+                self._peers.stop()
+                self._peers = None
             if self._transport is not None:
                 self._transport.cleanup()
                 self._transport = None

@@ -23,6 +23,7 @@ from oslo_config import cfg
 from image_agent.conf import agent
 from image_agent.conf import default
 from image_agent.conf import glance
+from image_agent.conf import peers
 from image_agent.conf import policy
 from image_agent.conf import service_user
 
@@ -32,6 +33,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     agent.register_opts(conf)
     default.register_opts(conf)
     glance.register_opts(conf)
+    peers.register_opts(conf)
     policy.register_opts(conf)
     service_user.register_opts(conf)
 

@@ -10,10 +10,11 @@ from image_agent.conf import agent
 from image_agent.conf import client
 from image_agent.conf import default
 from image_agent.conf import glance
+from image_agent.conf import peers
 from image_agent.conf import policy
 from image_agent.conf import service_user
 
-_MODULES = (default, agent, glance, policy, service_user, client)
+_MODULES = (default, agent, glance, peers, policy, service_user, client)
 
 
 def _gather(modules) -> list:

@@ -10,7 +10,12 @@
    host, when ``[glance] allowed_direct_url_schemes`` has ``file`` and
    Glance recorded a hash and a size; only a regular file, opened without
    following a link or blocking on a FIFO (``localcopy.open_regular``).
-3. ``glance``: Glance's API (``GlanceImageService.open_data``), resumed
+3. ``peer_agents``: other agents that have the image in their cache,
+   when a pre-cache named peer hosts (``[peers] enabled``,
+   ``image_agent.peers``); Glance gives what they cannot, from the offset
+   they reached. Bytes that fail the hash are thrown away (the peers that
+   sent them avoided) for the next source.
+4. ``glance``: Glance's API (``GlanceImageService.open_data``), resumed
    where a stream breaks off.
 
 The one trust rule: a caller gets bytes only once Glance said that this
@@ -52,7 +57,17 @@ class ImageData(Protocol):
 
     def check_download(self, context, image: dict[str, Any]) -> None: ...
 
-    def open_data(self, context, image: dict[str, Any]) -> pipeline.Source: ...
+    def open_data(
+        self, context, image: dict[str, Any], start: int = 0
+    ) -> pipeline.Source: ...
+
+
+class PeerAgents(Protocol):
+    """Peers a request may read from (``image_agent.peers.fetcher.Peers``)."""
+
+    def open(self, context, image, glance_at) -> pipeline.Source | None: ...
+
+    def rejected(self, stream, error: BaseException) -> None: ...
 
 
 class Grant:
@@ -91,6 +106,7 @@ class Request:
     entry: image_cache.Entry | None = None
     fresh: bool = False
     cancel: threading.Event | None = None
+    peers: PeerAgents | None = None
 
     def __post_init__(self) -> None:
         self.grant = Grant(self.glance, self.context, self.image)
@@ -179,6 +195,29 @@ def file_location(request: Request) -> Opened | None:
     return None
 
 
+def peer_agents(request: Request) -> Opened | None:
+    """Other agents' caches, then Glance from where they stopped."""
+    peers = request.peers
+    if peers is None or verify.recorded_hash(request.image) is None:
+        return None
+    request.grant.check()
+    stream = peers.open(
+        request.context,
+        request.image,
+        lambda offset: request.glance.open_data(
+            request.context, request.image, start=offset
+        ),
+    )
+    if stream is None:
+        return None
+    return Opened(
+        'peers',
+        stream=stream,
+        fallback=(exception.ImageChecksumMismatch,),
+        failed=lambda error: peers.rejected(stream, error),
+    )
+
+
 def glance(request: Request) -> Opened:
     """Glance's API: its answer to the caller's own request is the grant."""
     stream = request.glance.open_data(request.context, request.image)
@@ -189,6 +228,7 @@ def glance(request: Request) -> Opened:
 SOURCES: tuple[Callable[[Request], Opened | None], ...] = (
     cache_entry,
     file_location,
+    peer_agents,
     glance,
 )
 

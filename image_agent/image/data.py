@@ -11,15 +11,17 @@ from image_agent.data import verify
 from image_agent.image import fetch
 
 
-def open_data(context, client, image: dict[str, Any]) -> fetch.HttpSource:
-    """The image's data, its answer received: refusals (404, 403, no data)
-    are raised now, not mid-stream.
+def open_data(
+    context, client, image: dict[str, Any], start: int = 0
+) -> fetch.HttpSource:
+    """The image's data from byte ``start`` on, its answer received:
+    refusals (404, 403, no data) are raised now, not mid-stream.
 
     An image without a hash resumes without ranges: nothing would prove
     that a ranged answer continues the bytes already written (Glance's
     http store ignores the offset), so the start is fetched and skipped.
     """
-    source = _source(context, client, image)
+    source = _source(context, client, image, start)
     source.open()
     return source
 
@@ -34,7 +36,9 @@ def check(context, client, image: dict[str, Any]) -> None:
     _source(context, client, image).check()
 
 
-def _source(context, client, image: dict[str, Any]) -> fetch.HttpSource:
+def _source(
+    context, client, image: dict[str, Any], start: int = 0
+) -> fetch.HttpSource:
     _, next_server = client.server_picker(context)
     return fetch.HttpSource(
         context,
@@ -42,4 +46,5 @@ def _source(context, client, image: dict[str, Any]) -> fetch.HttpSource:
         next_server,
         expected_size=image.get('size'),
         ranges=verify.recorded_hash(image) is not None,
+        start=start,
     )

@@ -107,9 +107,11 @@ class HttpSource:
         next_server: Callable[..., str],
         expected_size: int | None = None,
         ranges: bool = True,
+        start: int = 0,
     ) -> None:
         self.image_id = image_id
-        self.offset = 0
+        # ``start``: the bytes before it came from elsewhere (a peer).
+        self.offset = start
         self.fetched = 0
         self.resumes = 0
         self.total: int | None = expected_size or None
@@ -125,7 +127,7 @@ class HttpSource:
         self._tried: list[str] = []
         self._failures = 0
         # The offset at the last failure.
-        self._failed_at = 0
+        self._failed_at = start
         self._backoff = retry.Backoff(
             CONF.glance.retry_backoff_base, CONF.glance.retry_backoff_max
         )
@@ -355,17 +357,7 @@ class HttpSource:
             self.resumes += 1
         url = '%s/v2/images/%s/file' % (server, self.image_id)
         try:
-            response = auth.get_session().get(
-                url,
-                auth=auth.auth_for(self._context, False),
-                headers=self._headers(),
-                global_request_id=getattr(
-                    self._context, 'global_request_id', None
-                ),
-                stream=True,
-                raise_exc=False,
-                connect_retries=0,
-            )
+            response = self._get(url)
         except _CONNECT_ERRORS as e:
             LOG.warning(
                 'Download of image %(id)s from %(server)s failed: %(error)s',
@@ -382,6 +374,20 @@ class HttpSource:
         except BaseException:
             self.close()
             raise
+
+    def _get(self, url: str) -> requests.Response:
+        """The streamed answer of one attempt (the caller's token)."""
+        return auth.get_session().get(
+            url,
+            auth=auth.auth_for(self._context, False),
+            headers=self._headers(),
+            global_request_id=getattr(
+                self._context, 'global_request_id', None
+            ),
+            stream=True,
+            raise_exc=False,
+            connect_retries=0,
+        )
 
     def _accept(self, response: requests.Response) -> None:
         """Check an answer; make its body the one read from."""

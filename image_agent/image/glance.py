@@ -393,15 +393,18 @@ class GlanceImageService:
         )
         return None
 
-    def open_data(self, context, image: dict[str, Any]) -> pipeline.Source:
-        """The data of an image the caller has already shown, from Glance.
+    def open_data(
+        self, context, image: dict[str, Any], start: int = 0
+    ) -> pipeline.Source:
+        """The data of an image the caller has already shown, from Glance
+        (from byte ``start`` on: the bytes before came from peers).
 
         What the agent's byte engine (``data.sources``) reads from Glance:
         Glance's answer to the caller's own request is its right to the
         bytes. Refusals are raised here, before any byte is read; a stream
         that breaks off resumes on the next server (see ``fetch``).
         """
-        return image_data.open_data(context, self._client, image)
+        return image_data.open_data(context, self._client, image, start)
 
     def check_download(self, context, image: dict[str, Any]) -> None:
         """Raise unless Glance lets this caller download ``image`` now.

@@ -24,6 +24,7 @@ from image_agent import paths
 from image_agent import space
 from image_agent.data import writer
 from image_agent.i18n import _
+from image_agent.peers import fetcher as peer_fetcher
 from image_agent.transfers import caching
 from image_agent.transfers import downloads
 from image_agent.transfers import flights
@@ -72,6 +73,9 @@ class Transfers:
         self.space = self.shared.space
         self.admission = self.shared.admission
         self.cache = cache
+        # The fetching side of [peers] (``peers.fetcher.PeerFetcher``), set
+        # by the service when peers are enabled.
+        self.peers = None
         write = writing.ImageWriter(
             self.shared, self.downloads, file_mode, file_group
         )
@@ -160,17 +164,24 @@ class Transfers:
         with self.admission.admit():
             return self._downloads.download(context, image_id, path, overwrite)
 
-    def precache(self, context, image_id: str) -> dict[str, Any]:
+    def precache(
+        self, context, image_id: str, peers: list[str] = ()
+    ) -> dict[str, Any]:
         """Put an image in this agent's cache.
 
         Returns ``image_id``, ``status`` (``cached``: copied in now;
-        ``existing``: it was there), ``size`` and ``fetched`` (bytes
-        received from Glance).
+        ``existing``: it was there), ``size``, ``source`` (``peers``: from
+        other agents) and ``fetched`` (bytes received from Glance).
+        ``peers``: hosts whose agents may have it (with ``[peers]
+        enabled``; ignored otherwise).
         """
         if self._caching is None:
             raise exception.CacheDisabled()
+        offer = None
+        if peers and self.peers is not None:
+            offer = peer_fetcher.Peers(self.peers, list(peers))
         with self.admission.admit():
-            return self._caching.precache(context, image_id)
+            return self._caching.precache(context, image_id, offer)
 
     def list_cache(self) -> dict[str, Any]:
         if self.cache is None:

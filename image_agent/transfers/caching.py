@@ -54,8 +54,11 @@ class Caching:
         request.fresh = fill is not None
         return fill
 
-    def precache(self, context, image_id: str) -> dict[str, Any]:
-        """Put an image in the cache; see ``Transfers.precache``."""
+    def precache(self, context, image_id: str, peers=None) -> dict[str, Any]:
+        """Put an image in the cache; see ``Transfers.precache``.
+
+        ``peers``: the ``sources.PeerAgents`` a missing entry may be
+        filled from."""
         image = self._shared.images.show(context, image_id)
         if image_cache.entry_name(image) is None:
             raise exception.ImageUnacceptable(
@@ -75,6 +78,7 @@ class Caching:
             image,
             cache=self.cache,
             cancel=self._shared.cancel,
+            peers=peers,
         )
         slot = self._shared.slots.held(
             'downloads', lambda: shutting_down(image['id'])

@@ -259,10 +259,11 @@ class TestDispatch:
         assert policy.is_allowed(endpoint, 'download')
         assert not policy.is_allowed(endpoint, '_transfers')
 
-    def test_the_endpoint_speaks_version_1_2(self, endpoint):
+    def test_the_endpoint_speaks_version_1_3(self, endpoint):
         # 1.1 added the image cache (list_cache, evict, precache), 1.2 the
-        # idempotency key of create; older callers are served as before.
-        assert endpoint.target.version == '1.2'
+        # idempotency key of create, 1.3 the peers of precache; older
+        # callers are served as before.
+        assert endpoint.target.version == '1.3'
 
     def test_a_call_through_a_fake_transport(self, endpoint, ctx, config):
         transport = rpc.get_transport(config.conf, url='fake://')

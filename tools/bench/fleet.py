@@ -82,13 +82,25 @@ def group_rss(pgid: int) -> int:
 
 
 def start_fleet(
-    n: int, base: str, deployment, url: str, topic: str
+    n: int,
+    base: str,
+    deployment,
+    url: str,
+    topic: str,
+    glance_urls: list[str] | None = None,
+    options: dict | None = None,
 ) -> list[AgentProcess]:
-    """Start ``n`` agents at once, then wait until each listens."""
+    """Start ``n`` agents at once, then wait until each listens.
+
+    ``options``: more configuration sections for every agent.
+    """
     agents = []
     for i in range(1, n + 1):
         host = 'fleet-%03d' % i
         cache = os.path.join(base, host, 'root', 'cache')
+        sections = {'agent': {'cache_dir': cache}}
+        for section, values in (options or {}).items():
+            sections.setdefault(section, {}).update(values)
         agents.append(
             AgentProcess(
                 base,
@@ -96,7 +108,8 @@ def start_fleet(
                 topic,
                 url,
                 deployment,
-                options={'agent': {'cache_dir': cache}},
+                glance_urls=glance_urls,
+                options=sections,
             ).start(wait=False)
         )
     timeout = 60 + START_SECONDS_PER_AGENT * n

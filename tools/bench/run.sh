@@ -2,6 +2,7 @@
 # The benchmark suite, one command on a fresh machine:
 #
 #     tools/bench/run.sh [OUTPUT_DIR] [suite options, e.g. --rounds 7]
+#     tools/bench/run.sh --only p2p OUTPUT_DIR   (by hand, as root: peers)
 #     tools/bench/run.sh --compare BEFORE/bench.json AFTER/bench.json
 #
 # Makes sure PostgreSQL and RabbitMQ run (tools/ensure-services.sh) and curl
@@ -23,6 +24,13 @@ if [ "${1:-}" = --compare ]; then
     # A before/after table of two runs: the standard library only.
     shift
     exec python3 -m tools.bench.compare "$@"
+fi
+
+# "--only SECTIONS OUTPUT_DIR ..." as well as "OUTPUT_DIR --only SECTIONS".
+if [ "${1:-}" = --only ] && [ $# -ge 2 ]; then
+    sections=$2
+    shift 2
+    set -- "${1:-bench-results/$(date +%Y%m%d-%H%M%S)}" --only "$sections" "${@:2}"
 fi
 
 out=${1:-bench-results/$(date +%Y%m%d-%H%M%S)}

@@ -50,6 +50,24 @@ SECTIONS: list[harness.Section] = [
 ]
 
 
+def _p2p(bench: harness.Bench) -> harness.Figures:
+    # Imported when run: it reuses the test fixtures.
+    from tools.bench import p2p
+
+    return p2p.section(bench)
+
+
+# Run only when --only names them (root, many agents, minutes each).
+BY_HAND: list[harness.Section] = [
+    harness.Section(
+        'p2p',
+        _p2p,
+        '20 agents pre-cache 256 MiB through a Glance capped at 100 MB/s, '
+        'with and without peers (tools/bench/p2p.py)',
+    ),
+]
+
+
 def _merge(into: dict, new: dict) -> None:
     for key, value in new.items():
         if isinstance(value, dict) and isinstance(into.get(key), dict):
@@ -99,7 +117,7 @@ def run(env: environment.Environment, args) -> dict[str, Any]:
     bench = harness.Bench(env, args)
     figures: dict[str, harness.Figures] = {}
     try:
-        for section in SECTIONS:
+        for section in SECTIONS + BY_HAND:
             if section.name in args.only:
                 say('section %s' % section.name)
                 figures[section.name] = section.run(bench)
@@ -126,7 +144,7 @@ def check_space(tmpfs: str, disk: str) -> None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    names = [s.name for s in SECTIONS]
+    names = [s.name for s in SECTIONS + BY_HAND]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('output_dir', nargs='?')
     parser.add_argument('--rounds', type=int, default=5)
@@ -134,7 +152,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--calls', type=int, default=300)
     parser.add_argument(
         '--only',
-        default=','.join(names),
+        default=','.join(s.name for s in SECTIONS),
         help='comma-separated sections to run, of: %s' % ', '.join(names),
     )
     parser.add_argument(

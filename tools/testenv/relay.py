@@ -1,7 +1,8 @@
 """An HTTP relay in front of one Glance server that counts image bytes.
 
 ``Relay`` forwards each request (one per connection: it asks the server to
-close) and relays the answer, optionally at a limited rate, optionally
+close) and relays the answer, optionally at a limited rate (``rate`` per
+answer, ``total_rate`` for all answers at once: a shared NIC), optionally
 re-framed as ``Transfer-Encoding: chunked`` without a Content-Length (a
 stream of unknown size). It counts the body bytes of the image data
 answers (``GET .../file``) it passed on, which is how tests and benchmarks
@@ -61,9 +62,11 @@ class Relay:
         extra: int = 0,
         cut_after: int | None = None,
         stall: bool = False,
+        total_rate: int | None = None,
     ) -> None:
         self.target = target
         self.rate = rate
+        self._pacer = _Pacer(total_rate) if total_rate else None
         self.chunked = chunked
         self.extra = extra
         self.cut_after = cut_after
@@ -182,8 +185,12 @@ class Relay:
 
     def _send(self, client, data: bytes, is_file: bool) -> None:
         block = len(data) if self.rate is None else max(1, self.rate // 50)
+        if self._pacer is not None:
+            block = min(block, self._pacer.block)
         for start in range(0, len(data), block):
             piece = data[start : start + block]
+            if self._pacer is not None:
+                self._pacer.wait(len(piece))
             if self.chunked:
                 client.sendall(b'%x\r\n%s\r\n' % (len(piece), piece))
             else:
@@ -193,3 +200,24 @@ class Relay:
                     self.file_bytes += len(piece)
             if self.rate:
                 time.sleep(len(piece) / self.rate)
+
+
+class _Pacer:
+    """Spaces the pieces of every answer so that together they flow at
+    ``rate`` bytes/s at most."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.block = max(1, rate // 200)
+        self._lock = threading.Lock()
+        self._free_at = time.monotonic()
+
+    def wait(self, size: int) -> None:
+        """Reserve the next ``size`` bytes of the link; wait for them."""
+        with self._lock:
+            start = max(time.monotonic(), self._free_at)
+            self._free_at = start + size / self.rate
+            end = self._free_at
+        delay = end - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
