@@ -31,7 +31,9 @@ def transport(config):
 class FakeAgents:
     """Stands in for the agents behind ``_call_with``."""
 
-    def __init__(self, down=(), failing=(), delay=0.0):
+    def __init__(self, down=(), failing=(), delay=0.0, peers=False):
+        self.peers = peers
+        self.sent = []
         self.down = set(down)
         self.failing = set(failing)
         self.delay = delay
@@ -44,9 +46,12 @@ class FakeAgents:
         cctxt = prepared.cctxt
         host = cctxt.target.server
         self.calls.append((host, method, cctxt.target.version))
+        self.sent.append((host, method, cctxt.target.version, kwargs))
         if host in self.down:
             raise messaging.MessagingTimeout('no answer')
         if method != 'precache':
+            if self.peers:
+                return {'host': host, 'peer_url': 'http://%s:9393' % host}
             return {'host': host}
         with self._lock:
             self.running += 1
@@ -113,6 +118,32 @@ class TestFanOut:
         end = notes.events[-1]
         assert end[1]['summary'] == {'cached': 2, 'error': 2, 'skipped': 2}
         assert end[2] is True  # an error notification: something failed
+
+    def test_agents_that_serve_peers_spread_the_images(
+        self, api, monkeypatch, ctx
+    ):
+        agents = use(api, monkeypatch, FakeAgents(peers=True))
+        hosts = ['h%d' % n for n in range(5)]
+        api.precache(ctx, ['a'], hosts, notifier=Recorder(), peer_fanout=2)
+        sent = {
+            host: (version, kwargs.get('peers'))
+            for host, method, version, kwargs in agents.sent
+            if method == 'precache'
+        }
+        assert sent['h0'] == ('1.1', None)  # the one copy from Glance
+        assert all(v == '1.3' and p for v, p in list(sent.values())[1:])
+        assert sent['h1'][1][0] == 'h0' and sent['h2'][1][0] == 'h0'
+
+    def test_no_spreading_with_a_fanout_of_zero(self, api, monkeypatch, ctx):
+        agents = use(api, monkeypatch, FakeAgents(peers=True))
+        api.precache(
+            ctx, ['a'], ['h1', 'h2'], notifier=Recorder(), peer_fanout=0
+        )
+        assert all(
+            version == '1.1' and 'peers' not in kwargs
+            for _, method, version, kwargs in agents.sent
+            if method == 'precache'
+        )
 
     def test_hosts_run_at_once_up_to_the_bound(self, api, monkeypatch, ctx):
         agents = use(api, monkeypatch, FakeAgents(delay=0.2))
