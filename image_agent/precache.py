@@ -82,6 +82,7 @@ def fan_out(
                 host = running.pop(future)
                 outcomes = future.result()
                 plan.finished(host, _all_cached(outcomes))
+                plan.distrust(_rejected(outcomes))
                 done(host, outcomes)
     summary = _summary(results)
     notifier(
@@ -125,6 +126,15 @@ def _cache(
     except Exception as e:
         return _every(image_ids, 'error', e, str(e))
     return {image_id: outcomes[image_id] for image_id in image_ids}
+
+
+def _rejected(outcomes: dict[str, dict]) -> list[str]:
+    """Peers whose bytes a host threw away (their hash did not match)."""
+    return [
+        peer
+        for outcome in outcomes.values()
+        for peer in outcome.get('rejected_peers') or ()
+    ]
 
 
 def _all_cached(outcomes: dict[str, dict]) -> bool:

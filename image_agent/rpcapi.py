@@ -456,7 +456,9 @@ class ImageAgentAPI:
         ``peer_url``) spread the images among themselves: one fetches from
         Glance, and each host that has them serves ``peer_fanout`` others
         at once (default ``PEER_FANOUT``; 0 turns spreading off). See
-        ``image_agent.peers.placement``.
+        ``image_agent.peers.placement``. An outcome's ``source`` then may
+        be ``peers``; ``rejected_peers`` names peers whose bytes did not
+        match Glance's hash (they are not named to other hosts).
         """
         if self._auto_cap is None:  # else each host's agent is asked
             self._require('1.1', 'precache')

@@ -43,20 +43,21 @@ class PeerFetcher:
 
     # -- which peers -------------------------------------------------------
 
-    def urls(self, context, hosts: list[str]) -> list[str]:
-        """The peer URLs of ``hosts``, in their order, without this agent,
-        the avoided ones and those that do not answer in time."""
+    def urls(self, context, hosts: list[str]) -> dict[str, str]:
+        """``{url: host}`` of ``hosts``' peer servers, in their order,
+        without this agent, the avoided ones and those that do not answer
+        in time."""
         if not hosts:
-            return []
+            return {}
         with futures.ThreadPoolExecutor(
             min(len(hosts), 8), thread_name_prefix='peer-ping'
         ) as pool:
             found = list(pool.map(lambda h: self._url(context, h), hosts))
-        urls = []
-        for url in found:
+        urls: dict[str, str] = {}
+        for host, url in zip(hosts, found, strict=True):
             if url and url != self._own_url and not self.avoided(url):
-                urls.append(url)
-        return list(dict.fromkeys(urls))[: self._options.max_peers]
+                urls.setdefault(url, host)
+        return dict(list(urls.items())[: self._options.max_peers])
 
     def _url(self, context, host: str) -> str | None:
         try:
@@ -87,13 +88,10 @@ class PeerFetcher:
     # -- the transfer ------------------------------------------------------
 
     def open(
-        self, context, image: dict[str, Any], hosts: list[str], glance_at
-    ) -> peer_source.PeersThenGlance | None:
-        """The bytes of ``image`` from the peers of ``hosts`` (then from
-        Glance, ``glance_at(offset)``); None when no peer answers."""
-        urls = self.urls(context, hosts)
-        if not urls:
-            return None
+        self, context, image: dict[str, Any], urls: list[str], glance_at
+    ) -> peer_source.PeersThenGlance:
+        """The bytes of ``image`` from the peers at ``urls`` (then from
+        Glance, ``glance_at(offset)``)."""
         return peer_source.PeersThenGlance(
             peer_source.PeerSource(context, image, urls, self._session),
             glance_at,
@@ -101,9 +99,10 @@ class PeerFetcher:
 
     def rejected(
         self, stream: peer_source.PeersThenGlance, error: BaseException
-    ) -> None:
+    ) -> list[str]:
         """The bytes of ``stream`` did not match Glance's hash: avoid
-        every peer that sent any (the caller throws the bytes away)."""
+        every peer that sent any (the caller throws the bytes away);
+        return their URLs."""
         senders = [u for u, n in stream.peers.served.items() if n]
         self.avoid(senders)
         LOG.error(
@@ -117,17 +116,29 @@ class PeerFetcher:
                 'seconds': self._options.avoid_seconds,
             },
         )
+        return senders
 
 
 @dataclasses.dataclass
 class Peers:
-    """The peer hosts one pre-cache request named, for ``data.sources``."""
+    """The peer hosts one pre-cache request named, for ``data.sources``;
+    ``rejected`` lists those whose bytes failed Glance's hash (the caller's
+    placement stops naming them)."""
 
     fetcher: PeerFetcher
     hosts: list[str]
+    rejected_hosts: list[str] = dataclasses.field(default_factory=list)
+    _urls: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def open(self, context, image, glance_at):
-        return self.fetcher.open(context, image, self.hosts, glance_at)
+        """The peers' stream, or None when no peer answers."""
+        self._urls = self.fetcher.urls(context, self.hosts)
+        if not self._urls:
+            return None
+        return self.fetcher.open(context, image, list(self._urls), glance_at)
 
     def rejected(self, stream, error: BaseException) -> None:
-        self.fetcher.rejected(stream, error)
+        for url in self.fetcher.rejected(stream, error):
+            host = self._urls.get(url)
+            if host and host not in self.rejected_hosts:
+                self.rejected_hosts.append(host)

@@ -75,6 +75,10 @@ class Spread:
         if cached and host in self._serving:
             self._sources.append(_Source(host, self._fanout))
 
+    def distrust(self, hosts: list[str]) -> None:
+        """Stop naming ``hosts`` (their bytes failed Glance's hash)."""
+        self._sources = [s for s in self._sources if s.host not in hosts]
+
     def _start(self, host: str, source: _Source | None):
         self._pending.pop(0)
         self._source_of[host] = source

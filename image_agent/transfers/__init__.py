@@ -173,7 +173,8 @@ class Transfers:
         ``existing``: it was there), ``size``, ``source`` (``peers``: from
         other agents) and ``fetched`` (bytes received from Glance).
         ``peers``: hosts whose agents may have it (with ``[peers]
-        enabled``; ignored otherwise).
+        enabled``; ignored otherwise); ``rejected_peers`` names those whose
+        bytes did not match Glance's hash.
         """
         if self._caching is None:
             raise exception.CacheDisabled()
@@ -181,7 +182,10 @@ class Transfers:
         if peers and self.peers is not None:
             offer = peer_fetcher.Peers(self.peers, list(peers))
         with self.admission.admit():
-            return self._caching.precache(context, image_id, offer)
+            result = self._caching.precache(context, image_id, offer)
+        if offer is not None and offer.rejected_hosts:
+            result['rejected_peers'] = offer.rejected_hosts
+        return result
 
     def list_cache(self) -> dict[str, Any]:
         if self.cache is None:

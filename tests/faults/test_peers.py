@@ -143,6 +143,8 @@ def test_altered_bytes_from_a_peer_are_thrown_away(
     assert result['status'] == 'cached', result
     assert result['source'] == 'glance', result
     assert result['fetched'] == SIZE
+    # The caller's placement is told, and names the liar no more.
+    assert result['rejected_peers'] == [liar.host], result
     assert 'does not match the hash Glance recorded' in honest.log_text()
     assert_verified(honest, image)
 

@@ -31,8 +31,9 @@ def transport(config):
 class FakeAgents:
     """Stands in for the agents behind ``_call_with``."""
 
-    def __init__(self, down=(), failing=(), delay=0.0, peers=False):
+    def __init__(self, down=(), failing=(), delay=0.0, peers=False, liar=None):
         self.peers = peers
+        self.liar = liar
         self.sent = []
         self.down = set(down)
         self.failing = set(failing)
@@ -61,8 +62,11 @@ class FakeAgents:
             self.running -= 1
         if host in self.failing:
             raise exception.CacheDisabled()
+        outcome = {'status': 'cached'}
+        if self.liar in (kwargs.get('peers') or ()):
+            outcome['rejected_peers'] = [self.liar]
         return {
-            image_id: {'image_id': image_id, 'status': 'cached'}
+            image_id: dict(outcome, image_id=image_id)
             for image_id in kwargs['image_ids']
         }
 
@@ -133,6 +137,21 @@ class TestFanOut:
         assert sent['h0'] == ('1.1', None)  # the one copy from Glance
         assert all(v == '1.3' and p for v, p in list(sent.values())[1:])
         assert sent['h1'][1][0] == 'h0' and sent['h2'][1][0] == 'h0'
+
+    def test_a_peer_whose_bytes_were_rejected_is_named_no_more(
+        self, api, monkeypatch, ctx
+    ):
+        agents = use(api, monkeypatch, FakeAgents(peers=True, liar='h0'))
+        hosts = ['h%d' % n for n in range(6)]
+        api.precache(ctx, ['a'], hosts, notifier=Recorder(), peer_fanout=1)
+        named = [
+            kwargs.get('peers') or []
+            for _, method, _, kwargs in agents.sent
+            if method == 'precache'
+        ]
+        # h1 was sent to h0 and rejected its bytes; nobody after it is.
+        assert named[1] == ['h0']
+        assert all('h0' not in peers for peers in named[2:])
 
     def test_no_spreading_with_a_fanout_of_zero(self, api, monkeypatch, ctx):
         agents = use(api, monkeypatch, FakeAgents(peers=True))
@@ -221,6 +240,15 @@ class TestAgentShare:
             lambda: endpoint.precache(ctx, image_ids='abc'),
             lambda: endpoint.precache(ctx, image_ids=[1]),
             lambda: endpoint.evict(ctx, image_id=['x']),
+            # Peers are host names in a bounded list, nothing else.
+            lambda: endpoint.precache(ctx, image_ids=['a'], peers='h1'),
+            lambda: endpoint.precache(ctx, image_ids=['a'], peers=[{}]),
+            lambda: endpoint.precache(ctx, image_ids=['a'], peers=['']),
+            lambda: endpoint.precache(
+                ctx,
+                image_ids=['a'],
+                peers=['h'] * (manager.MAX_PEER_HOSTS + 1),
+            ),
         ):
             with pytest.raises(rpc_dispatcher.ExpectedException) as e:
                 call()

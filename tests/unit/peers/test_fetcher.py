@@ -150,7 +150,7 @@ class TestCopy:
         with pytest.raises(exception.ImageChecksumMismatch):
             copy(peers, ctxt, image, [liar])
         assert peers.avoided(liar)
-        assert peers.urls(ctxt, ['liar-host']) == []
+        assert peers.urls(ctxt, ['liar-host']) == {}
 
     def test_a_peer_that_dies_mid_transfer_is_resumed_from_glance(
         self, ctxt, image
@@ -210,7 +210,7 @@ class TestUrls:
             Api({'a': 'http://a:1', 'b': 'http://b:2'}),
             own_url='http://b:2',
         )
-        assert peers.urls(ctxt, ['a', 'missing', 'b']) == ['http://a:1']
+        assert peers.urls(ctxt, ['a', 'missing', 'b']) == {'http://a:1': 'a'}
 
     def test_at_most_max_peers(self, config, ctxt):
         config.config(max_peers=2, group='peers')

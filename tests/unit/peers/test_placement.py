@@ -66,6 +66,17 @@ class TestSpread:
         assert given['h0'] == [] and given['h1'] == []
         assert given['h2'] == ['h1']
 
+    def test_a_distrusted_host_is_named_no_more(self):
+        hosts = ['h0', 'h1', 'h2', 'h3']
+        spread = placement.Spread(hosts, set(hosts), fanout=1)
+        spread.ready(10)
+        spread.finished('h0', True)
+        assert spread.ready(10) == [('h1', ['h0'])]
+        spread.finished('h1', True)
+        spread.distrust(['h0'])
+        started = spread.ready(10)
+        assert started == [('h2', ['h1'])]
+
     def test_the_room_bounds_the_hosts_started(self):
         hosts = ['h%d' % i for i in range(6)]
         spread = placement.Spread(hosts, set(hosts), fanout=5)

@@ -41,6 +41,7 @@ class Peers:
         self.data = data
         self.opened = 0
         self.rejected_with: list[BaseException] = []
+        self.rejected_hosts: list[str] = []
 
     def open(self, context, image, glance_at):
         self.opened += 1
@@ -48,6 +49,7 @@ class Peers:
 
     def rejected(self, stream, error):
         self.rejected_with.append(error)
+        self.rejected_hosts.append('peer-1')
 
 
 @pytest.fixture
@@ -102,6 +104,7 @@ def test_altered_bytes_are_thrown_away_for_glance(
     assert result['fetched'] == len(DATA)
     assert len(peers.rejected_with) == 1
     assert isinstance(peers.rejected_with[0], exception.ImageChecksumMismatch)
+    assert result['rejected_peers'] == ['peer-1']
     assert cached(xfers, image) == DATA
 
 
