@@ -10,7 +10,9 @@ Glance reached through a relay that counts the image bytes it serves:
 * 82: a peer killed mid-transfer: the transfer resumes on the next peer;
 * 83: the peer server gives nothing without a token Glance accepts for the
   image now (none, forged, another project's, a deactivated image), and a
-  peer "host" that is a URL is never connected to.
+  peer "host" that is a URL is never connected to;
+* 84: agents with TLS on their peer port exchange an image over HTTPS,
+  verified with [peers] tls_ca_file; plain HTTP gets nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 import requests
 
 from image_agent import cache as image_cache
+from tests import certs
 from tests.faults import helpers
 from tests.faults.helpers import MiB
 from tests.functional.agent_fixtures import _free_port
@@ -312,3 +315,38 @@ def test_a_peer_serves_only_what_glance_grants(  # noqa: PLR0913
     row.add(calls=1, faults=1)
     assert outcome['source'] == 'glance', outcome
     assert not connected.is_set()
+
+
+@pytest.mark.scenario('84. Peers: TLS between agents')
+@pytest.mark.test_timeout(300)
+def test_agents_exchange_images_over_tls(
+    row,
+    api,
+    peer_agent,
+    images,
+    admin_context,
+    image_data,
+    tmp_path,  # noqa: F811
+):
+    cert, key = certs.self_signed(tmp_path)
+    tls = {'tls_cert_file': cert, 'tls_key_file': key, 'tls_ca_file': cert}
+    server, fetcher = peer_agent('tls-a', **tls), peer_agent('tls-b', **tls)
+    image = images(admin_context, data=io.BytesIO(image_data))
+    api.precache_host(admin_context, [image['id']], server.host)
+    url = api.ping(admin_context, host=server.host)['peer_url']
+    outcome = api.precache_host(
+        admin_context, [image['id']], fetcher.host, peers=[server.host]
+    )[image['id']]
+    row.add(calls=3)
+    assert url.startswith('https://'), url
+    assert outcome['source'] == 'peers', outcome
+    assert outcome['fetched'] == 0
+    assert_verified(fetcher, image)
+    # Plain HTTP gets no answer from the TLS port.
+    with pytest.raises(requests.exceptions.ConnectionError):
+        _peer_get(
+            url.replace('https://', 'http://'),
+            image['id'],
+            admin_context.auth_token,
+        )
+    row.add(calls=1, faults=1)

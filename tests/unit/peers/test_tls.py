@@ -1,16 +1,9 @@
 """With a certificate and key the peer server speaks HTTPS only, and the
 fetching side verifies it with [peers] tls_ca_file."""
 
-import datetime
 import io
-import ipaddress
 import os
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 import pytest
 import requests
 
@@ -21,48 +14,15 @@ from image_agent.data import verify
 from image_agent.peers import fetcher
 from image_agent.peers import server
 from image_agent.peers import source as peer_source
+from tests import certs
 from tests.unit.peers import fakes
 
 DATA = os.urandom(2 * 1024 * 1024 + 1)
 
 
-def self_signed(directory) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 (its own CA) and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'peer')])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / 'peer.crt', directory / 'peer.key'
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
-
-
 @pytest.fixture
 def tls_peer(config, tmp_path):
-    cert, key = self_signed(tmp_path)
+    cert, key = certs.self_signed(tmp_path)
     config.config(
         listen_port=0,
         tls_cert_file=cert,
