@@ -28,6 +28,7 @@ from image_agent import upgrade_levels
 from image_agent.conf import client as client_conf
 from image_agent.i18n import _
 from image_agent.image import servers
+from image_agent.peers import checks as peer_checks
 
 Result = upgradecheck.Result
 Code = upgradecheck.Code
@@ -446,6 +447,7 @@ class Checks(upgradecheck.UpgradeCommands):
         ),
         (_('Download and upload roots'), lambda self: check_roots(self.conf)),
         (_('Image cache'), lambda self: check_cache(self.conf)),
+        (_('Peers'), lambda self: peer_checks.check_peers(self.conf)),
         (_('Message transport'), lambda self: check_transport(self.conf)),
         (
             _('RPC version of the running agents'),

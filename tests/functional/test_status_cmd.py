@@ -78,7 +78,8 @@ def edited(agent, tmp_path, changes: dict[str, dict[str, str]]) -> str:
 def test_a_running_agent_passes_every_check(agent):  # noqa: F811
     code, checks = run_check(agent.config_file)
     assert code == 0, checks
-    assert len(checks) == 5
+    assert len(checks) == 6
+    assert checks['Peers']['details'] == 'Peers are off.'
     glance = checks['Glance with the service credentials']['details']
     assert 'Keystone issued a token' in glance
     agents = checks['RPC version of the running agents']['details']
