@@ -28,6 +28,7 @@ from image_agent import idempotency
 from image_agent import identity
 from image_agent import policy
 from image_agent import transfers as transfers_mod
+from image_agent.formats import convert
 from image_agent.i18n import _
 from image_agent.image import validation
 
@@ -35,7 +36,7 @@ LOG = logging.getLogger(__name__)
 CONF = conf.CONF
 
 # The history of the versions is in rpcapi.ImageAgentAPI.
-RPC_API_VERSION = '1.3'
+RPC_API_VERSION = '1.4'
 # Peer hosts a pre-cache request may name, at most.
 MAX_PEER_HOSTS = 64
 
@@ -147,9 +148,16 @@ class ImageAgentManager:
 
     @_rpc_method
     def download(
-        self, context, image_id: str, path: str, overwrite: bool = False
+        self,
+        context,
+        image_id: str,
+        path: str,
+        overwrite: bool = False,
+        convert_to: str | None = None,
     ) -> dict:
-        return self._transfers.download(context, image_id, path, overwrite)
+        return self._transfers.download(
+            context, image_id, path, overwrite, convert_to
+        )
 
     @_rpc_method
     def create(
@@ -158,9 +166,11 @@ class ImageAgentManager:
         image_meta: dict,
         path: str | None = None,
         idempotency_key: str | None = None,
+        convert_from: str | None = None,
     ) -> dict:
+        conversion = self._conversion(path, convert_from, image_meta)
         if idempotency_key is None:
-            return self._create(context, image_meta, path)
+            return self._create(context, image_meta, path, conversion)
         image_meta = idempotency.with_key(
             image_meta, idempotency.check_key(idempotency_key)
         )
@@ -169,17 +179,35 @@ class ImageAgentManager:
             self._keyed_creates,
             context,
             idempotency_key,
-            lambda: self._create(context, image_meta, path),
+            lambda: self._create(context, image_meta, path, conversion),
         )
 
-    def _create(self, context, image_meta: dict, path: str | None) -> dict:
+    def _create(
+        self, context, image_meta: dict, path: str | None, conversion
+    ) -> dict:
         if path is None:
             return self._images.create(context, image_meta)
         return self._transfers.upload(
             context,
             path,
             lambda data: self._images.create(context, image_meta, data=data),
+            conversion=conversion,
         )
+
+    @staticmethod
+    def _conversion(path, convert_from, image_meta, image=None):
+        """An upload's ``(source, target)`` formats (1.4): the target is
+        the disk_format of ``image_meta``, else of the ``image``."""
+        if convert_from is None:
+            return None
+        if path is None:
+            raise exception.InvalidInput(
+                reason=_('convert_from needs a path to upload')
+            )
+        target = (image_meta if isinstance(image_meta, dict) else {}).get(
+            'disk_format'
+        ) or (image or {}).get('disk_format')
+        return convert.upload_conversion(convert_from, target)
 
     @_rpc_method
     def update(
@@ -191,9 +219,18 @@ class ImageAgentManager:
         purge_props: bool = True,
         store_id: str | None = None,
         base_image_ref: str | None = None,
+        convert_from: str | None = None,
     ) -> dict:
         # Checked before the upload uses the id (in its single-flight key).
         validation.check_image_id(image_id)
+        conversion = None
+        if convert_from is not None:
+            conversion = self._conversion(
+                path,
+                convert_from,
+                image_meta,
+                self._images.show(context, image_id),
+            )
 
         def send(data=None) -> dict:
             return self._images.update(
@@ -215,7 +252,12 @@ class ImageAgentManager:
             'base_image_ref': base_image_ref,
         }
         return self._transfers.upload(
-            context, path, send, image_id=image_id, request=request
+            context,
+            path,
+            send,
+            image_id=image_id,
+            request=request,
+            conversion=conversion,
         )
 
     @_rpc_method

@@ -67,6 +67,10 @@ class ImageAgentAPI:
         * 1.2 - create takes an ``idempotency_key``.
         * 1.3 - precache takes ``peers`` (hosts to fetch the bytes from);
           ping shows the agent's ``peer_url`` when it serves peers.
+        * 1.4 - download takes ``convert_to`` (``raw``) and its result
+          tells ``disk_format_detected``, ``virtual_size`` and
+          ``converted_from``; create and update from a path take
+          ``convert_from``.
 
     Every request carries its deadline (see ``image_agent.deadline``): an
     agent does not start a request its caller stopped waiting for. A
@@ -76,12 +80,14 @@ class ImageAgentAPI:
     """
 
     TOPIC = 'image-agent'
-    RPC_API_VERSION = '1.3'
+    RPC_API_VERSION = '1.4'
     # [upgrade_levels] image_agent may name a release: the API version its
     # agents serve, by series and by name, as in Nova's compute API.
     VERSION_ALIASES = {
         '2026.2': '1.1',
         'hibiscus': '1.1',
+        # The series in development; its name joins it once it is chosen.
+        '2027.1': '1.4',
     }
     # Hosts pre-cached at once by precache().
     PRECACHE_WORKERS = 16
@@ -261,19 +267,32 @@ class ImageAgentAPI:
         path: str,
         host: str | None = None,
         overwrite: bool = False,
+        convert_to: str | None = None,
     ) -> dict:
         """Download an image to ``path`` on the agent's host.
 
         Returns ``path`` (resolved), ``size``, ``os_hash_algo``,
-        ``os_hash_value`` and ``reused``.
+        ``os_hash_value`` and ``reused``; from agents of 1.4 on also
+        ``disk_format_detected`` and ``virtual_size`` (what the agent's
+        inspection found the bytes to be) and ``converted_from``. With
+        ``convert_to='raw'`` (1.4) the file is the image converted to raw
+        by the agent (``virtual_size`` bytes, sparse).
         """
+        version = '1.0'
+        kwargs: dict[str, Any] = {
+            'image_id': image_id,
+            'path': path,
+            'overwrite': overwrite,
+        }
+        if convert_to is not None:
+            self._require('1.4', 'download with convert_to', ctxt, host)
+            version = '1.4'
+            kwargs['convert_to'] = convert_to
         return self._call_with(
-            self._prepare(host, transfer=True),
+            self._prepare(host, version=version, transfer=True),
             ctxt,
             'download',
-            image_id=image_id,
-            path=path,
-            overwrite=overwrite,
+            **kwargs,
         )
 
     def create(
@@ -283,6 +302,7 @@ class ImageAgentAPI:
         path: str | None = None,
         host: str | None = None,
         idempotency_key: str | None = None,
+        convert_from: str | None = None,
     ) -> dict:
         """Create an image, uploading the file at ``path`` if given.
 
@@ -291,6 +311,11 @@ class ImageAgentAPI:
         a key the caller's project already used returns that image instead
         of making another: after a timeout, repeat the call with the same
         key, or look the image up with ``find_created``.
+
+        With ``convert_from`` (RPC 1.4), the file at ``path`` is in that
+        format (``raw``, ``qcow2``...) and is uploaded converted to the
+        ``disk_format`` of ``image_meta`` (Cinder's upload of a raw volume
+        as qcow2); the agent inspects it first.
         """
         version = '1.0'
         kwargs: dict[str, Any] = {'image_meta': image_meta, 'path': path}
@@ -298,6 +323,10 @@ class ImageAgentAPI:
             self._require('1.2', 'create with an idempotency key', ctxt, host)
             version = '1.2'
             kwargs['idempotency_key'] = idempotency_key
+        if convert_from is not None:
+            self._require('1.4', 'create with convert_from', ctxt, host)
+            version = '1.4'
+            kwargs['convert_from'] = convert_from
         prepared = self._prepare(
             host, version=version, transfer=path is not None
         )
@@ -328,18 +357,32 @@ class ImageAgentAPI:
         store_id: str | None = None,
         base_image_ref: str | None = None,
         host: str | None = None,
+        convert_from: str | None = None,
     ) -> dict:
-        """Update an image's metadata, uploading ``path`` first if given."""
+        """Update an image's metadata, uploading ``path`` first if given.
+
+        With ``convert_from`` (RPC 1.4), as ``create``: the file is
+        uploaded converted to the ``disk_format`` of ``image_meta``, else
+        to the image's own.
+        """
+        version = '1.0'
+        kwargs: dict[str, Any] = {
+            'image_id': image_id,
+            'image_meta': image_meta,
+            'path': path,
+            'purge_props': purge_props,
+            'store_id': store_id,
+            'base_image_ref': base_image_ref,
+        }
+        if convert_from is not None:
+            self._require('1.4', 'update with convert_from', ctxt, host)
+            version = '1.4'
+            kwargs['convert_from'] = convert_from
         return self._call_with(
-            self._prepare(host, transfer=path is not None),
+            self._prepare(host, version=version, transfer=path is not None),
             ctxt,
             'update',
-            image_id=image_id,
-            image_meta=image_meta,
-            path=path,
-            purge_props=purge_props,
-            store_id=store_id,
-            base_image_ref=base_image_ref,
+            **kwargs,
         )
 
     def delete(self, ctxt, image_id: str, host: str | None = None) -> bool:

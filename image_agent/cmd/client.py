@@ -126,6 +126,13 @@ def _add_image_meta_options(parser: argparse.ArgumentParser) -> None:
         metavar='PATH',
         help='upload this file, a path on the agent\'s host',
     )
+    parser.add_argument(
+        '--convert-from',
+        metavar='FORMAT',
+        help='the format of --file (raw, qcow2, vmdk, vhd, vhdx, vdi, iso, '
+        'gpt): the agent inspects it and uploads it converted to the '
+        'disk format (--disk-format, or the image\'s)',
+    )
 
 
 def _command(sub, name: str, summary: str, description: str = ''):
@@ -157,6 +164,12 @@ def _add_transfer_commands(sub) -> None:
         action='store_true',
         help='replace PATH when it exists with other content (without it '
         'the download fails with "already exists")',
+    )
+    download.add_argument(
+        '--convert-to',
+        choices=('raw',),
+        help='write the image converted to this format (qemu-img on the '
+        "agent's host, after the image was verified and inspected)",
     )
     create = _command(
         sub,
@@ -379,6 +392,7 @@ def _download(api, ctxt, args) -> dict:
             args.path,
             host=args.host,
             overwrite=args.overwrite,
+            convert_to=args.convert_to,
         ),
         _transfer_poller(
             api, ctxt, args, 'download', args.image_id, args.path
@@ -442,6 +456,7 @@ def run_command(api: rpcapi.ImageAgentAPI, ctxt, args) -> Any:
                 path=args.file,
                 host=host,
                 idempotency_key=args.idempotency_key,
+                convert_from=args.convert_from,
             ),
         )
     if command == 'find-created':
@@ -467,6 +482,7 @@ def run_command(api: rpcapi.ImageAgentAPI, ctxt, args) -> Any:
                 store_id=args.store,
                 base_image_ref=args.base_image_ref,
                 host=host,
+                convert_from=args.convert_from,
             ),
         )
     if command == 'precache':

@@ -47,6 +47,7 @@ from image_agent import exception
 from image_agent.data import localcopy
 from image_agent.data import pipeline
 from image_agent.data import verify
+from image_agent.formats import inspect
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -96,7 +97,8 @@ class Request:
     ``entry`` is the image's cache entry, if any; ``fresh`` when this very
     request filled it moments ago (it is read-only and locked while it is
     copied), so that its copy is not hashed twice. One ``hasher`` serves
-    every attempt of the download.
+    every attempt of the download. With ``formats``, every attempt's bytes
+    are inspected too (``formats.inspect``): the bytes that are written.
     """
 
     glance: ImageData
@@ -107,6 +109,7 @@ class Request:
     fresh: bool = False
     cancel: threading.Event | None = None
     peers: PeerAgents | None = None
+    formats: inspect.Policy | None = None
 
     def __post_init__(self) -> None:
         self.grant = Grant(self.glance, self.context, self.image)
@@ -141,6 +144,8 @@ class Outcome:
     source: str
     fetched: int = 0
     resumes: int = 0
+    # What the bytes are (None: not inspected).
+    inspection: inspect.Inspection | None = None
 
 
 # -- the sources ------------------------------------------------------------
@@ -290,7 +295,8 @@ def fill(
             continue
         try:
             return _copy(request, opened, out, progress)
-        except pipeline.Cancelled:
+        except (pipeline.Cancelled, exception.ImageUnacceptable):
+            # An image refused for what it is: any source has its bytes.
             raise
         except opened.fallback as e:
             opened.close()  # a damaged cache entry is removed unread
@@ -305,14 +311,28 @@ def fill(
 
 def _copy(request: Request, opened: Opened, out, progress) -> Outcome:
     image = request.image
+    formats = request.formats
     if opened.fd is None:
+        # A source that may send wrong bytes (another agent) is judged
+        # after its hash: a mismatch falls back to the next source.
+        inspector = (
+            formats.stream(image, early=not opened.fallback)
+            if formats
+            else None
+        )
         pipeline.copy_verified(
-            opened.stream, request.hasher, out.write, progress, request.cancel
+            opened.stream,
+            request.hasher,
+            out.write,
+            progress,
+            request.cancel,
+            consumers=[inspector.update] if inspector else (),
         )
         return Outcome(
             opened.name,
             getattr(opened.stream, 'fetched', 0),
             getattr(opened.stream, 'resumes', 0),
+            inspector.finish() if inspector else None,
         )
     size, how = localcopy.copy_verified(
         opened.fd,
@@ -324,7 +344,10 @@ def _copy(request: Request, opened: Opened, out, progress) -> Outcome:
     )
     out.copied(size)
     LOG.debug('Copied image %s from %s (%s)', image['id'], opened.where, how)
-    return Outcome(opened.name)
+    # The kernel copied the bytes: the copy's own are inspected (read back
+    # from the page cache, only as far as the inspectors need).
+    inspection = formats.file(image, out.fileno()) if formats else None
+    return Outcome(opened.name, inspection=inspection)
 
 
 def open_stream(request: Request) -> pipeline.Source:

@@ -174,6 +174,7 @@ class AtomicFile:
         self._flushed = 0
         self._tmp = paths.temp_name(destination.name)
         self._fd = -1
+        self._scratch = False
 
     def __enter__(self) -> 'AtomicFile':
         self._fd = os.open(
@@ -199,6 +200,11 @@ class AtomicFile:
         self._check_room(total)
         self._count(total)
         self._flushed = total
+
+    def scratch(self) -> None:
+        """Remove the file at the end instead of publishing it: what it
+        holds went elsewhere (converted into another ``AtomicFile``)."""
+        self._scratch = True
 
     def reset(self) -> None:
         """Empty the file, to fill it again from another source."""
@@ -248,7 +254,7 @@ class AtomicFile:
             self._reservation.written = total
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
+        if exc_type is not None or self._scratch:
             self._discard()
             return
         try:

@@ -42,6 +42,9 @@ _QEMU_NAMES = {
 }
 # What the agent converts to (qemu-img output formats Glance knows).
 TARGET_FORMATS = frozenset({'raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi'})
+# What an upload may be converted from: the formats qemu-img reads whose
+# safety the inspector checks.
+SOURCE_FORMATS = ('raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi', 'iso', 'gpt')
 # Nova's limit of qemu-img info (nova/virt/images.py).
 INFO_CPU_SECONDS = 30
 MiB = 1024 * 1024
@@ -84,6 +87,19 @@ def qemu_format(disk_format: str) -> str:
 def fd_path(fd: int) -> str:
     """A path by which a child process opens the very file ``fd``."""
     return '/proc/%d/fd/%d' % (os.getpid(), fd)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The agent's conversions: qemu-img's limits, and where uploads are
+    converted (None: the system's temporary directory)."""
+
+    limits: Limits = Limits(1024 * MiB, 1800)
+    directory: str | None = None
+
+    @classmethod
+    def from_conf(cls, conf) -> 'Settings':
+        return cls(Limits.from_conf(conf), conf.agent.conversion_dir)
 
 
 @dataclasses.dataclass
@@ -190,23 +206,35 @@ def info(job: _Job, path: str) -> dict:
     raise exception.ImageUnacceptable(image_id=job.image_id, reason=reason)
 
 
+def source_size(
+    image_id: str,
+    src_fd: int,
+    source_format: str,
+    limits: Limits,
+    target_format: str = 'raw',
+) -> int:
+    """The virtual size of the image open at ``src_fd``, as ``qemu-img
+    info`` sees it (which must see no backing or data file)."""
+    job = _Job(image_id, source_format, target_format, limits)
+    return int(info(job, fd_path(src_fd))['virtual-size'])
+
+
 def convert_fd(
     image_id: str,
     src_fd: int,
     source_format: str,
     dst_fd: int,
+    size: int,
     limits: Limits,
-) -> int:
-    """Convert the image open at ``src_fd`` to raw into the empty file
-    ``dst_fd``; return its size (the image's virtual size).
+) -> None:
+    """Convert the image open at ``src_fd`` (of virtual ``size``, see
+    ``source_size``) to raw into the empty file ``dst_fd``.
 
     The file is first given its final size (a hole: zeros) and qemu-img
     writes into it (``-n --target-is-zero``: it skips the zeros), so the
     agent's own temporary file, locked and named by it, is the target.
     """
     job = _Job(image_id, source_format, 'raw', limits)
-    source = fd_path(src_fd)
-    size = int(info(job, source)['virtual-size'])
     os.ftruncate(dst_fd, size)
     job.run(
         'convert',
@@ -216,10 +244,9 @@ def convert_fd(
         'raw',
         '-n',
         '--target-is-zero',
-        source,
+        fd_path(src_fd),
         fd_path(dst_fd),
     )
-    return size
 
 
 def convert_path(
@@ -281,3 +308,23 @@ def converted_copy(
         fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         with os.fdopen(fd, 'rb') as f:
             yield f
+
+
+def upload_conversion(
+    convert_from: object, disk_format: object
+) -> tuple[str, str] | None:
+    """``(source, target)`` of an upload's conversion, checked (both come
+    from a request): None when ``convert_from`` is None."""
+    if convert_from is None:
+        return None
+    if convert_from not in SOURCE_FORMATS:
+        raise exception.InvalidInput(
+            reason=_('convert_from must be one of %s')
+            % ', '.join(SOURCE_FORMATS)
+        )
+    if disk_format not in TARGET_FORMATS:
+        raise exception.InvalidInput(
+            reason=_('the disk_format to convert to must be one of %s')
+            % ', '.join(sorted(TARGET_FORMATS))
+        )
+    return convert_from, disk_format

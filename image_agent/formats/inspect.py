@@ -38,6 +38,10 @@ from image_agent.i18n import _
 
 LOG = logging.getLogger(__name__)
 
+# The first SLICED_BYTES of an image are inspected SLICE bytes at a time
+# (see StreamInspector.update); what follows, a chunk at a time.
+SLICE = 64 * 1024
+SLICED_BYTES = 32 * 1024 * 1024
 AMI_FORMATS = frozenset({'ami', 'aki', 'ari'})
 # Content a disk_format of raw may have besides "nothing known".
 RAW_LIKE = frozenset({'raw', 'gpt'})
@@ -106,9 +110,15 @@ class StreamInspector:
     """
 
     def __init__(
-        self, image_id: str, disk_format: str | None, allowed: Collection[str]
+        self,
+        image_id: str,
+        disk_format: str | None,
+        allowed: Collection[str],
+        early: bool = True,
     ) -> None:
         check_disk_format(image_id, disk_format, allowed)
+        self._early = early
+        self._error: exception.ImageUnacceptable | None = None
         self._image_id = image_id
         self._disk_format = disk_format
         self._feed = _Feed()
@@ -116,9 +126,43 @@ class StreamInspector:
         self._wrapper = format_inspector.InspectWrapper(
             self._feed, expected_format=expected
         )
+        self._slicing = True
+        self._position = 0
 
     def update(self, chunk) -> None:
-        """Look at the next ``chunk`` (bytes or a memoryview)."""
+        """Look at the next ``chunk`` (bytes or a memoryview).
+
+        Raises ImageFormatMismatch as soon as the bytes cannot be the
+        ``disk_format``; without ``early``, only from ``finish``: for a
+        source whose bytes may be wrong (another agent), so that its hash
+        mismatch, found after the last byte, sends the download elsewhere.
+        """
+        if self._error is not None:
+            return
+        try:
+            self._update(chunk)
+        except exception.ImageUnacceptable as e:
+            if self._early:
+                raise
+            self._error = e
+
+    def _update(self, chunk) -> None:
+        if not self._slicing:
+            self._eat(chunk)
+            return
+        # Some inspectors find where to look next only as they go (a
+        # VHDX's metadata, then its size): given large chunks at once,
+        # they would look back at bytes already gone. The first bytes go
+        # in small slices, as oslo.utils' own tests feed them.
+        with memoryview(chunk) as view:
+            for start in range(0, len(view), SLICE):
+                with view[start : start + SLICE] as piece:
+                    self._eat(piece)
+        self._position += len(chunk)
+        if self._position >= SLICED_BYTES or self.decided:
+            self._slicing = False
+
+    def _eat(self, chunk) -> None:
         self._feed.chunk = chunk
         try:
             self._wrapper.read(len(chunk))
@@ -137,6 +181,8 @@ class StreamInspector:
 
     def finish(self) -> Inspection:
         """Judge the whole image: its Inspection, or ImageUnacceptable."""
+        if self._error is not None:
+            raise self._error
         self._wrapper.close()
         found = self._detected()
         self._check_safety(found)
@@ -271,3 +317,33 @@ def inspect_file(
         size = os.fstat(fd).st_size
         return dataclasses.replace(found, virtual_size=size)
     return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """What this agent accepts (``[agent] disk_formats_allowed``); None
+    from ``from_conf`` when inspection is turned off."""
+
+    allowed: tuple[str, ...]
+
+    @classmethod
+    def from_conf(cls, conf) -> 'Policy | None':
+        if not conf.agent.inspect_formats:
+            return None
+        return cls(tuple(conf.agent.disk_formats_allowed))
+
+    def check(self, image: dict) -> None:
+        """Refuse an image whose disk_format is never accepted."""
+        check_disk_format(image['id'], image.get('disk_format'), self.allowed)
+
+    def stream(self, image: dict, early: bool = True) -> StreamInspector:
+        """An inspector for one attempt at streaming ``image``."""
+        return StreamInspector(
+            image['id'], image.get('disk_format'), self.allowed, early
+        )
+
+    def file(self, image: dict, fd: int) -> Inspection:
+        """Inspect the local copy of ``image`` open at ``fd``."""
+        return inspect_file(
+            image['id'], fd, image.get('disk_format'), self.allowed
+        )

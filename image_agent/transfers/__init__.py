@@ -23,6 +23,8 @@ from image_agent import exception
 from image_agent import paths
 from image_agent import space
 from image_agent.data import writer
+from image_agent.formats import convert
+from image_agent.formats import inspect
 from image_agent.i18n import _
 from image_agent.peers import fetcher as peer_fetcher
 from image_agent.transfers import caching
@@ -54,6 +56,8 @@ class Transfers:
         progress_interval: float = 0,
         cache: image_cache.ImageCache | None = None,
         max_waiting: int = 32,
+        formats: inspect.Policy | None = None,
+        conversion: convert.Settings | None = None,
     ) -> None:
         self.downloads = paths.PathPolicy(download_roots, 'download')
         self.uploads = paths.PathPolicy(
@@ -69,6 +73,8 @@ class Transfers:
             space.SpaceLedger(free_space_margin),
             admission.Admission(max_downloads + max_uploads, max_waiting),
             cancel,
+            formats=formats,
+            conversion=conversion or convert.Settings(),
         )
         self.space = self.shared.space
         self.admission = self.shared.admission
@@ -121,6 +127,8 @@ class Transfers:
             progress_interval=agent.progress_interval,
             cache=cache,
             max_waiting=agent.max_waiting_transfers,
+            formats=inspect.Policy.from_conf(conf),
+            conversion=convert.Settings.from_conf(conf),
         )
 
     # -- lifecycle and reports ---------------------------------------------
@@ -152,17 +160,27 @@ class Transfers:
     # -- the operations ----------------------------------------------------
 
     def download(
-        self, context, image_id: str, path: str, overwrite: bool = False
+        self,
+        context,
+        image_id: str,
+        path: str,
+        overwrite: bool = False,
+        convert_to: str | None = None,
     ) -> dict[str, Any]:
         """Download an image to ``path`` on this host.
 
         Returns ``path``, ``size``, ``os_hash_algo``, ``os_hash_value``,
         ``reused`` (True when a verified identical file was already there),
-        ``source`` (``cache``, ``file`` or ``glance``) and ``fetched``
-        (bytes received from Glance).
+        ``source`` (``cache``, ``file`` or ``glance``), ``fetched``
+        (bytes received from Glance), ``disk_format_detected`` and
+        ``virtual_size`` (what inspection found; None when it is off) and
+        ``converted_from`` (the format converted from, or None). With
+        ``convert_to='raw'`` the file is the image converted to raw.
         """
         with self.admission.admit():
-            return self._downloads.download(context, image_id, path, overwrite)
+            return self._downloads.download(
+                context, image_id, path, overwrite, convert_to
+            )
 
     def precache(
         self, context, image_id: str, peers: list[str] = ()
@@ -204,12 +222,18 @@ class Transfers:
         send: Callable[[Any], dict],
         image_id: str | None = None,
         request: dict | None = None,
+        conversion: tuple[str, str] | None = None,
     ) -> dict:
         """Upload the file at ``path`` with ``send(data)``; return its result.
 
         ``send`` is the image service call (create or update) that consumes
         the data. With an ``image_id``, the same request (same image, path
-        and ``request`` arguments) made twice at once is sent once.
+        and ``request`` arguments) made twice at once is sent once. With
+        ``conversion`` (source format, target format), what is sent is the
+        file inspected, then converted by qemu-img into a private
+        temporary directory (removed at the end).
         """
         with self.admission.admit():
-            return self._uploads.upload(context, path, send, image_id, request)
+            return self._uploads.upload(
+                context, path, send, image_id, request, conversion
+            )

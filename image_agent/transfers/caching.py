@@ -60,6 +60,8 @@ class Caching:
         ``peers``: the ``sources.PeerAgents`` a missing entry may be
         filled from."""
         image = self._shared.images.show(context, image_id)
+        if self._shared.formats is not None:
+            self._shared.formats.check(image)
         if image_cache.entry_name(image) is None:
             raise exception.ImageUnacceptable(
                 image_id=image_id,
@@ -79,6 +81,7 @@ class Caching:
             cache=self.cache,
             cancel=self._shared.cancel,
             peers=peers,
+            formats=self._shared.formats,
         )
         slot = self._shared.slots.held(
             'downloads', lambda: shutting_down(image['id'])

@@ -8,12 +8,14 @@ cache entry when the agent has a cache (``caching``), else from the first
 of ``data.sources`` that works.
 """
 
+import os
 from typing import Any
 
 from oslo_log import log as logging
 
 from image_agent import exception
 from image_agent import paths
+from image_agent.data import localcopy
 from image_agent.data import sources
 from image_agent.data import writer
 from image_agent.i18n import _
@@ -22,6 +24,9 @@ from image_agent.transfers import flights
 from image_agent.transfers import writing
 
 LOG = logging.getLogger(__name__)
+
+# What a download may be converted to (None: the image as it is).
+CONVERT_TO = (None, 'raw')
 
 
 class Downloads:
@@ -40,9 +45,19 @@ class Downloads:
         self._caching = caching
 
     def download(
-        self, context, image_id: str, path: str, overwrite: bool = False
+        self,
+        context,
+        image_id: str,
+        path: str,
+        overwrite: bool = False,
+        convert_to: str | None = None,
     ) -> dict[str, Any]:
         """Download an image to ``path``; see ``Transfers.download``."""
+        if convert_to not in CONVERT_TO:
+            raise exception.InvalidInput(
+                reason=_('convert_to must be one of %s')
+                % ', '.join(str(c) for c in CONVERT_TO)
+            )
         destination = self.roots.destination(path)
         if self._caching is not None and self._caching.cache.contains(
             destination.directory
@@ -55,15 +70,27 @@ class Downloads:
         # The caller's own right to the image is checked before it may join
         # a transfer someone else started.
         image = images.show(context, image_id)
-        key = ('download', image['id'], destination.path, bool(overwrite))
+        if self._shared.formats is not None:
+            self._shared.formats.check(image)
+        key = (
+            'download',
+            image['id'],
+            destination.path,
+            bool(overwrite),
+            convert_to,
+        )
         return self._shared.flights.run(
             key,
-            lambda: self._download(context, image, destination, overwrite),
+            lambda: self._download(
+                context, image, destination, overwrite, convert_to
+            ),
             join=lambda: images.check_download(context, image),
             own_errors=flights.CALLERS_OWN,
         )
 
-    def _download(self, context, image, destination, overwrite) -> dict:
+    def _download(
+        self, context, image, destination, overwrite, convert_to
+    ) -> dict:
         shared = self._shared
         request = sources.Request(
             shared.images,
@@ -71,6 +98,7 @@ class Downloads:
             image,
             cache=self._caching.cache if self._caching else None,
             cancel=shared.cancel,
+            formats=shared.formats,
         )
         size = image.get('size')
         result = {
@@ -81,10 +109,15 @@ class Downloads:
             'reused': False,
             'source': None,
             'fetched': 0,
+            'disk_format_detected': None,
+            'virtual_size': None,
+            'converted_from': None,
         }
         if destination.existing is not None:
-            if self._reuse(request, destination):
+            # A converted file is not the image: only an image is reused.
+            if convert_to is None and self._reuse(request, destination):
                 result['reused'] = True
+                result.update(self._inspect_in_place(request, destination))
                 return result
             if not overwrite:
                 raise exception.DestinationExists(
@@ -102,12 +135,28 @@ class Downloads:
             if self._caching is not None:
                 fill = self._caching.prepare(request)
             done = self._writer.write(
-                request, destination, overwrite, reservation=reservation
+                request,
+                destination,
+                overwrite,
+                reservation=reservation,
+                convert_to=convert_to,
             )
-        result['size'] = done['size']
-        result['source'] = done['source']
-        result['fetched'] = done['fetched'] + (fill or {}).get('fetched', 0)
+        fetched = done.pop('fetched') + (fill or {}).get('fetched', 0)
+        result.update(done, fetched=fetched)
         return result
+
+    def _inspect_in_place(
+        self, request: sources.Request, destination: paths.Destination
+    ) -> dict[str, Any]:
+        """What the image already in place is; ImageUnacceptable when it
+        is not acceptable (it is left there: it was not written now)."""
+        if request.formats is None:
+            return {}
+        fd = localcopy.open_regular(destination.path)
+        try:
+            return request.formats.file(request.image, fd).as_dict()
+        finally:
+            os.close(fd)
 
     def _reuse(
         self, request: sources.Request, destination: paths.Destination

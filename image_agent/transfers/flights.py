@@ -18,6 +18,8 @@ from image_agent import admission
 from image_agent import exception
 from image_agent import space
 from image_agent.data import pipeline
+from image_agent.formats import convert
+from image_agent.formats import inspect
 from image_agent.i18n import _
 from image_agent.transfers import progress
 
@@ -147,3 +149,8 @@ class Shared:
     admission: admission.Admission
     cancel: threading.Event
     flights: SingleFlight = dataclasses.field(default_factory=SingleFlight)
+    # How downloads are inspected (None: they are not) and converted.
+    formats: inspect.Policy | None = None
+    conversion: convert.Settings = dataclasses.field(
+        default_factory=convert.Settings
+    )

@@ -1,12 +1,15 @@
 """Uploads from local paths: the file is opened here, Glance consumes it."""
 
 from collections.abc import Callable
+import contextlib
 import json
 import os
 from typing import Any
 
 from image_agent import exception
 from image_agent import paths
+from image_agent.formats import convert
+from image_agent.formats import inspect
 from image_agent.transfers import flights
 from image_agent.transfers import progress as progress_mod
 
@@ -25,6 +28,7 @@ class Uploads:
         send: Callable[[Any], dict],
         image_id: str | None = None,
         request: dict | None = None,
+        conversion: tuple[str, str] | None = None,
     ) -> dict:
         """Upload the file at ``path`` with ``send(data)``; see
         ``Transfers.upload``."""
@@ -35,7 +39,7 @@ class Uploads:
 
             def run() -> dict:
                 return self._upload(
-                    context, source, real, size, send, image_id
+                    context, source, real, size, send, image_id, conversion
                 )
 
             if image_id is None:
@@ -47,10 +51,13 @@ class Uploads:
                 image_id,
                 real,
                 json.dumps(request or {}, sort_keys=True, default=str),
+                conversion,
             )
             return self._shared.flights.run(key, run)
 
-    def _upload(self, context, source, path, size, send, image_id) -> dict:
+    def _upload(
+        self, context, source, path, size, send, image_id, conversion
+    ) -> dict:
         shared = self._shared
 
         def shutting_down() -> Exception:
@@ -66,10 +73,14 @@ class Uploads:
                 context, 'upload', image_id, path, size
             )
             payload = {'image_id': image_id, 'path': path}
-            with shared.board.running(context, progress, payload, translate):
+            with (
+                shared.board.running(context, progress, payload, translate),
+                self._converted(image_id or path, source, conversion) as data,
+            ):
+                progress.size = os.fstat(data.fileno()).st_size
                 image = send(
                     progress_mod.CancellableReader(
-                        source, progress, shared.cancel
+                        data, progress, shared.cancel
                     )
                 )
         payload['image_id'] = image.get('id', image_id)
@@ -79,3 +90,26 @@ class Uploads:
             shared.board.payload(payload, progress),
         )
         return image
+
+    def _converted(self, name: str, source, conversion):
+        """``source`` itself, or (with ``conversion``) a converted copy.
+
+        The file must be what its ``conversion`` source format says, and
+        safe (``formats.inspect``, with every format allowed: the caller
+        names the format, not an image): qemu-img would follow what an
+        unsafe header names, and send the agent's host files to Glance.
+        """
+        if conversion is None:
+            return contextlib.nullcontext(source)
+        source_format, target_format = conversion
+        found = inspect.inspect_file(
+            name, source.fileno(), source_format, convert.SOURCE_FORMATS
+        )
+        return convert.converted_copy(
+            name,
+            source.fileno(),
+            found.detected,
+            target_format,
+            self._shared.conversion.limits,
+            self._shared.conversion.directory,
+        )

@@ -14,6 +14,7 @@ from image_agent import space
 from image_agent.data import pipeline
 from image_agent.data import sources
 from image_agent.data import writer
+from image_agent.formats import convert
 from image_agent.transfers import flights
 
 LOG = logging.getLogger(__name__)
@@ -44,11 +45,15 @@ class ImageWriter:
         overwrite: bool,
         mode: int | None = None,
         reservation: space.Reservation | None = None,
+        convert_to: str | None = None,
     ) -> dict[str, Any]:
         """Write the image of ``request`` to ``destination``; return
-        ``size``, ``source`` (``cache``, ``file`` or ``glance``) and
-        ``fetched``. ``mode`` (the cache's own) replaces the configured
-        mode and group."""
+        ``size``, ``source`` (``cache``, ``file`` or ``glance``),
+        ``fetched``, ``disk_format_detected`` and ``virtual_size`` (None
+        without inspection) and ``converted_from``. ``mode`` (the cache's
+        own) replaces the configured mode and group. With ``convert_to``
+        (``raw``), the verified, inspected image is converted beside the
+        destination, and the conversion is what is published."""
         board = self._shared.board
         context, image_id = request.context, request.image['id']
         progress = board.new(
@@ -63,6 +68,7 @@ class ImageWriter:
         def translate(error: BaseException) -> BaseException:
             return _translate(error, image_id, destination)
 
+        converted = None
         with board.running(context, progress, payload, translate):
             dir_fd = self._roots.open_directory(destination)
             try:
@@ -79,6 +85,10 @@ class ImageWriter:
                     outcome = sources.fill(
                         request, out, board.reporter(context, progress)
                     )
+                    if convert_to is not None:
+                        converted = self._convert(
+                            request, outcome, out, dir_fd, overwrite
+                        )
             finally:
                 os.close(dir_fd)
         progress.fetched, progress.resumes = outcome.fetched, outcome.resumes
@@ -100,11 +110,66 @@ class ImageWriter:
                 'resumes': outcome.resumes,
             },
         )
+        found = outcome.inspection.as_dict() if outcome.inspection else {}
         return {
-            'size': out.written,
+            'size': out.written if converted is None else converted[1],
             'source': outcome.source,
             'fetched': outcome.fetched,
+            'disk_format_detected': found.get('disk_format_detected'),
+            'virtual_size': found.get('virtual_size'),
+            'converted_from': None if converted is None else converted[0],
         }
+
+    def _convert(
+        self,
+        request: sources.Request,
+        outcome: sources.Outcome,
+        out: writer.AtomicFile,
+        dir_fd: int,
+        overwrite: bool,
+    ) -> tuple[str, int] | None:
+        """Convert the downloaded ``out`` to raw into the destination:
+        ``(source format, size)``, or None when it is raw already (``out``
+        is then published as it is)."""
+        image = request.image
+        image_id = image['id']
+        source_format = (
+            outcome.inspection.detected
+            if outcome.inspection is not None
+            else image.get('disk_format')
+        )
+        if convert.qemu_format(source_format or 'raw') == 'raw':
+            return None
+        limits = self._shared.conversion.limits
+        size = convert.source_size(
+            image_id, out.fileno(), source_format, limits
+        )
+        destination = out.destination
+        with (
+            self._shared.space.reserve(
+                destination.directory, image_id, size
+            ) as reservation,
+            writer.AtomicFile(
+                destination,
+                dir_fd,
+                self._mode,
+                overwrite,
+                group=self._group,
+                cancel=self._shared.cancel,
+                reservation=reservation,
+            ) as target,
+        ):
+            convert.convert_fd(
+                image_id, out.fileno(), source_format, target.fileno(), size,
+                limits,
+            )  # fmt: skip
+            target.copied(size)
+        out.scratch()
+        LOG.info(
+            'Converted image %(id)s from %(format)s to raw at %(path)s',
+            {'id': image_id, 'format': source_format, 'path': destination},
+        )
+        return source_format, size
 
 
 def _translate(

@@ -80,7 +80,7 @@ def temp_files(root):
 def test_ping_names_the_agent(api, agent, demo_context):  # noqa: F811
     status = api.ping(demo_context, host=agent.host)
     assert status['host'] == agent.host
-    assert status['version'] == '1.2'
+    assert status['version'] == '1.4'
     assert status['transfers'] == []
     assert status['uptime'] > 0
 
@@ -124,6 +124,10 @@ def test_download_writes_a_verified_file(
         'reused': False,
         'source': 'glance',
         'fetched': len(DATA),
+        # The agent's inspection: random bytes are no known format.
+        'disk_format_detected': 'raw',
+        'virtual_size': len(DATA),
+        'converted_from': None,
     }
     with open(path, 'rb') as f:
         assert f.read() == DATA

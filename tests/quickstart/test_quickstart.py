@@ -149,6 +149,12 @@ def test_first_run_downloads_a_verified_disk_image(runs):
     assert_disk_image(path)
     assert 'image: created %s' % ok['image_id'] in result.stdout
     assert 'image.download.end' in result.stdout
+    # A qcow2 made by the agent from the disk image, downloaded as raw.
+    assert re.search(
+        r'qcow2 image \S+ downloaded as raw: disk_format_detected=qcow2, '
+        r'converted_from=qcow2, virtual_size=\d+, the same bytes as',
+        result.stdout,
+    ), result.stdout
 
 
 def test_second_run_reuses_everything_and_downloads_again(runs):

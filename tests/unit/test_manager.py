@@ -259,11 +259,12 @@ class TestDispatch:
         assert policy.is_allowed(endpoint, 'download')
         assert not policy.is_allowed(endpoint, '_transfers')
 
-    def test_the_endpoint_speaks_version_1_3(self, endpoint):
+    def test_the_endpoint_speaks_version_1_4(self, endpoint):
         # 1.1 added the image cache (list_cache, evict, precache), 1.2 the
-        # idempotency key of create, 1.3 the peers of precache; older
-        # callers are served as before.
-        assert endpoint.target.version == '1.3'
+        # idempotency key of create, 1.3 the peers of precache, 1.4
+        # conversions (download convert_to, create/update convert_from);
+        # older callers are served as before.
+        assert endpoint.target.version == '1.4'
 
     def test_a_call_through_a_fake_transport(self, endpoint, ctx, config):
         transport = rpc.get_transport(config.conf, url='fake://')
@@ -361,3 +362,67 @@ class TestIdempotentCreate:
         with raises(exception.InvalidInput):
             endpoint.create(ctx, image_meta={'name': 'n'}, idempotency_key=key)
         assert glance.images == {}
+
+
+class TestConversionArguments:
+    """What a caller on the bus may ask of a conversion (RPC 1.4)."""
+
+    @pytest.mark.parametrize(
+        ('kwargs', 'match'),
+        [
+            ({'convert_from': 'raw'}, 'needs a path'),
+            ({'convert_from': 'qed', 'path': 'src'}, 'convert_from must'),
+            ({'convert_from': ['raw'], 'path': 'src'}, 'convert_from must'),
+            ({'convert_from': {'x': 1}, 'path': 'src'}, 'convert_from must'),
+        ],
+    )
+    def test_create_refuses_bad_conversions(
+        self, endpoint, ctx, root, glance, kwargs, match
+    ):
+        (root / 'src').write_bytes(DATA)
+        if 'path' in kwargs:
+            kwargs['path'] = str(root / kwargs['path'])
+        with raises(exception.InvalidInput, match):
+            endpoint.create(
+                ctx, image_meta={'name': 'n', 'disk_format': 'qcow2'}, **kwargs
+            )
+        assert glance.images == {}
+
+    @pytest.mark.parametrize('disk_format', [None, 'qed', 'ploop', 7])
+    def test_the_target_must_be_a_format_qemu_img_writes(
+        self, endpoint, ctx, root, glance, disk_format
+    ):
+        (root / 'src').write_bytes(DATA)
+        with raises(exception.InvalidInput, 'disk_format to convert to'):
+            endpoint.create(
+                ctx,
+                image_meta={'name': 'n', 'disk_format': disk_format},
+                path=str(root / 'src'),
+                convert_from='raw',
+            )
+
+    def test_update_converts_to_the_images_own_disk_format(
+        self, endpoint, ctx, root, glance
+    ):
+        target = glance.add_image(disk_format='qcow2')
+        (root / 'src').write_bytes(DATA * 100)
+        endpoint.update(
+            ctx,
+            image_id=target['id'],
+            image_meta={},
+            path=str(root / 'src'),
+            convert_from='raw',
+        )
+        assert glance.data[target['id']][:4] == b'QFI\xfb'
+
+    @pytest.mark.parametrize('convert_to', ['qcow2', 3, {'a': 1}])
+    def test_download_refuses_other_conversions(
+        self, endpoint, ctx, root, image, convert_to
+    ):
+        with raises(exception.InvalidInput, 'convert_to'):
+            endpoint.download(
+                ctx,
+                image_id=image['id'],
+                path=str(root / 'disk'),
+                convert_to=convert_to,
+            )

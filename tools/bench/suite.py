@@ -30,6 +30,7 @@ from typing import Any
 from tools.bench import compare
 from tools.bench import downloads
 from tools.bench import environment
+from tools.bench import formats
 from tools.bench import harness
 from tools.bench import latency
 from tools.bench import recovery
@@ -47,6 +48,7 @@ SECTIONS: list[harness.Section] = [
     *latency.SECTIONS,
     *recovery.SECTIONS,
     *uploads.SECTIONS,
+    *formats.SECTIONS,
 ]
 
 

@@ -29,6 +29,15 @@ class Target:
 
 
 TARGETS = [
+    Target(
+        'inspection_ratio', 'format inspection: with / without', 0.97, True
+    ),
+    Target(
+        'conversion_ratio',
+        'qcow2 download as raw / qemu-img alone',
+        0.9,
+        True,
+    ),
     Target('tmpfs_vs_limit', 'tmpfs: agent / min(sha512, curl)', 0.95, True),
     Target(
         'disk_vs_limit', 'disk: agent / min(sha512, curl+sync)', 0.95, True

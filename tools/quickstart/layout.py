@@ -100,6 +100,11 @@ class Layout:
     def downloaded_image(self) -> str:
         return os.path.join(self.download_dir, IMAGE_NAME + '.raw')
 
+    @property
+    def converted_image(self) -> str:
+        """The qcow2 copy of the image, downloaded converted to raw."""
+        return os.path.join(self.download_dir, IMAGE_NAME + '-from-qcow2.raw')
+
     def make_dirs(self) -> None:
         for path in (
             self.logs,

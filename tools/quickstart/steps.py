@@ -185,6 +185,52 @@ def verify_download(layout: Layout, client: Client, image_id: str) -> dict:
     return glance
 
 
+def convert_demo(layout: Layout, client: Client) -> None:
+    """The disk image as a qcow2 image (the agent converts it on upload),
+    downloaded converted back to raw: the same bytes as the disk image."""
+    name = IMAGE_NAME + '-qcow2'
+    found = client.json('detail', '--filter', 'name=' + name)
+    image = next((i for i in found if i['status'] == 'active'), None)
+    for stale in found:
+        if stale is not image:
+            client.json('delete', stale['id'])
+    if image is None:
+        say('image: uploading the disk image as qcow2 (the agent converts)')
+        image = client.json(
+            'create',
+            '--name', name,
+            '--disk-format', 'qcow2',
+            '--container-format', 'bare',
+            '--file', layout.source_image,
+            '--convert-from', 'raw',
+            echo=True,
+        )  # fmt: skip
+    result = client.json(
+        'download', '--no-progress', '--overwrite', '--convert-to', 'raw',
+        image['id'], layout.converted_image,
+        echo=True,
+    )  # fmt: skip
+    same = file_hash(layout.converted_image, 'sha512') == file_hash(
+        layout.source_image, 'sha512'
+    )
+    if not same:
+        raise DeploymentError(
+            '%s is not the disk image it was made from'
+            % layout.converted_image
+        )
+    say(
+        'qcow2 image %s downloaded as raw: disk_format_detected=%s, '
+        'converted_from=%s, virtual_size=%s, the same bytes as %s'
+        % (
+            image['id'],
+            result['disk_format_detected'],
+            result['converted_from'],
+            result['virtual_size'],
+            os.path.basename(layout.source_image),
+        )
+    )
+
+
 def run_demo(layout: Layout, client: Client, admin: Client) -> dict:
     """Upload (once), show, download, update and verify; what happened."""
     log_offset = os.path.getsize(layout.agent_log)
@@ -217,6 +263,7 @@ def run_demo(layout: Layout, client: Client, admin: Client) -> dict:
     # (as the admin user: these calls are for administrators).
     admin.show('precache', '--host', layout.host, image_id)
     admin.show('cache-list')
+    convert_demo(layout, client)
     return {
         'image': verify_download(layout, client, image_id),
         'image_reused': reused,

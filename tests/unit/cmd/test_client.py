@@ -132,8 +132,33 @@ class TestCommands:
         client.run_command(api, 'ctx', args)
         api.update.assert_called_once_with(
             'ctx', IMAGE_ID, {}, path='/srv/f', purge_props=False,
-            store_id=None, base_image_ref=None, host='h',
+            store_id=None, base_image_ref=None, host='h', convert_from=None,
         )  # fmt: skip
+
+    def test_a_raw_file_uploaded_as_qcow2(self):
+        api = mock.Mock()
+        api.update.return_value = {'id': IMAGE_ID, 'size': 3}
+        args = parse(
+            '--host', 'h', 'update', IMAGE_ID, '--file', '/srv/vol',
+            '--disk-format', 'qcow2', '--convert-from', 'raw',
+        )  # fmt: skip
+        client.run_command(api, 'ctx', args)
+        assert api.update.call_args.kwargs['convert_from'] == 'raw'
+        assert api.update.call_args.args[2] == {'disk_format': 'qcow2'}
+
+    def test_download_converted_to_raw(self):
+        api = mock.Mock()
+        api.download.return_value = {'path': '/srv/d', 'size': 3}
+        args = parse(
+            '--host', 'h', 'download', IMAGE_ID, '/srv/d', '--convert-to',
+            'raw', '--no-progress',
+        )  # fmt: skip
+        client.run_command(api, 'ctx', args)
+        assert api.download.call_args.kwargs['convert_to'] == 'raw'
+
+    def test_download_converts_to_raw_only(self):
+        with pytest.raises(SystemExit):
+            parse('download', IMAGE_ID, '/srv/d', '--convert-to', 'qcow2')
 
     def test_noauth_identity_without_keystone(self):
         args = parse(
@@ -160,7 +185,12 @@ class TestIdempotencyKey:
         args = parse('create', '--name', 'n', '--idempotency-key', 'k')
         client.run_command(api, 'ctx', args)
         api.create.assert_called_once_with(
-            'ctx', {'name': 'n'}, path=None, host=None, idempotency_key='k'
+            'ctx',
+            {'name': 'n'},
+            path=None,
+            host=None,
+            idempotency_key='k',
+            convert_from=None,
         )
 
     def test_find_created_shows_the_image_or_fails(self):

@@ -44,7 +44,9 @@ def to_raw(source, disk_format, target, limits=LIMITS):
         opened(source) as src,
         opened(target, os.O_RDWR | os.O_CREAT | os.O_EXCL) as dst,
     ):
-        return convert.convert_fd(IMAGE_ID, src, disk_format, dst, limits)
+        size = convert.source_size(IMAGE_ID, src, disk_format, limits)
+        convert.convert_fd(IMAGE_ID, src, disk_format, dst, size, limits)
+        return size
 
 
 @pytest.mark.parametrize(

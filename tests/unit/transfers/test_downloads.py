@@ -32,6 +32,10 @@ class TestDownload:
             'reused': False,
             'source': 'glance',
             'fetched': len(DATA),
+            # Inspection is off in these tests (see tests/unit/formats).
+            'disk_format_detected': None,
+            'virtual_size': None,
+            'converted_from': None,
         }
         assert oct(os.stat(root / 'disk').st_mode & 0o777) == oct(0o600)
 
