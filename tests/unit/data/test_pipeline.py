@@ -123,6 +123,26 @@ class TestCopyVerified:
         assert threading.active_count() == before
         assert source.closed
 
+    def test_other_consumers_see_every_chunk_beside_the_hash(self):
+        seen, sink = Sink(), Sink()
+        copy(MemorySource(DATA), sink, consumers=[seen])
+        assert bytes(seen.data) == DATA
+        assert seen.threads == {'image-agent-consume-1'}
+
+    def test_a_failing_consumer_stops_the_copy_with_its_error(self):
+        def refuse(view):
+            raise exception.ImageUnacceptable(image_id='i', reason='no')
+
+        sink = Sink()
+        with pytest.raises(exception.ImageUnacceptable):
+            copy(
+                MemorySource(DATA * 20),
+                sink,
+                data=DATA * 20,
+                consumers=[refuse],
+            )
+        assert len(sink.data) < len(DATA) * 20
+
     def test_cancel_raises_cancelled(self):
         cancel = threading.Event()
         cancel.set()

@@ -20,6 +20,14 @@ from tests.unit.transfers.helpers import image_bytes
 DATA = os.urandom(3 * 1000)
 
 
+def test_the_order_is_cache_entry_then_file_location_then_glance():
+    assert (
+        sources.cache_entry,
+        sources.file_location,
+        sources.glance,
+    ) == sources.SOURCES
+
+
 class TestLocalCopies:
     """``file://`` locations readable here: a kernel copy, verified, and
     Glance's API when anything goes wrong."""
