@@ -20,10 +20,11 @@ from tests.unit.transfers.helpers import image_bytes
 DATA = os.urandom(3 * 1000)
 
 
-def test_the_order_is_cache_entry_then_file_location_then_glance():
+def test_the_order_is_cache_then_file_then_peers_then_glance():
     assert (
         sources.cache_entry,
         sources.file_location,
+        sources.peer_agents,
         sources.glance,
     ) == sources.SOURCES
 
