@@ -13,6 +13,10 @@ from typing import Any
 
 from image_agent.peers import placement
 
+# Seconds between looks at hosts that may start serving while they
+# download (a ping each).
+WATCH_INTERVAL = 0.1
+
 
 def fan_out(
     ctxt,
@@ -67,7 +71,10 @@ def fan_out(
             answered.append(host)
             if status.get('peer_url'):
                 serving.add(host)
-        plan = placement.Spread(answered, serving, fanout)
+        # One image: a host serves it while it still downloads it.
+        plan = placement.Spread(
+            answered, serving, fanout, streaming=len(image_ids) == 1
+        )
         running: dict[futures.Future, str] = {}
         while True:
             for host, peers in plan.ready(workers - len(running)):
@@ -75,9 +82,15 @@ def fan_out(
                 running[future] = host
             if not running:
                 break
+            watched = plan.waiting()
             finished, _ = futures.wait(
-                running, return_when=futures.FIRST_COMPLETED
+                running,
+                timeout=WATCH_INTERVAL if watched else None,
+                return_when=futures.FIRST_COMPLETED,
             )
+            for host in watched:
+                if _downloading(ping, host, image_ids[0]):
+                    plan.downloading(host)
             for future in finished:
                 host = running.pop(future)
                 outcomes = future.result()
@@ -126,6 +139,20 @@ def _cache(
     except Exception as e:
         return _every(image_ids, 'error', e, str(e))
     return {image_id: outcomes[image_id] for image_id in image_ids}
+
+
+def _downloading(ping, host: str, image_id: str) -> bool:
+    """Whether ``host``'s agent is writing ``image_id`` now (its ping)."""
+    try:
+        status = ping(host)
+    except Exception:  # noqa: BLE001 - asked again at the next look
+        return False
+    return any(
+        t.get('kind') == 'download'
+        and t.get('image_id') == image_id
+        and (t.get('bytes') or 0) > 0
+        for t in status.get('transfers') or ()
+    )
 
 
 def _rejected(outcomes: dict[str, dict]) -> list[str]:

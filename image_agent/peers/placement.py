@@ -8,6 +8,11 @@ which is told that source first and a few other finished hosts after it
 Glance). Glance serves about one copy, and the number of copies doubles
 (or more) at each step instead of every host queueing on Glance.
 
+With ``streaming``, a host becomes a source as soon as its download is
+under way (the caller sees it in the host's ``ping``; the agent serves the
+entry it is still writing): the tree's levels then stream at once instead
+of one after the other.
+
 Hosts that cannot serve (peers off, an older agent) are not held back:
 they start at once and fetch from Glance as before. When no source has
 room and no serving host is running (the seed failed), the next host
@@ -30,11 +35,17 @@ class Spread:
     """The order of a pre-cache over ``hosts`` and the peers of each."""
 
     def __init__(
-        self, hosts: list[str], serving: set[str], fanout: int, seeds: int = 1
+        self,
+        hosts: list[str],
+        serving: set[str],
+        fanout: int,
+        seeds: int = 1,
+        streaming: bool = False,
     ) -> None:
         """``serving``: the hosts that can serve peers; ``fanout``: hosts a
         source serves at once (0: no spreading, everyone from Glance)."""
         self._fanout = fanout
+        self._streaming = streaming
         self._seeds = seeds if fanout else 0
         serving = serving if fanout else set()
         # Hosts that cannot serve go first, all at once.
@@ -72,8 +83,30 @@ class Spread:
         source = self._source_of.pop(host, None)
         if source is not None:
             source.free += 1
-        if cached and host in self._serving:
+        known = self._source(host)
+        if not cached and known is not None:
+            self._sources.remove(known)
+        elif cached and known is None and host in self._serving:
             self._sources.append(_Source(host, self._fanout))
+
+    def waiting(self) -> list[str]:
+        """With ``streaming``: the running hosts that could serve while
+        they download, not sources yet (the caller watches them)."""
+        if not self._streaming:
+            return []
+        return [
+            h
+            for h in self._source_of
+            if h in self._serving and self._source(h) is None
+        ]
+
+    def downloading(self, host: str) -> None:
+        """``host``'s download is under way: it serves others already."""
+        if self._source(host) is None:
+            self._sources.append(_Source(host, self._fanout))
+
+    def _source(self, host: str) -> _Source | None:
+        return next((s for s in self._sources if s.host == host), None)
 
     def distrust(self, hosts: list[str]) -> None:
         """Stop naming ``hosts`` (their bytes failed Glance's hash)."""

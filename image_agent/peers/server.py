@@ -7,7 +7,9 @@ served, Keystone is asked who the token is (as for an RPC call) and Glance,
 with that token, whether it may download that image now (``show``, then
 the one-byte ranged GET of ``check_download``: Glance's download policy,
 the image's status and visibility). Only then is the cache entry of the
-image's *current* hash, as Glance gave it, opened and served.
+image's *current* hash, as Glance gave it, opened and served; or, while
+this agent is still writing that entry, what it has written so far and the
+rest as it comes (``growing``).
 
 Ranges (resuming from another peer) are WebOb's; the server is cheroot, a
 maintained pure-Python threaded WSGI server, with its TLS adapter when
@@ -26,12 +28,16 @@ import webob
 from webob import exc as webob_exc
 from webob import static as webob_static
 
+from image_agent import cache as image_cache
+from image_agent import conf
 from image_agent import context as context_mod
 from image_agent import exception
 from image_agent import identity
 from image_agent.i18n import _
+from image_agent.peers import growing
 
 LOG = logging.getLogger(__name__)
+CONF = conf.CONF
 
 _PATH = re.compile(r'/v2/images/(?P<id>[^/]{1,128})/file')
 _REQUEST_ID = re.compile(r'req-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}')
@@ -67,6 +73,11 @@ class _Body(webob_static.FileIter):
 
     __iter__ = app_iter_range
 
+    def close(self) -> None:
+        """Called by the server however the answer ended: the entry is
+        released at once (a client gone mid-way)."""
+        self.file.close()
+
 
 class PeerApp:
     """The WSGI application of the peer server."""
@@ -92,27 +103,44 @@ class PeerApp:
             raise webob_exc.HTTPNotFound()
         image_id = match['id']
         image = self._granted(request, image_id)
-        entry = self._cache.lookup(image)
-        if entry is None:
-            raise webob_exc.HTTPNotFound(_('not in this agent\'s cache'))
-        try:
-            body = _EntryFile(self._cache, entry)
-        except FileNotFoundError as e:
-            raise webob_exc.HTTPNotFound(_('evicted meanwhile')) from e
+        body, size, state = self._open(image)
         LOG.info(
-            'Serving image %(id)s (%(range)s) to %(peer)s',
+            'Serving image %(id)s (%(range)s, %(state)s) to %(peer)s',
             {
                 'id': image_id,
                 'range': request.headers.get('Range') or 'whole',
+                'state': state,
                 'peer': request.remote_addr,
             },
         )
         return webob.Response(
             app_iter=_Body(body),
             content_type='application/octet-stream',
-            content_length=entry.size,
+            content_length=size,
             conditional_response=True,
         )
+
+    def _open(self, image: dict):
+        """``(file, size, state)`` of the image's bytes here: its cache
+        entry, else the entry being written now (``growing``)."""
+        entry = self._cache.lookup(image)
+        if entry is not None:
+            with contextlib.suppress(FileNotFoundError):
+                return _EntryFile(self._cache, entry), entry.size, 'cached'
+        name = image_cache.entry_name(image)
+        path = growing.find(self._cache.directory, name) if name else None
+        size = image.get('size')
+        if path is None or not size:
+            raise webob_exc.HTTPNotFound(_('not in this agent\'s cache'))
+        try:
+            body = growing.GrowingFile(path, size, CONF.peers.timeout)
+        except FileNotFoundError as e:
+            # Renamed into place meanwhile: it is the entry now.
+            entry = self._cache.lookup(image)
+            if entry is None:
+                raise webob_exc.HTTPNotFound() from e
+            return _EntryFile(self._cache, entry), entry.size, 'cached'
+        return body, size, 'growing'
 
     def _granted(self, request: webob.Request, image_id: str) -> dict:
         """The image as Glance shows it to the request's token, once

@@ -83,3 +83,32 @@ class TestSpread:
         spread.ready(1)
         spread.finished('h0', True)
         assert len(spread.ready(2)) == 2
+
+
+class TestStreaming:
+    """With streaming, a host serves while it still downloads."""
+
+    def test_a_downloading_host_is_a_source_at_once(self):
+        hosts = ['h%d' % i for i in range(5)]
+        spread = placement.Spread(hosts, set(hosts), fanout=2, streaming=True)
+        assert spread.ready(10) == [('h0', [])]
+        assert spread.waiting() == ['h0']
+        spread.downloading('h0')
+        assert spread.ready(10) == [('h1', ['h0']), ('h2', ['h0'])]
+        assert spread.waiting() == ['h1', 'h2']
+
+    def test_a_source_whose_download_failed_is_dropped(self):
+        hosts = ['h0', 'h1', 'h2']
+        spread = placement.Spread(hosts, set(hosts), fanout=1, streaming=True)
+        spread.ready(10)
+        spread.downloading('h0')
+        assert spread.ready(10) == [('h1', ['h0'])]
+        spread.finished('h0', False)
+        spread.finished('h1', True)
+        assert spread.ready(10) == [('h2', ['h1'])]
+
+    def test_without_streaming_nobody_is_watched(self):
+        hosts = ['h0', 'h1']
+        spread = placement.Spread(hosts, set(hosts), fanout=1)
+        spread.ready(10)
+        assert spread.waiting() == []

@@ -1,10 +1,14 @@
 """The peer server serves a cached image only to a token Glance accepts."""
 
 import os
+import threading
+import time
 
 import pytest
 import webob
 
+from image_agent import cache as cache_mod
+from image_agent import paths
 from image_agent.peers import server
 from tests.unit.peers import fakes
 
@@ -102,3 +106,81 @@ class TestRefusals:
     def test_a_path_outside_the_one_route(self, app, image):
         response = get(app, image['id'] + '/../x')
         assert response.status_code == 404
+
+
+class TestGrowing:
+    """An entry still being written is served as it grows."""
+
+    @pytest.fixture
+    def writing(self, tmp_path, image, images):
+        """The cache with the image's entry half written, and the app."""
+        cache = cache_mod.ImageCache(str(tmp_path / 'cache'))
+        cache.ensure_directory()
+        name = paths.temp_name(cache_mod.entry_name(image))
+        path = os.path.join(cache.directory, name)
+        with open(path, 'wb') as f:
+            f.write(DATA[: len(DATA) // 2])
+        app = server.PeerApp(images, cache, fakes.validator())
+        return app, path
+
+    def later(self, action):
+        thread = threading.Thread(target=lambda: (time.sleep(0.3), action()))
+        thread.start()
+        return thread
+
+    def test_the_rest_is_served_as_it_is_written(self, writing, image):
+        app, path = writing
+
+        def finish():
+            with open(path, 'ab') as f:
+                f.write(DATA[len(DATA) // 2 :])
+
+        thread = self.later(finish)
+        response = get(app, image['id'])
+        thread.join()
+        assert response.status_code == 200
+        assert response.body == DATA
+
+    def test_a_range_of_a_growing_entry(self, writing, image):
+        app, path = writing
+        thread = self.later(
+            lambda: open(path, 'ab').write(DATA[len(DATA) // 2 :])  # noqa: SIM115
+        )
+        response = get(app, image['id'], Range='bytes=100-')
+        thread.join()
+        assert response.status_code == 206
+        assert response.body == DATA[100:]
+
+    @staticmethod
+    def body(app, image) -> bytes:
+        """The body as sent, however short (the server then closes)."""
+        request = webob.Request.blank('/v2/images/%s/file' % image['id'])
+        request.headers['X-Auth-Token'] = fakes.GOOD_TOKEN
+        status, _headers, app_iter = request.call_application(app)
+        assert status.startswith('200')
+        try:
+            return b''.join(app_iter)
+        finally:
+            app_iter.close()
+
+    def test_a_download_that_fails_ends_the_answer_early(
+        self, writing, image, config
+    ):
+        app, path = writing
+        thread = self.later(lambda: os.unlink(path))
+        body = self.body(app, image)
+        thread.join()
+        assert body == DATA[: len(DATA) // 2]
+
+    def test_a_stalled_download_ends_the_answer(self, writing, image, config):
+        config.config(timeout=0.3, group='peers')
+        app, _ = writing
+        started = time.monotonic()
+        assert len(self.body(app, image)) == len(DATA) // 2
+        assert time.monotonic() - started < 5
+
+    def test_nothing_without_glances_word(self, writing, image):
+        app, _ = writing
+        response = get(app, image['id'], token=fakes.DEACTIVATED_TOKEN)
+        assert response.status_code == 403
+        assert DATA[:64] not in response.body
