@@ -24,7 +24,9 @@ hashed on disk and compared with Glance's ``os_hash_value``.
 
 Writes ``OUTPUT_DIR/p2p.json``: ``hosts``, ``image_bytes``,
 ``glance_bytes_p2p``, ``glance_bytes_baseline``, ``wall_s_p2p``,
-``wall_s_baseline``, ``all_verified``, and the ratios and outcomes.
+``wall_s_baseline``, ``all_verified``, and the ratios, the outcomes and
+how the peer servers answered (``peer_answers``: from complete entries or
+from entries still being written).
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ def verified(agents, image: dict) -> bool:
     return True
 
 
+def peer_answers(agents) -> dict[str, int]:
+    """How the peer servers answered: from complete entries, or from
+    entries still being written (their logs)."""
+    text = ''.join(agent.log_text() for agent in agents)
+    return {
+        state: text.count(', %s) to ' % state)
+        for state in ('cached', 'growing')
+    }
+
+
 def measure(api, ctxt, agents, image: dict, relay: Relay, fanout: int):
     """Baseline, then peers, on the same agents; the figures."""
     hosts = [a.host for a in agents]
@@ -126,6 +138,7 @@ def run_agents(
             options={'peers': {'enabled': 'true', 'listen_port': '0'}},
         )
         figures = measure(api, ctxt, agents, image, relay, args.fanout)
+        figures['peer_answers'] = peer_answers(agents)
     finally:
         api.close()
         transport.cleanup()
