@@ -161,8 +161,12 @@ class AtomicFile:
         expected_size: int | None = None,
         reservation: space.Reservation | None = None,
         group: int | None = None,
+        writeback: bool = True,
     ) -> None:
         self.destination = destination
+        # False: the bytes stay in the page cache (a file read again at
+        # once, e.g. converted, then removed: it may never reach the disk).
+        self._writeback = writeback
         self._group = group
         self.written = 0
         self._dir_fd = dir_fd
@@ -220,7 +224,7 @@ class AtomicFile:
         self._check_room(self.written + len(data))
         _write_all(self._fd, data)
         self._count(self.written + len(data))
-        if self.written - self._flushed >= WRITEBACK_STEP:
+        if self._writeback and self.written - self._flushed >= WRITEBACK_STEP:
             _start_writeback(self._fd, self._flushed, self.written)
             self._flushed = self.written
 

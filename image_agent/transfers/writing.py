@@ -81,6 +81,8 @@ class ImageWriter:
                     cancel=self._shared.cancel,
                     expected_size=request.image.get('size'),
                     reservation=reservation,
+                    # Converted at once: qemu-img reads it from memory.
+                    writeback=convert_to is None,
                 ) as out:
                     outcome = sources.fill(
                         request, out, board.reporter(context, progress)

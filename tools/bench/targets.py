@@ -33,8 +33,20 @@ TARGETS = [
         'inspection_ratio', 'format inspection: with / without', 0.97, True
     ),
     Target(
+        'inspection_cpu_share',
+        'inspection CPU / download time',
+        0.03,
+        False,
+    ),
+    Target(
         'conversion_ratio',
         'qcow2 download as raw / qemu-img alone',
+        0.9,
+        True,
+    ),
+    Target(
+        'conversion_vs_parts',
+        'download as raw / (download + qemu-img)',
         0.9,
         True,
     ),

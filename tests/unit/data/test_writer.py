@@ -361,3 +361,21 @@ def test_writeback_is_started_while_writing(write, root, monkeypatch):
     write(root / 'disk', [b'ab'] * 6)
     assert (root / 'disk').read_bytes() == b'ab' * 6
     assert ranges == [(0, 4), (0, 8), (4, 8)]
+
+
+class TestScratch:
+    """A file whose bytes go elsewhere (a download converted into another
+    file) is removed at the end, never published."""
+
+    def test_a_scratch_file_leaves_nothing(self, policy, root):
+        dest = policy.destination(str(root / 'disk'))
+        dir_fd = policy.open_directory(dest)
+        try:
+            with writer.AtomicFile(
+                dest, dir_fd, 0o600, False, writeback=False
+            ) as out:
+                out.write(b'x' * (writer.WRITEBACK_STEP + 1))
+                out.scratch()
+        finally:
+            os.close(dir_fd)
+        assert os.listdir(root) == []
