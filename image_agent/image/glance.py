@@ -3,29 +3,24 @@
 The public names and signatures are those of Cinder's
 ``cinder.image.glance`` so that code written against it works unchanged.
 Server selection and retries live in ``client``, metadata translation in
-``metadata``, error translation in ``errors``, the image's data in
-``data``; the bytes are copied and verified by ``image_agent.data``.
+``metadata``, error translation in ``errors``, the reads every method
+starts from in ``images``, locations in ``locations``, creates and updates
+in ``writes``, the image's data in ``data``; the bytes are copied and
+verified by ``image_agent.data``.
 """
 
-import threading
 from typing import Any
-import urllib.parse
 
-from glanceclient import exc as glance_exc
-from oslo_log import log as logging
-
-from image_agent import conf
 from image_agent import exception
-from image_agent import policy
 from image_agent.data import pipeline
 from image_agent.data import sources
 from image_agent.i18n import _
-from image_agent.image import auth
-from image_agent.image import client as client_mod
 from image_agent.image import data as image_data
 from image_agent.image import errors
-from image_agent.image import metadata
+from image_agent.image import images
+from image_agent.image import locations
 from image_agent.image import validation
+from image_agent.image import writes
 from image_agent.image.client import GlanceClientWrapper
 from image_agent.image.servers import get_api_servers
 
@@ -37,15 +32,9 @@ __all__ = [
     'get_remote_image_service',
 ]
 
-LOG = logging.getLogger(__name__)
-CONF = conf.CONF
-
 _DETAIL_PARAMS = frozenset(
     {'filters', 'marker', 'limit', 'page_size', 'sort_key', 'sort_dir'}
 )
-# Hash fields describe the bytes, so the location API takes them as
-# validation data; every other key is metadata of the location itself.
-_VALIDATION_KEYS = ('os_hash_algo', 'os_hash_value')
 
 
 class GlanceImageService:
@@ -53,128 +42,12 @@ class GlanceImageService:
 
     def __init__(self, client: Any | None = None) -> None:
         self._client = client or GlanceClientWrapper()
+        self._images = images.Images(self._client)
         # Cinder's TemporaryImages keeps its registry here.
         self.temp_images = None
-        # Per set of servers (the client's rotations): the schema of one
-        # set of servers is never applied to images of another.
-        self._base_props: dict[tuple, frozenset[str]] = {}
-        self._schema_lock = threading.Lock()
-
-    # -- helpers -----------------------------------------------------------
-
-    def _base_properties(self, context) -> frozenset[str]:
-        """Base property names from Glance's image schema, fetched once."""
-        servers_key = getattr(self._client, 'servers_key', None)
-        key = servers_key(context) if servers_key else ()
-        with self._schema_lock:
-            props = self._base_props.get(key)
-            if props is None:
-                try:
-                    schema = self._client.call(
-                        context, 'get', 'image', controller='schemas'
-                    )
-                except Exception as e:
-                    errors.reraise_translated(e)
-                props = metadata.base_properties(schema.raw())
-                if len(self._base_props) >= client_mod.MAX_ROTATIONS:
-                    self._base_props.pop(next(iter(self._base_props)))
-                self._base_props[key] = props
-            return props
-
-    def _translate(self, context, image: Any) -> dict[str, Any]:
-        return metadata.translate_from_glance(
-            image, self._base_properties(context)
-        )
-
-    def _is_available(self, context, image: dict[str, Any]) -> bool:
-        def member_status() -> str | None:
-            try:
-                member = self._client.call(
-                    context,
-                    'get',
-                    image['id'],
-                    context.project_id,
-                    controller='image_members',
-                )
-            except glance_exc.HTTPException:
-                return None
-            return dict(member).get('status')
-
-        return metadata.is_image_available(context, image, member_status)
 
     def _get_raw(self, context, image_id: str) -> dict[str, Any]:
-        validation.check_image_id(image_id)
-        try:
-            image = dict(self._client.call(context, 'get', image_id))
-        except Exception as e:
-            errors.reraise_translated(e, image_id)
-        if not self._is_available(context, image):
-            raise exception.ImageNotFound(image_id=image_id)
-        return image
-
-    @staticmethod
-    def _check_may_modify(context, image: dict[str, Any]) -> None:
-        """Refuse a caller that neither owns the image nor is admin.
-
-        Needed before calls made with the service credentials, which Glance
-        would allow on any image. The project and roles are the token's,
-        as Keystone tells them, not what the request context claims.
-        """
-        if CONF.auth_strategy == 'keystone':
-            project_id, roles = auth.token_scope(context.auth_token)
-        else:
-            project_id, roles = context.project_id, set(context.roles or ())
-        if 'admin' not in roles and image.get('owner') != project_id:
-            raise exception.ImageNotAuthorized(image_id=image['id'])
-
-    def _call_on_image(
-        self,
-        context,
-        image_id: str,
-        method: str,
-        args: tuple = (),
-        kwargs: dict | None = None,
-        **options: Any,
-    ):
-        """One call about one image, its errors translated.
-
-        The method's ``kwargs`` stay a dict of their own, apart from the
-        wrapper's ``options``: caller metadata never names an option.
-        """
-        try:
-            return self._client.invoke(
-                context, method, args, kwargs, **options
-            )
-        except TypeError as e:
-            # glanceclient validates against the schema and says so this way.
-            raise exception.Invalid(reason=str(e)) from e
-        except Exception as e:
-            errors.reraise_translated(e, image_id)
-
-    def _upload(
-        self,
-        context,
-        image_id: str,
-        data: Any,
-        store_id: str | None = None,
-        base_image_ref: str | None = None,
-    ) -> None:
-        self._call_on_image(
-            context,
-            image_id,
-            'upload',
-            (image_id, data),
-            store_id=store_id,
-            base_image_ref=base_image_ref,
-        )
-
-    def _delete_quietly(self, context, image_id: str) -> None:
-        try:
-            self._client.call(context, 'delete', image_id)
-        except Exception:
-            LOG.warning(
-                'Could not delete image %s after its upload failed', image_id
-            )
+        return self._images.get_raw(context, image_id)
 
     # -- the seed API --------------------------------------------------------
 
@@ -189,18 +62,20 @@ class GlanceImageService:
         params = {k: v for k, v in kwargs.items() if v is not None}
         validation.check_listing_params(params)
         try:
-            images = self._client.call(context, 'list', **params)
+            listed = self._client.call(context, 'list', **params)
         except Exception as e:
             errors.reraise_translated(e)
         return [
-            self._translate(context, image)
-            for image in map(dict, images)
-            if self._is_available(context, image)
+            self._images.translate(context, image)
+            for image in map(dict, listed)
+            if self._images.is_available(context, image)
         ]
 
     def show(self, context, image_id: str) -> dict[str, Any]:
         """Returns a dict with image data for the given opaque image id."""
-        return self._translate(context, self._get_raw(context, image_id))
+        return self._images.translate(
+            context, self._get_raw(context, image_id)
+        )
 
     def get_location(self, context, image_id: str) -> tuple[str | None, Any]:
         """Get backend storage location url.
@@ -213,24 +88,7 @@ class GlanceImageService:
         location API is asked only for the roles of ``policy.LOCATIONS``;
         other callers get the body as Glance shows it to their own token.
         """
-        # Asked as the caller first: the service credentials below must not
-        # reveal an image that Glance hides from the caller.
-        image = self._get_raw(context, image_id)
-        if not policy.may_use_service_credentials(context):
-            return image.get('direct_url'), image.get('locations')
-        try:
-            locations = self._client.call(
-                context, 'get_image_locations', image_id, privileged_user=True
-            )
-        except (glance_exc.HTTPNotImplemented, glance_exc.HTTPForbidden):
-            LOG.debug('Location API unavailable; reading image %s', image_id)
-        except Exception as e:
-            errors.reraise_translated(e, image_id)
-        else:
-            locations = [dict(loc) for loc in locations]
-            if locations:
-                return None, locations
-        return image.get('direct_url'), image.get('locations')
+        return locations.get_location(self._images, context, image_id)
 
     def add_location(
         self, context, image_id: str, url: str, metadata: dict
@@ -239,54 +97,9 @@ class GlanceImageService:
 
         Returns a dict containing image metadata on success.
         """
-        validation.require_str('url', url)
-        location_meta = dict(
-            validation.require_dict('metadata', metadata, optional=True)
+        return locations.add_location(
+            self._images, context, image_id, url, metadata
         )
-        # Over RPC: never the service credentials, and only http(s) URLs
-        # without the location roles.
-        own_token_only = policy.acts_with_own_token_only(context)
-        if own_token_only:
-            policy.check_location_url(context, url)
-        image = self._get_raw(context, image_id)
-        validation_data = {
-            key: location_meta.pop(key)
-            for key in _VALIDATION_KEYS
-            if key in location_meta
-        }
-        use_location_api = (
-            not location_meta
-            and CONF.auth_strategy == 'keystone'
-            and (own_token_only or auth.get_service_auth() is not None)
-        )
-        if use_location_api:
-            if not own_token_only:
-                self._check_may_modify(context, image)
-            try:
-                self._client.call(
-                    context,
-                    'add_image_location',
-                    image_id,
-                    url,
-                    validation_data,
-                    privileged_user=not own_token_only,
-                )
-            except glance_exc.HTTPNotImplemented:
-                LOG.debug(
-                    'Location API unavailable; legacy add for %s', image_id
-                )
-            except Exception as e:
-                errors.reraise_translated(e, image_id)
-            else:
-                return self.show(context, image_id)
-        image = self._call_on_image(
-            context,
-            image_id,
-            'add_location',
-            (image_id, url, location_meta),
-            {'validation_data': validation_data or None},
-        )
-        return self._translate(context, image)
 
     def create(
         self, context, image_meta: dict[str, Any], data=None
@@ -296,24 +109,7 @@ class GlanceImageService:
         When the upload fails the new image is deleted again, so no empty
         image is left behind.
         """
-        sent = metadata.translate_to_glance(
-            validation.check_image_meta(image_meta)
-        )
-        try:
-            image = self._client.invoke(context, 'create', kwargs=sent)
-        except TypeError as e:
-            raise exception.Invalid(reason=str(e)) from e
-        except Exception as e:
-            errors.reraise_translated(e)
-        image_id = image['id']
-        if data is None:
-            return self._translate(context, image)
-        try:
-            self._upload(context, image_id, data)
-        except Exception:
-            self._delete_quietly(context, image_id)
-            raise
-        return self.show(context, image_id)
+        return writes.create(self._images, context, image_meta, data)
 
     def update(
         self,
@@ -333,41 +129,21 @@ class GlanceImageService:
         ``image_meta`` (Cinder's upload of a volume) patches nothing and
         removes nothing.
         """
-        validation.check_image_id(image_id)
-        image_meta = dict(validation.check_image_meta(image_meta))
-        image_meta.pop('id', None)
-        validation.require_header_value('store_id', store_id)
-        validation.require_header_value('base_image_ref', base_image_ref)
-        if data is not None:
-            self._upload(context, image_id, data, store_id, base_image_ref)
-        sent = metadata.translate_to_glance(image_meta)
-        if not sent:
-            return self.show(context, image_id)
-        remove = []
-        if purge_props:
-            current = self._get_raw(context, image_id)
-            keep = set((image_meta.get('properties') or {}).keys())
-            custom = metadata.custom_property_names(
-                current, self._base_properties(context)
-            )
-            remove = sorted(
-                name
-                for name in custom - keep
-                if not name.startswith('os_glance')
-            )
-        image = self._call_on_image(
+        return writes.update(
+            self._images,
             context,
             image_id,
-            'update',
-            (image_id,),
-            dict(sent, remove_props=remove),
+            image_meta,
+            data,
+            purge_props,
+            store_id,
+            base_image_ref,
         )
-        return self._translate(context, image)
 
     def delete(self, context, image_id: str) -> bool:
         """Delete the given image."""
         validation.check_image_id(image_id)
-        self._call_on_image(context, image_id, 'delete', (image_id,))
+        self._images.call_on_image(context, image_id, 'delete', (image_id,))
         return True
 
     def download(self, context, image_id: str, data=None):
@@ -432,7 +208,7 @@ class GlanceImageService:
     def list_members(self, context, image_id: str) -> list[dict]:
         """Returns a list of dicts with image member data."""
         validation.check_image_id(image_id)
-        members = self._call_on_image(
+        members = self._images.call_on_image(
             context, image_id, 'list', (image_id,), controller='image_members'
         )
         return [dict(member) for member in members]
@@ -454,37 +230,10 @@ def get_remote_image_service(
     image_href is a standalone id, then the default image service is
     returned.
     """
-    if not isinstance(image_href, str):
-        raise exception.InvalidImageRef(
-            image_href=repr(image_href)[:200], reason=_('not a string')
-        )
-    if not image_href.strip():
-        raise exception.InvalidImageRef(
-            image_href=image_href, reason=_('the href is empty')
-        )
-    if '/' not in image_href:
-        return get_default_image_service(), image_href
-    try:
-        parsed = urllib.parse.urlsplit(image_href)
-        parsed.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as e:
-        raise exception.InvalidImageRef(
-            image_href=image_href, reason=str(e)
-        ) from e
-    if parsed.scheme not in ('http', 'https'):
-        raise exception.InvalidImageRef(
-            image_href=image_href, reason=_('the scheme must be http or https')
-        )
-    if not parsed.netloc:
-        raise exception.InvalidImageRef(
-            image_href=image_href, reason=_('no server in the href')
-        )
-    image_id = parsed.path.rsplit('/', 1)[-1]
-    if not image_id:
-        raise exception.InvalidImageRef(
-            image_href=image_href, reason=_('no image id in the href')
-        )
+    netloc, use_ssl, image_id = validation.parse_image_href(image_href)
+    if netloc is None:
+        return get_default_image_service(), image_id
     client = GlanceClientWrapper(
-        context=context, netloc=parsed.netloc, use_ssl=parsed.scheme == 'https'
+        context=context, netloc=netloc, use_ssl=use_ssl
     )
     return GlanceImageService(client=client), image_id

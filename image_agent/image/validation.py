@@ -7,6 +7,7 @@ inside glanceclient with a TypeError nobody can act on.
 
 import string
 from typing import Any
+import urllib.parse
 
 from oslo_utils import uuidutils
 
@@ -109,3 +110,40 @@ def check_listing_params(params: dict[str, Any]) -> None:
             isinstance(v, str) and 0 < len(v) <= MAX_SORT_TEXT for v in values
         ):
             raise _invalid(_('%s must be a name or a list of names') % name)
+
+
+def parse_image_href(image_href: Any) -> tuple[str | None, bool, str]:
+    """``(netloc, use_ssl, image_id)`` of an image href; a standalone id
+    gives ``(None, False, image_id)``. InvalidImageRef for anything else
+    than an http(s) URL that names a server and an image."""
+    if not isinstance(image_href, str):
+        raise exception.InvalidImageRef(
+            image_href=repr(image_href)[:200], reason=_('not a string')
+        )
+    if not image_href.strip():
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=_('the href is empty')
+        )
+    if '/' not in image_href:
+        return None, False, image_href
+    try:
+        parsed = urllib.parse.urlsplit(image_href)
+        parsed.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as e:
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=str(e)
+        ) from e
+    if parsed.scheme not in ('http', 'https'):
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=_('the scheme must be http or https')
+        )
+    if not parsed.netloc:
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=_('no server in the href')
+        )
+    image_id = parsed.path.rsplit('/', 1)[-1]
+    if not image_id:
+        raise exception.InvalidImageRef(
+            image_href=image_href, reason=_('no image id in the href')
+        )
+    return parsed.netloc, parsed.scheme == 'https', image_id
