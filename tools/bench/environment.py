@@ -31,6 +31,7 @@ MiB = 1024 * 1024
 RABBIT_URL = os.environ.get(
     'IMAGE_AGENT_BENCH_TRANSPORT_URL', 'rabbit://guest:guest@127.0.0.1:5672/'
 )
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 STATE_DIR = '/tmp/image-agent-bench-testenv'  # noqa: S108
 # More [agent] options of the agents, from IMAGE_AGENT_BENCH_AGENT_OPTIONS
 # ("name=value,name=value"), to measure another setting.
@@ -114,6 +115,16 @@ def rss_bytes(pid: int) -> int:
     raise ValueError('no VmRSS for %d' % pid)
 
 
+_TICK = os.sysconf('SC_CLK_TCK')
+
+
+def cpu_ms(pid: int) -> float:
+    """CPU time (user + system) a process has used, in ms."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / _TICK
+
+
 class Agent:
     """One ``image-agent`` process with its config, roots and log."""
 
@@ -164,6 +175,13 @@ class Agent:
 
     def start(self) -> Agent:
         script = os.path.join(os.path.dirname(sys.executable), 'image-agent')
+        # The agent of this checkout: the venv is shared, and its
+        # editable install may point at another one.
+        path = os.environ.get('PYTHONPATH')
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, (REPO, path))),
+        )
         with open(self.log, 'ab') as log:
             self.popen = subprocess.Popen(
                 [script, '--config-file', self.config],
@@ -171,6 +189,7 @@ class Agent:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=env,
             )
         deadline = time.monotonic() + 60
         while 'listening on' not in self.log_text():

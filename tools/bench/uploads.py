@@ -20,7 +20,8 @@ LABELS = {
     'agent_create': 'agent create with a path',
     'agent_update': 'agent update of a queued image',
     'glanceclient': 'glanceclient images.upload (Cinder)',
-    'curl': 'curl -T (the network limit)',
+    'curl': 'curl -T (Content-Length)',
+    'curl_chunked': 'curl -T, chunked',
 }
 
 
@@ -107,21 +108,22 @@ class Uploads:
 
         return self._timed('glanceclient', run)
 
-    def curl(self) -> float:
+    def _curl(self, name: str, *headers: str) -> float:
         env = self.env
+        options = [
+            option
+            for header in (
+                'X-Auth-Token: ' + env.token,
+                'Content-Type: application/octet-stream',
+                *headers,
+            )
+            for option in ('-H', header)
+        ]
 
         def run(image_id) -> str:
             subprocess.run(
-                [
-                    'curl',
-                    '-sf',
-                    '-o',
-                    '/dev/null',
-                    '-H',
-                    'X-Auth-Token: ' + env.token,
-                    '-H',
-                    'Content-Type: application/octet-stream',
-                    '-T',
+                ['curl', '-sf', '-o', '/dev/null', *options, '-T']
+                + [
                     self.source,
                     '%s/v2/images/%s/file' % (env.glance_url, image_id),
                 ],
@@ -129,7 +131,17 @@ class Uploads:
             )
             return image_id
 
-        return self._timed('curl', run)
+        return self._timed(name, run)
+
+    def curl(self) -> float:
+        return self._curl('curl')
+
+    def curl_chunked(self) -> float:
+        # The way the agent and glanceclient send (a file-like body):
+        # Glance's server may take one way faster than the other (the test
+        # deployment's gunicorn took chunked bodies at 1.5-2x the rate of
+        # Content-Length ones).
+        return self._curl('curl_chunked', 'Transfer-Encoding: chunked')
 
 
 def upload(bench: harness.Bench) -> harness.Figures:
@@ -161,29 +173,36 @@ def upload(bench: harness.Bench) -> harness.Figures:
 
 def figures(rates: dict[str, list[float]]) -> harness.Figures:
     ratio = stats.paired_ratios
+    # The network limit: curl, the faster of its two ways each round.
+    limit = {
+        where: stats.paired(
+            max, rates['%s_curl' % where], rates['%s_curl_chunked' % where]
+        )
+        for where in ('tmpfs', 'disk')
+    }
     fig = harness.Figures(
         series={
             'upload_vs_curl': stats.paired(
                 min,
-                ratio(rates['tmpfs_agent_update'], rates['tmpfs_curl']),
-                ratio(rates['disk_agent_update'], rates['disk_curl']),
+                ratio(rates['tmpfs_agent_update'], limit['tmpfs']),
+                ratio(rates['disk_agent_update'], limit['disk']),
             ),
             'tmpfs_upload_vs_curl': ratio(
-                rates['tmpfs_agent_update'], rates['tmpfs_curl']
+                rates['tmpfs_agent_update'], limit['tmpfs']
             ),
             'disk_upload_vs_curl': ratio(
-                rates['disk_agent_update'], rates['disk_curl']
+                rates['disk_agent_update'], limit['disk']
             ),
             'upload_create_vs_curl': ratio(
-                rates['tmpfs_agent_create'], rates['tmpfs_curl']
+                rates['tmpfs_agent_create'], limit['tmpfs']
             ),
             'upload_vs_glanceclient': ratio(
                 rates['tmpfs_agent_update'], rates['tmpfs_glanceclient']
             ),
         },
         baselines={
-            'upload_tmpfs_curl': rates['tmpfs_curl'],
-            'upload_disk_curl': rates['disk_curl'],
+            'upload_tmpfs_curl': limit['tmpfs'],
+            'upload_disk_curl': limit['disk'],
             'upload_tmpfs_glanceclient': rates['tmpfs_glanceclient'],
         },
         judged_by={
@@ -194,11 +213,9 @@ def figures(rates: dict[str, list[float]]) -> harness.Figures:
             'upload_vs_glanceclient': ['upload_tmpfs_glanceclient'],
         },
         notes={
-            'upload_vs_curl': 'curl -T %.0f MB/s from tmpfs, %.0f from disk'
-            % (
-                stats.median(rates['tmpfs_curl']),
-                stats.median(rates['disk_curl']),
-            )
+            'upload_vs_curl': 'curl (faster way) %.0f MB/s from tmpfs, '
+            '%.0f from disk'
+            % (stats.median(limit['tmpfs']), stats.median(limit['disk']))
         },
         raw={
             'upload_throughput': {
