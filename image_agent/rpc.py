@@ -116,7 +116,11 @@ def _header_safe(value: Any, limit: int) -> bool:
     return (
         isinstance(value, str)
         and 0 < len(value) <= limit
-        and all('!' <= c <= '~' for c in value)
+        # Visible ASCII only ('!' to '~'), without a loop over every
+        # character of a token on every call.
+        and value.isascii()
+        and value.isprintable()
+        and ' ' not in value
     )
 
 
