@@ -21,6 +21,7 @@ from oslo_log import log as logging
 from image_agent import exception
 from image_agent import paths
 from image_agent import space
+from image_agent.data import direct as direct_mod
 from image_agent.data import pipeline
 from image_agent.data import verify
 from image_agent.i18n import _
@@ -162,11 +163,15 @@ class AtomicFile:
         reservation: space.Reservation | None = None,
         group: int | None = None,
         writeback: bool = True,
+        direct: bool = False,
     ) -> None:
         self.destination = destination
         # False: the bytes stay in the page cache (a file read again at
         # once, e.g. converted, then removed: it may never reach the disk).
         self._writeback = writeback
+        # True: full aligned buffers bypass the page cache (data.direct).
+        self._direct = direct and writeback
+        self._writes: direct_mod.DirectWrites | None = None
         self._group = group
         self.written = 0
         self._dir_fd = dir_fd
@@ -192,11 +197,15 @@ class AtomicFile:
         except BaseException:
             self._discard()
             raise
+        if self._direct:
+            self._writes = direct_mod.DirectWrites(self._fd)
         return self
 
     def fileno(self) -> int:
         """The temporary file, for copies made by the kernel (see
         ``localcopy``); ``copied`` then tells how far they went."""
+        if self._writes is not None:
+            self._writes.set(False)
         return self._fd
 
     def copied(self, total: int) -> None:
@@ -222,11 +231,34 @@ class AtomicFile:
         if self._cancel is not None and self._cancel.is_set():
             raise pipeline.Cancelled()
         self._check_room(self.written + len(data))
-        _write_all(self._fd, data)
+        if self._writes is None:
+            _write_all(self._fd, data)
+        else:
+            self._write_direct(data)
         self._count(self.written + len(data))
         if self._writeback and self.written - self._flushed >= WRITEBACK_STEP:
             _start_writeback(self._fd, self._flushed, self.written)
             self._flushed = self.written
+
+    def _write_direct(self, data) -> None:
+        """``data`` written with O_DIRECT when it is aligned, else through
+        the page cache."""
+        writes = self._writes
+        view = memoryview(data)
+        offset = self.written
+        while view:
+            writes.set(direct_mod.aligned(view, offset))
+            try:
+                done = os.write(self._fd, view)
+            except OSError as e:
+                if e.errno != errno.EINVAL or not writes.usable:
+                    raise
+                # Refused at a write although the flag was taken: the
+                # filesystem does not do direct I/O after all.
+                writes.refused()
+                continue
+            view = view[done:]
+            offset += done
 
     def limit(self) -> int | None:
         """The most bytes this file may hold (None: no bound)."""

@@ -58,6 +58,7 @@ class Transfers:
         max_waiting: int = 32,
         formats: inspect.Policy | None = None,
         conversion: convert.Settings | None = None,
+        direct_io: bool = False,
     ) -> None:
         self.downloads = paths.PathPolicy(download_roots, 'download')
         self.uploads = paths.PathPolicy(
@@ -83,7 +84,7 @@ class Transfers:
         # by the service when peers are enabled.
         self.peers = None
         write = writing.ImageWriter(
-            self.shared, self.downloads, file_mode, file_group
+            self.shared, self.downloads, file_mode, file_group, direct_io
         )
         self._caching = None
         if cache is not None:
@@ -129,6 +130,7 @@ class Transfers:
             max_waiting=agent.max_waiting_transfers,
             formats=inspect.Policy.from_conf(conf),
             conversion=convert.Settings.from_conf(conf),
+            direct_io=agent.direct_io,
         )
 
     # -- lifecycle and reports ---------------------------------------------

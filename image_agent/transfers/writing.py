@@ -32,11 +32,13 @@ class ImageWriter:
         roots: paths.PathPolicy,
         mode: int,
         group: int | None,
+        direct_io: bool = False,
     ) -> None:
         self._shared = shared
         self._roots = roots
         self._mode = mode
         self._group = group
+        self._direct_io = direct_io
 
     def write(
         self,
@@ -83,6 +85,7 @@ class ImageWriter:
                     reservation=reservation,
                     # Converted at once: qemu-img reads it from memory.
                     writeback=convert_to is None,
+                    direct=self._direct_io,
                 ) as out:
                     outcome = sources.fill(
                         request, out, board.reporter(context, progress)
