@@ -154,16 +154,26 @@ class Board:
 
 
 class CancellableReader:
-    """A file wrapper that counts what is read and stops on cancel."""
+    """A file wrapper that counts what is read and stops on cancel; reads
+    of more than ``piece`` bytes (when given) return at most that."""
 
-    def __init__(self, source, progress: Progress, cancel: threading.Event):
+    def __init__(
+        self,
+        source,
+        progress: Progress,
+        cancel: threading.Event,
+        piece: int | None = None,
+    ):
         self._source = source
         self._progress = progress
         self._cancel = cancel
+        self._piece = piece
 
     def read(self, size: int = -1) -> bytes:
         if self._cancel.is_set():
             raise pipeline.Cancelled()
+        if self._piece is not None and size is not None and size > 0:
+            size = min(size, self._piece)
         data = self._source.read(size)
         self._progress.bytes += len(data)
         return data

@@ -13,6 +13,13 @@ from image_agent.formats import inspect
 from image_agent.transfers import flights
 from image_agent.transfers import progress as progress_mod
 
+# The size of the pieces an upload is sent in (each one chunk of the
+# chunked request body): what Glance's stores read at a time (64 KiB,
+# glance_store's write chunk). A larger chunk is buffered by the server and
+# cut up again: the test deployment's Glance (gunicorn) took 1 MiB chunks,
+# glanceclient's own size, at about half the rate of curl's 64 KiB ones.
+PIECE = 64 * 1024
+
 
 class Uploads:
     """Every upload of one agent from its upload roots."""
@@ -34,6 +41,12 @@ class Uploads:
         ``Transfers.upload``."""
         source = self.roots.open_source(path)
         with source:
+            # Read ahead of the pieces (a file on disk is read once, in
+            # order): twice the kernel's default window.
+            with contextlib.suppress(OSError, AttributeError):
+                os.posix_fadvise(
+                    source.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL
+                )
             size = os.fstat(source.fileno()).st_size
             real = paths.fd_path(source.fileno()) or path
 
@@ -80,7 +93,7 @@ class Uploads:
                 progress.size = os.fstat(data.fileno()).st_size
                 image = send(
                     progress_mod.CancellableReader(
-                        data, progress, shared.cancel
+                        data, progress, shared.cancel, PIECE
                     )
                 )
         payload['image_id'] = image.get('id', image_id)

@@ -8,6 +8,7 @@ import pytest
 
 from image_agent import exception
 from image_agent import transfers
+from image_agent.transfers import uploads
 from tests.unit.transfers.helpers import DATA
 from tests.unit.transfers.helpers import run_in_threads
 
@@ -21,6 +22,24 @@ class TestUpload:
             lambda data: service.create(ctx, {'name': 'n'}, data=data),
         )
         assert glance.data[image['id']] == DATA
+
+    def test_the_file_is_sent_in_pieces_glance_reads_at_once(
+        self, xfers, ctx, root
+    ):
+        # glanceclient asks for 1 MiB at a time and sends what it gets as
+        # one chunk; Glance's stores read 64 KiB at a time.
+        data = os.urandom(3 * 1024 * 1024 + 5)
+        (root / 'src').write_bytes(data)
+        pieces = []
+
+        def send(body):
+            while piece := body.read(1024 * 1024):
+                pieces.append(piece)
+            return {'id': 'x'}
+
+        xfers.upload(ctx, str(root / 'src'), send)
+        assert max(map(len, pieces)) == uploads.PIECE == 64 * 1024
+        assert b''.join(pieces) == data
 
     def test_update_twice_at_once_is_one_upload(
         self, xfers, ctx, service, root, glance
