@@ -129,17 +129,19 @@ def interleaved(
     rounds: int,
     label: str,
     size: int = GiB,
+    warmup: bool = True,
 ) -> dict[str, list[float]]:
     """Seconds of each case, interleaved: each round runs every case once,
     in an order rotated from round to round.
 
-    One round more than asked, the first not counted: on the machines
-    this was written on, the first round ran every case at 0.5-0.8x the
-    rate of the next ones, whatever the earlier warm-up downloads did.
+    With ``warmup``, one round more than asked, the first not counted: on
+    the machines this was written on, the first round ran every case at
+    0.5-0.8x the rate of the next ones, whatever the earlier warm-up
+    downloads did.
     """
     names = list(cases)
     seconds: dict[str, list[float]] = {name: [] for name in names}
-    for name in names:
+    for name in names if warmup else ():
         cases[name]()
     for round_ in range(rounds):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
