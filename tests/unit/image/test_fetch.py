@@ -328,17 +328,3 @@ class TestAnswers:
         assert request.headers['X-Identity-Status'] == 'Confirmed'
         assert request.headers['X-Project-Id'] == conftest.PROJECT_ID
         assert request.headers['X-Roles'] == 'member,reader'
-
-
-@pytest.mark.parametrize(
-    'header, parsed',
-    [
-        ('bytes 10-99/100', (10, 100)),
-        ('bytes 0-0/*', (0, None)),
-        ('bytes */100', None),
-        ('items 1-2/3', None),
-        (None, None),
-    ],
-)
-def test_content_range_parsing(header, parsed):
-    assert fetch.parse_content_range(header) == parsed
