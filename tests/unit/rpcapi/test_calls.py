@@ -1,4 +1,5 @@
-"""The client library: what each method sends, to whom, with which limits."""
+"""How a call reaches an agent: target, timeouts, version cap, transport,
+typed errors, deadlines."""
 
 from unittest import mock
 
@@ -7,36 +8,10 @@ import pytest
 
 from image_agent import deadline
 from image_agent import exception
+from image_agent import rpc
 from image_agent import rpcapi
 
 IMAGE_ID = '9b6ab1f6-56cc-4b4c-9d53-2b3e5e6f5a01'
-
-
-@pytest.fixture
-def transport(config):
-    transport = messaging.get_rpc_transport(config.conf, url='fake://')
-    yield transport
-    transport.cleanup()
-
-
-@pytest.fixture
-def api(transport):
-    return rpcapi.ImageAgentAPI(transport=transport)
-
-
-@pytest.fixture
-def sent(api, monkeypatch):
-    """The prepare() options and the call of every request."""
-    record = mock.Mock()
-    cctxt = record.cctxt
-    cctxt.call.return_value = {'direct_url': None, 'locations': None}
-
-    def prepare(**options):
-        record.options = options
-        return cctxt
-
-    monkeypatch.setattr(api.client, 'prepare', prepare)
-    return record
 
 
 class TestTargets:
@@ -115,86 +90,13 @@ class TestVersionCap:
             api._prepare(None, version='1.1').cctxt.call(ctx, 'ping')
 
 
-class TestArguments:
-    @pytest.mark.parametrize(
-        'method, args, kwargs, expected',
-        [
-            ('ping', (), {}, {}),
-            ('show', (IMAGE_ID,), {}, {'image_id': IMAGE_ID}),
-            (
-                'detail',
-                (),
-                {'filters': {'name': 'x'}, 'limit': 2},
-                {'filters': {'name': 'x'}, 'limit': 2},
-            ),
-            (
-                'download',
-                (IMAGE_ID, '/srv/d'),
-                {'overwrite': True},
-                {'image_id': IMAGE_ID, 'path': '/srv/d', 'overwrite': True},
-            ),
-            (
-                'create',
-                ({'name': 'n'},),
-                {'path': '/srv/u'},
-                {'image_meta': {'name': 'n'}, 'path': '/srv/u'},
-            ),
-            (
-                'update',
-                (IMAGE_ID, {'name': 'n'}),
-                {'purge_props': False, 'store_id': 'fast'},
-                {
-                    'image_id': IMAGE_ID,
-                    'image_meta': {'name': 'n'},
-                    'path': None,
-                    'purge_props': False,
-                    'store_id': 'fast',
-                    'base_image_ref': None,
-                },
-            ),
-            ('delete', (IMAGE_ID,), {}, {'image_id': IMAGE_ID}),
-            ('get_location', (IMAGE_ID,), {}, {'image_id': IMAGE_ID}),
-            (
-                'add_location',
-                (IMAGE_ID, 'http://x/y', {'a': 'b'}),
-                {},
-                {
-                    'image_id': IMAGE_ID,
-                    'url': 'http://x/y',
-                    'metadata': {'a': 'b'},
-                },
-            ),
-            ('get_stores', (), {}, {}),
-            ('list_members', (IMAGE_ID,), {}, {'image_id': IMAGE_ID}),
-        ],
-    )
-    def test_each_method_sends_its_arguments(
-        self, api, sent, ctx, method, args, kwargs, expected
-    ):
-        getattr(api, method)(ctx, *args, **kwargs)
-        sent.cctxt.call.assert_called_once_with(mock.ANY, method, **expected)
-        values = sent.cctxt.call.call_args.args[0]
-        assert values['auth_token'] == ctx.auth_token
-        assert deadline.CONTEXT_KEY in values
-
-    def test_get_location_answers_like_the_image_service(self, api, sent, ctx):
-        sent.cctxt.call.return_value = {
-            'direct_url': 'http://a',
-            'locations': [{'url': 'http://a'}],
-        }
-        assert api.get_location(ctx, IMAGE_ID) == (
-            'http://a',
-            [{'url': 'http://a'}],
-        )
-
-
 class TestTransport:
     def test_a_client_without_transport_makes_and_closes_its_own(
         self, config, monkeypatch
     ):
         made = mock.Mock()
-        monkeypatch.setattr(rpcapi.rpc, 'get_transport', lambda conf: made)
-        monkeypatch.setattr(rpcapi.rpc, 'get_client', mock.Mock())
+        monkeypatch.setattr(rpc, 'get_transport', lambda conf: made)
+        monkeypatch.setattr(rpc, 'get_client', mock.Mock())
         api = rpcapi.ImageAgentAPI()
         api.close()
         made.cleanup.assert_called_once_with()
@@ -445,84 +347,6 @@ class TestDeadlines:
         )
         api.download(ctx, IMAGE_ID, '/srv/x', host='h')
         assert options['call_monitor_timeout'] == 5
-
-
-class TestIdempotencyKey:
-    def test_the_key_needs_version_1_2(self, transport, ctx):
-        api = rpcapi.ImageAgentAPI(transport=transport, version_cap='1.1')
-        with pytest.raises(exception.RPCVersionCapped):
-            api.create(ctx, {'name': 'n'}, idempotency_key='k')
-
-    def test_the_key_is_sent_with_1_2(self, api, sent, ctx):
-        api.create(ctx, {'name': 'n'}, idempotency_key='k')
-        assert sent.options['version'] == '1.2'
-        assert sent.cctxt.call.call_args.kwargs['idempotency_key'] == 'k'
-
-    def test_without_key_a_1_0_call(self, api, sent, ctx):
-        api.create(ctx, {'name': 'n'})
-        assert sent.options['version'] == '1.0'
-        assert 'idempotency_key' not in sent.cctxt.call.call_args.kwargs
-
-    def test_find_created_lists_the_projects_image_with_the_key(
-        self, api, sent, ctx
-    ):
-        sent.cctxt.call.return_value = [{'id': 'i-1'}]
-        assert api.find_created(ctx, 'k') == {'id': 'i-1'}
-        assert sent.cctxt.call.call_args.kwargs['filters'] == {
-            'image_agent_idempotency_key': 'k',
-            'owner': ctx.project_id,
-        }
-        sent.cctxt.call.return_value = []
-        assert api.find_created(ctx, 'k') is None
-
-
-class TestConversions:
-    """RPC 1.4: download convert_to, create and update convert_from."""
-
-    @pytest.mark.parametrize(
-        'call',
-        [
-            lambda api, ctx: api.download(
-                ctx, IMAGE_ID, '/srv/x', host='h', convert_to='raw'
-            ),
-            lambda api, ctx: api.create(
-                ctx, {'disk_format': 'qcow2'}, '/srv/v', convert_from='raw'
-            ),
-            lambda api, ctx: api.update(
-                ctx, IMAGE_ID, {}, '/srv/v', convert_from='raw'
-            ),
-        ],
-    )
-    def test_an_agent_older_than_1_4_is_never_asked(
-        self, transport, ctx, call
-    ):
-        for cap in ('1.3', 'hibiscus'):
-            api = rpcapi.ImageAgentAPI(transport=transport, version_cap=cap)
-            with pytest.raises(exception.RPCVersionCapped) as e:
-                call(api, ctx)
-            assert 'needs RPC API version 1.4' in str(e.value)
-
-    def test_convert_to_is_sent_with_1_4(self, api, sent, ctx):
-        api.download(ctx, IMAGE_ID, '/srv/x', host='h', convert_to='raw')
-        assert sent.options['version'] == '1.4'
-        assert sent.cctxt.call.call_args.kwargs['convert_to'] == 'raw'
-
-    def test_convert_from_is_sent_with_1_4(self, api, sent, ctx):
-        api.update(ctx, IMAGE_ID, {}, '/srv/v', convert_from='raw')
-        assert sent.options['version'] == '1.4'
-        assert sent.cctxt.call.call_args.kwargs['convert_from'] == 'raw'
-
-    def test_without_them_the_calls_are_1_0_as_before(self, api, sent, ctx):
-        api.download(ctx, IMAGE_ID, '/srv/x', host='h')
-        assert sent.options['version'] == '1.0'
-        assert 'convert_to' not in sent.cctxt.call.call_args.kwargs
-        api.update(ctx, IMAGE_ID, {}, '/srv/v')
-        assert sent.options['version'] == '1.0'
-        assert 'convert_from' not in sent.cctxt.call.call_args.kwargs
-
-    def test_the_series_in_development_pins_1_4(self, transport):
-        api = rpcapi.ImageAgentAPI(transport=transport, version_cap='2027.1')
-        assert api.version_cap == '1.4'
 
 
 class TestExpiredRequests:
