@@ -1,4 +1,6 @@
-"""image-agent-client without a broker: arguments, output, errors."""
+"""image-agent-client without a broker: output, errors, the cache
+commands (arguments and calls are in test_client_parser and
+test_client_commands)."""
 
 import io
 import json
@@ -11,12 +13,8 @@ import pytest
 from image_agent import exception
 from image_agent.cmd import client
 from image_agent.cmd import output
-
-IMAGE_ID = '9b6ab1f6-56cc-4b4c-9d53-2b3e5e6f5a01'
-
-
-def parse(*argv):
-    return client.build_parser(list(argv)).parse_args(argv)
+from tests.unit.cmd.helpers import IMAGE_ID
+from tests.unit.cmd.helpers import parse
 
 
 def emit(result, command, *argv):
@@ -25,182 +23,6 @@ def emit(result, command, *argv):
     stream = io.StringIO()
     output.emit(result, command, args, stdout=stream)
     return stream.getvalue()
-
-
-class TestArguments:
-    def test_every_operation_is_a_subcommand(self):
-        commands = {
-            'ping': (),
-            'show': (IMAGE_ID,),
-            'detail': (),
-            'download': (IMAGE_ID, '/srv/x'),
-            'create': (),
-            'update': (IMAGE_ID,),
-            'delete': (IMAGE_ID,),
-            'get-location': (IMAGE_ID,),
-            'add-location': (IMAGE_ID, 'http://x'),
-            'get-stores': (),
-            'list-members': (IMAGE_ID,),
-        }
-        for command, args in commands.items():
-            assert parse(command, *args).command == command
-
-    def test_credentials_come_from_the_environment(self, monkeypatch):
-        monkeypatch.setenv('OS_AUTH_URL', 'http://keystone/v3')
-        monkeypatch.setenv('OS_USERNAME', 'demo')
-        monkeypatch.setenv('OS_PROJECT_NAME', 'demo')
-        monkeypatch.setenv('OS_USER_DOMAIN_ID', 'd0')
-        monkeypatch.setenv('OS_PROJECT_DOMAIN_ID', 'd1')
-        args = parse('ping')
-        assert args.os_auth_url == 'http://keystone/v3'
-        assert args.os_username == 'demo'
-        assert (args.os_user_domain_id, args.os_project_domain_id) == (
-            'd0',
-            'd1',
-        )
-
-    def test_no_domain_is_guessed(self, monkeypatch):
-        monkeypatch.setenv('OS_AUTH_URL', 'http://keystone/v3')
-        monkeypatch.setenv('OS_USERNAME', 'demo')
-        monkeypatch.setenv('OS_PASSWORD', 'pw')
-        args = parse('ping')
-        assert args.os_user_domain_name is None
-        with pytest.raises(exception.InvalidInput) as info:
-            client.make_context(args)
-        assert 'OS_USER_DOMAIN_NAME' in str(info.value)
-
-    def test_any_auth_type_brings_its_options(self, monkeypatch):
-        monkeypatch.setenv('OS_AUTH_TYPE', 'v3applicationcredential')
-        monkeypatch.setenv('OS_APPLICATION_CREDENTIAL_ID', 'ac1')
-        monkeypatch.setenv('OS_APPLICATION_CREDENTIAL_SECRET', 's3')
-        args = parse('ping')
-        assert args.os_auth_type == 'v3applicationcredential'
-        assert args.os_application_credential_id == 'ac1'
-        args = parse('--os-auth-type', 'v3token', '--os-token', 't', 'ping')
-        assert args.os_token == 't'
-
-    def test_subcommands_explain_their_options(self, capsys):
-        with pytest.raises(SystemExit):
-            parse('download', '--help')
-        text = capsys.readouterr().out
-        assert '--overwrite' in text and 'already exists' in text
-        assert 'no progress line' in text
-        assert 'verified' in text
-        with pytest.raises(SystemExit):
-            parse('cache-list', '--help')
-        text = capsys.readouterr().out
-        assert '--host HOST' in text and 'SUB_HOST' not in text
-
-    def test_image_metadata_from_options(self):
-        args = parse(
-            'create', '--name', 'n', '--disk-format', 'raw',
-            '--property', 'a=1', '--property', 'b=x=y',
-            '--meta', '{"min_ram": 64, "properties": {"c": "3"}}',
-        )  # fmt: skip
-        assert client._image_meta(args) == {
-            'name': 'n',
-            'disk_format': 'raw',
-            'min_ram': 64,
-            'properties': {'a': '1', 'b': 'x=y', 'c': '3'},
-        }
-
-    def test_bad_options_are_usage_errors(self):
-        with pytest.raises(SystemExit) as e:
-            parse('create', '--property', 'novalue')
-        assert e.value.code == 2
-        with pytest.raises(SystemExit):
-            parse('add-location', IMAGE_ID, 'http://x', '--metadata', '[1]')
-
-    def test_update_keeps_properties_unless_asked(self):
-        assert parse('update', IMAGE_ID).purge_props is False
-        assert parse('update', IMAGE_ID, '--purge-props').purge_props
-
-
-class TestCommands:
-    def test_detail_sends_only_what_was_given(self):
-        api = mock.Mock()
-        args = parse('detail', '--filter', 'name=x', '--limit', '3')
-        client.run_command(api, 'ctx', args)
-        api.detail.assert_called_once_with(
-            'ctx', host=None, filters={'name': 'x'}, limit=3
-        )
-
-    def test_update_with_a_file(self):
-        api = mock.Mock()
-        api.update.return_value = {'id': IMAGE_ID, 'size': 3}
-        args = parse('--host', 'h', 'update', IMAGE_ID, '--file', '/srv/f')
-        client.run_command(api, 'ctx', args)
-        api.update.assert_called_once_with(
-            'ctx', IMAGE_ID, {}, path='/srv/f', purge_props=False,
-            store_id=None, base_image_ref=None, host='h', convert_from=None,
-        )  # fmt: skip
-
-    def test_a_raw_file_uploaded_as_qcow2(self):
-        api = mock.Mock()
-        api.update.return_value = {'id': IMAGE_ID, 'size': 3}
-        args = parse(
-            '--host', 'h', 'update', IMAGE_ID, '--file', '/srv/vol',
-            '--disk-format', 'qcow2', '--convert-from', 'raw',
-        )  # fmt: skip
-        client.run_command(api, 'ctx', args)
-        assert api.update.call_args.kwargs['convert_from'] == 'raw'
-        assert api.update.call_args.args[2] == {'disk_format': 'qcow2'}
-
-    def test_download_converted_to_raw(self):
-        api = mock.Mock()
-        api.download.return_value = {'path': '/srv/d', 'size': 3}
-        args = parse(
-            '--host', 'h', 'download', IMAGE_ID, '/srv/d', '--convert-to',
-            'raw', '--no-progress',
-        )  # fmt: skip
-        client.run_command(api, 'ctx', args)
-        assert api.download.call_args.kwargs['convert_to'] == 'raw'
-
-    def test_download_converts_to_raw_only(self):
-        with pytest.raises(SystemExit):
-            parse('download', IMAGE_ID, '/srv/d', '--convert-to', 'qcow2')
-
-    def test_noauth_identity_without_keystone(self):
-        args = parse(
-            '--os-user-id', 'u', '--os-project-id', 'p', '--os-roles', 'a,b',
-            'ping',
-        )  # fmt: skip
-        args.os_auth_type = 'none'
-        ctxt = client.make_context(args)
-        assert (ctxt.user_id, ctxt.project_id) == ('u', 'p')
-        assert ctxt.roles == ['a', 'b']
-        assert ctxt.auth_token is None
-        assert ctxt.is_admin is False
-
-    def test_noauth_admin_role_makes_an_admin_context(self):
-        args = parse('--os-roles', 'admin,member', 'ping')
-        args.os_auth_url = None
-        args.os_cloud = None
-        assert client.make_context(args).is_admin is True
-
-
-class TestIdempotencyKey:
-    def test_create_passes_the_key(self):
-        api = mock.Mock()
-        args = parse('create', '--name', 'n', '--idempotency-key', 'k')
-        client.run_command(api, 'ctx', args)
-        api.create.assert_called_once_with(
-            'ctx',
-            {'name': 'n'},
-            path=None,
-            host=None,
-            idempotency_key='k',
-            convert_from=None,
-        )
-
-    def test_find_created_shows_the_image_or_fails(self):
-        api = mock.Mock()
-        api.find_created.return_value = {'id': 'i-1'}
-        args = parse('find-created', 'k')
-        assert client.run_command(api, 'ctx', args) == {'id': 'i-1'}
-        api.find_created.return_value = None
-        with pytest.raises(exception.NotFound, match='key k'):
-            client.run_command(api, 'ctx', args)
 
 
 class TestErrors:
