@@ -24,13 +24,10 @@ import oslo_messaging as messaging
 from image_agent import conf
 from image_agent import deadline
 from image_agent import exception
-from image_agent import idempotency
 from image_agent import identity
 from image_agent import policy
-from image_agent import transfers as transfers_mod
-from image_agent.formats import convert
 from image_agent.i18n import _
-from image_agent.image import validation
+from image_agent.transfers import upload_calls
 
 LOG = logging.getLogger(__name__)
 CONF = conf.CONF
@@ -113,8 +110,7 @@ class ImageAgentManager:
         self._peer_url = peer_url
         self._started = time.monotonic()
         self._started_at = datetime.datetime.now(datetime.UTC)
-        # Creates with the same idempotency key at once are one create.
-        self._keyed_creates = transfers_mod.SingleFlight()
+        self._uploads = upload_calls.UploadCalls(image_service, transfers)
 
     @_rpc_method
     def ping(self, context) -> dict[str, Any]:
@@ -168,46 +164,9 @@ class ImageAgentManager:
         idempotency_key: str | None = None,
         convert_from: str | None = None,
     ) -> dict:
-        conversion = self._conversion(path, convert_from, image_meta)
-        if idempotency_key is None:
-            return self._create(context, image_meta, path, conversion)
-        image_meta = idempotency.with_key(
-            image_meta, idempotency.check_key(idempotency_key)
+        return self._uploads.create(
+            context, image_meta, path, idempotency_key, convert_from
         )
-        return idempotency.create_once(
-            self._images,
-            self._keyed_creates,
-            context,
-            idempotency_key,
-            lambda: self._create(context, image_meta, path, conversion),
-        )
-
-    def _create(
-        self, context, image_meta: dict, path: str | None, conversion
-    ) -> dict:
-        if path is None:
-            return self._images.create(context, image_meta)
-        return self._transfers.upload(
-            context,
-            path,
-            lambda data: self._images.create(context, image_meta, data=data),
-            conversion=conversion,
-        )
-
-    @staticmethod
-    def _conversion(path, convert_from, image_meta, image=None):
-        """An upload's ``(source, target)`` formats (1.4): the target is
-        the disk_format of ``image_meta``, else of the ``image``."""
-        if convert_from is None:
-            return None
-        if path is None:
-            raise exception.InvalidInput(
-                reason=_('convert_from needs a path to upload')
-            )
-        target = (image_meta if isinstance(image_meta, dict) else {}).get(
-            'disk_format'
-        ) or (image or {}).get('disk_format')
-        return convert.upload_conversion(convert_from, target)
 
     @_rpc_method
     def update(
@@ -221,43 +180,15 @@ class ImageAgentManager:
         base_image_ref: str | None = None,
         convert_from: str | None = None,
     ) -> dict:
-        # Checked before the upload uses the id (in its single-flight key).
-        validation.check_image_id(image_id)
-        conversion = None
-        if convert_from is not None:
-            conversion = self._conversion(
-                path,
-                convert_from,
-                image_meta,
-                self._images.show(context, image_id),
-            )
-
-        def send(data=None) -> dict:
-            return self._images.update(
-                context,
-                image_id,
-                image_meta,
-                data=data,
-                purge_props=purge_props,
-                store_id=store_id,
-                base_image_ref=base_image_ref,
-            )
-
-        if path is None:
-            return send()
-        request = {
-            'image_meta': image_meta,
-            'purge_props': purge_props,
-            'store_id': store_id,
-            'base_image_ref': base_image_ref,
-        }
-        return self._transfers.upload(
+        return self._uploads.update(
             context,
+            image_id,
+            image_meta,
             path,
-            send,
-            image_id=image_id,
-            request=request,
-            conversion=conversion,
+            purge_props,
+            store_id,
+            base_image_ref,
+            convert_from,
         )
 
     @_rpc_method
