@@ -67,8 +67,8 @@ class Destination:
     requested: str
     directory: str
     name: str
-    # The ``lstat`` of the file already there when it was checked (None:
-    # there was none): checked once, when the destination is.
+    # The ``lstat`` of the file already there (None: there was none), set
+    # by ``PathPolicy.with_existing`` once the download owns the path.
     existing: os.stat_result | None = None
 
     @property
@@ -146,10 +146,10 @@ class PathPolicy:
     # -- destinations ------------------------------------------------------
 
     def destination(self, path: object) -> Destination:
-        """Check a download destination; it need not exist yet.
+        """Check a download destination's path; the file need not exist.
 
-        An existing destination must be a regular file (not a link, a
-        directory or a device); its directory must exist.
+        Its directory must exist, under a root. What is already at the path
+        is looked at by ``with_existing``.
         """
         path = self._check_syntax(path)
         directory, name = os.path.split(path)
@@ -161,13 +161,22 @@ class PathPolicy:
         self._check_inside(path, real_dir)
         if not os.path.isdir(real_dir):
             raise self._refuse(path, _('its directory does not exist'))
-        destination = Destination(path, real_dir, name)
+        return Destination(path, real_dir, name)
+
+    def with_existing(self, destination: Destination) -> Destination:
+        """``destination`` with the file now there (see ``_existing``).
+
+        Taken by the one download that owns the path (inside its shared
+        transfer), so a caller that arrives as another finishes sees the
+        finished file.
+        """
         return dataclasses.replace(
             destination, existing=self._existing(destination)
         )
 
     def _existing(self, destination: Destination) -> os.stat_result | None:
-        """The stat of an existing destination (None if absent), if usable."""
+        """The stat of an existing destination (None if absent), if usable:
+        an existing destination must be a regular file."""
         try:
             st = os.lstat(destination.path)
         except FileNotFoundError:

@@ -92,6 +92,9 @@ class Downloads:
         self, context, image, destination, overwrite, convert_to
     ) -> dict:
         shared = self._shared
+        # Looked at here, once, by the one transfer that owns the path: a
+        # caller arriving as an earlier download of it ends sees its file.
+        destination = self.roots.with_existing(destination)
         request = sources.Request(
             shared.images,
             context,

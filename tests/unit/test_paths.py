@@ -73,12 +73,12 @@ class TestDestination:
     ):
         (root / 'x').symlink_to(outside / 'target')
         with pytest.raises(exception.InvalidPath, match='symbolic link'):
-            policy.destination(str(root / 'x'))
+            policy.with_existing(policy.destination(str(root / 'x')))
 
     def test_a_directory_is_refused(self, policy, root):
         (root / 'dir').mkdir()
         with pytest.raises(exception.InvalidPath, match='is a directory'):
-            policy.destination(str(root / 'dir'))
+            policy.with_existing(policy.destination(str(root / 'dir')))
 
     def test_a_trailing_slash_is_refused(self, policy, root):
         with pytest.raises(exception.InvalidPath, match='names a directory'):
@@ -87,13 +87,13 @@ class TestDestination:
     def test_a_fifo_is_refused(self, policy, root):
         os.mkfifo(root / 'fifo')
         with pytest.raises(exception.InvalidPath, match='not a regular'):
-            policy.destination(str(root / 'fifo'))
+            policy.with_existing(policy.destination(str(root / 'fifo')))
 
     @pytest.mark.skipif(os.geteuid() != 0, reason='mknod needs root')
     def test_a_device_is_refused(self, policy, root):
         os.mknod(root / 'null', 0o600 | stat.S_IFCHR, os.makedev(1, 3))
         with pytest.raises(exception.InvalidPath, match='not a regular'):
-            policy.destination(str(root / 'null'))
+            policy.with_existing(policy.destination(str(root / 'null')))
 
     def test_dev_null_is_outside_the_roots(self, policy):
         with pytest.raises(exception.PathNotAllowed):
@@ -139,7 +139,7 @@ class TestDestination:
     def test_no_roots_means_nothing_is_allowed(self, root):
         policy = paths.PathPolicy([], 'download')
         with pytest.raises(exception.PathNotAllowed, match='none configured'):
-            policy.destination(str(root / 'x'))
+            policy.with_existing(policy.destination(str(root / 'x')))
 
     def test_relative_roots_are_a_configuration_error(self):
         with pytest.raises(exception.InvalidConfigurationValue):

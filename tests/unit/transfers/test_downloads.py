@@ -206,6 +206,28 @@ class TestConcurrency:
         assert results[0] == results[1] == results[2]
         assert (root / 'disk').read_bytes() == DATA
 
+    def test_a_caller_arriving_as_the_same_download_ends_reuses_its_file(
+        self, xfers, ctx, image, root, service, monkeypatch
+    ):
+        # The second caller's path is checked before the first download has
+        # published its file, and it reaches the shared transfer after that
+        # download ended: it must see the finished file, not collide with it.
+        path = str(root / 'disk')
+        show = service.show
+        first = {}
+
+        def show_after_the_first_download(context, image_id):
+            if not first:
+                first['result'] = 'running'
+                first['result'] = xfers.download(ctx, image_id, path)
+            return show(context, image_id)
+
+        monkeypatch.setattr(service, 'show', show_after_the_first_download)
+        second = xfers.download(ctx, image['id'], path)
+        assert first['result']['reused'] is False
+        assert second['reused'] is True
+        assert (root / 'disk').read_bytes() == DATA
+
     def test_a_failed_shared_transfer_fails_every_caller(
         self, xfers, ctx, image, root, glance, glance_http
     ):
