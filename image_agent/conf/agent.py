@@ -6,6 +6,8 @@ Read by the agent only. Its callers have their own group,
 
 from oslo_config import cfg
 
+from image_agent.conf import shared
+
 GROUP = 'agent'
 
 agent_group = cfg.OptGroup(
@@ -269,7 +271,7 @@ format_opts = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(agent_group)
+    shared.register_group(conf, agent_group)
     conf.register_opts(_all_opts(), group=agent_group)
 
 

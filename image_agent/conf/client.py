@@ -10,6 +10,8 @@ under the namespace ``image_agent.client``, for the consumer's sample file.
 
 from oslo_config import cfg
 
+from image_agent.conf import shared
+
 GROUP = 'image_agent'
 UPGRADE_LEVELS = 'upgrade_levels'
 
@@ -75,7 +77,7 @@ upgrade_levels_opts = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the client's options on ``conf`` (again: no effect)."""
-    conf.register_group(client_group)
+    shared.register_group(conf, client_group)
     conf.register_opts(client_opts, group=client_group)
     conf.register_opts(upgrade_levels_opts, group=UPGRADE_LEVELS)
 

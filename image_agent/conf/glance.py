@@ -128,7 +128,7 @@ def session_opts() -> list[cfg.Opt]:
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(glance_group)
+    shared.register_group(conf, glance_group)
     # Cinder and Nova define some of these too (in their processes the
     # library runs beside them): theirs are kept, see ``shared``.
     shared.register_beside(conf, glance_opts, GROUP)

@@ -7,6 +7,8 @@ gives for the caller's token, never those a request claims.
 
 from oslo_config import cfg
 
+from image_agent.conf import shared
+
 GROUP = 'policy'
 
 policy_group = cfg.OptGroup(
@@ -61,7 +63,7 @@ policy_opts = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(policy_group)
+    shared.register_group(conf, policy_group)
     conf.register_opts(policy_opts, group=policy_group)
 
 

@@ -38,7 +38,7 @@ service_user_opts = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(service_user_group)
+    shared.register_group(conf, service_user_group)
     # Cinder and Nova have this group too: in their processes theirs is
     # kept (see ``shared``).
     shared.register_beside(conf, service_user_opts, GROUP)

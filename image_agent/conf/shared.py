@@ -58,3 +58,24 @@ def register_beside(
                 group or 'DEFAULT',
                 opt.dest,
             )
+
+
+def register_group(conf: cfg.ConfigOpts, group: cfg.OptGroup) -> None:
+    """Register ``group`` on ``conf`` with a table of options of its own.
+
+    oslo.config keeps a shallow copy of the ``OptGroup`` it is given, which
+    shares the given object's table of options: an option registered in
+    that group on one ConfigOpts would then appear on every ConfigOpts that
+    registers the same module-level group, before or after (a private
+    ConfigOpts holding keystoneauth's password options made the global
+    ``CONF`` require ``[glance] auth_url``).
+    """
+    conf.register_group(
+        cfg.OptGroup(
+            group.name,
+            title=group.title,
+            help=group.help,
+            dynamic_group_owner=group.dynamic_group_owner,
+            driver_option=group.driver_option,
+        )
+    )

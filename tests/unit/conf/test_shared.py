@@ -6,8 +6,11 @@ from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 import pytest
 
+from image_agent.conf import agent as agent_conf
+from image_agent.conf import client as client_conf
 from image_agent.conf import default as default_conf
 from image_agent.conf import glance as glance_conf
+from image_agent.conf import policy as policy_conf
 from image_agent.conf import service_user as service_user_conf
 from image_agent.conf import shared
 
@@ -96,3 +99,29 @@ def test_every_shared_group_registers_beside_a_host_service(
         theirs.help = 'The host service\'s own definition.'
         host_conf.register_opt(theirs, group=group)
     module.register_opts(host_conf)
+
+
+@pytest.mark.parametrize(
+    'module',
+    [
+        agent_conf,
+        client_conf,
+        glance_conf,
+        policy_conf,
+        service_user_conf,
+    ],  # fmt: skip
+)
+def test_options_added_to_one_conf_do_not_reach_another(module):
+    """oslo.config shares a registered OptGroup's table of options: a
+    module-level group must not carry one ConfigOpts' options to the
+    next (this once made the global CONF require [glance] auth_url)."""
+    first, second, third = cfg.ConfigOpts(), cfg.ConfigOpts(), cfg.ConfigOpts()
+    module.register_opts(first)
+    module.register_opts(second)
+    group = next(iter(module.list_opts()))
+    name = getattr(group, 'name', group)
+    first.register_opt(cfg.StrOpt('leaked', required=True), group=name)
+    module.register_opts(third)
+    assert 'leaked' in first[name]
+    assert 'leaked' not in second[name]
+    assert 'leaked' not in third[name]
