@@ -17,25 +17,9 @@ import sys
 
 import pytest
 
-from tests.functional.agent_fixtures import _all_agents  # noqa: F401
-from tests.functional.agent_fixtures import agent  # noqa: F401
-from tests.functional.agent_fixtures import agent_factory  # noqa: F401
-from tests.functional.agent_fixtures import agents_dir  # noqa: F401
-from tests.functional.agent_fixtures import api  # noqa: F401
-from tests.functional.agent_fixtures import rabbit_url  # noqa: F401
-from tests.functional.agent_fixtures import topic  # noqa: F401
-from tests.functional.agent_fixtures import transport  # noqa: F401
-from tests.functional.conftest import admin_context  # noqa: F401
-from tests.functional.conftest import alt_context  # noqa: F401
-from tests.functional.conftest import config  # noqa: F401
-from tests.functional.conftest import demo_context  # noqa: F401
-from tests.functional.conftest import image_service  # noqa: F401
-from tests.functional.conftest import images  # noqa: F401
-from tests.functional.deployment_fixture import deployment  # noqa: F401
-
 
 @pytest.fixture
-def cinder_config(deployment, config, tmp_path):  # noqa: F811
+def cinder_config(deployment, config, tmp_path):
     """Cinder's own options, as a cinder-volume over this deployment has
     them: the same Glance servers, and the ``[glance]`` service
     credentials the ``config`` fixture sets (shared by both services)."""
@@ -65,21 +49,21 @@ def cinder_image_service(cinder_config):
     return cinder_setup.cinder_glance.GlanceImageService()
 
 
-def cinder_context(deployment, user):  # noqa: F811
+def cinder_context(deployment, user):
     return cinder_setup.cinder_context_for(deployment.authenticate(user))
 
 
 @pytest.fixture
-def cinder_demo_context(deployment, cinder_config):  # noqa: F811
+def cinder_demo_context(deployment, cinder_config):
     return cinder_context(deployment, 'demo')
 
 
 @pytest.fixture
-def cinder_admin_context(deployment, cinder_config):  # noqa: F811
+def cinder_admin_context(deployment, cinder_config):
     return cinder_context(deployment, 'admin')
 
 
 @pytest.fixture
-def image_services(image_service, cinder_image_service):  # noqa: F811
+def image_services(image_service, cinder_image_service):
     """image_agent's and Cinder's GlanceImageService, by name."""
     return {'image_agent': image_service, 'cinder': cinder_image_service}

@@ -56,7 +56,7 @@ def _run_service(service, tmp_path, rabbit_url, topic, request, env=None):
 
 
 @pytest.fixture
-def request_for(deployment, agent, images, demo_context):  # noqa: F811
+def request_for(deployment, agent, images, demo_context):
     """What the service process asks: an image of the demo user, a path
     under the agent's root, the demo user's token and catalog."""
     image = images(demo_context, data=io.BytesIO(DATA))
@@ -109,8 +109,8 @@ def _without(name):
 )
 def test_cinder_volume_calls_the_agent_on_its_transport(
     tmp_path,
-    rabbit_url,  # noqa: F811
-    topic,  # noqa: F811
+    rabbit_url,
+    topic,
     request_for,
     eventlet,
 ):
@@ -124,8 +124,8 @@ def test_cinder_volume_calls_the_agent_on_its_transport(
 
 def test_nova_compute_calls_the_agent_on_its_transport(
     tmp_path,
-    rabbit_url,  # noqa: F811
-    topic,  # noqa: F811
+    rabbit_url,
+    topic,
     request_for,
 ):
     env = _without('OS_NOVA_DISABLE_EVENTLET_PATCHING')

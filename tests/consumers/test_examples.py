@@ -99,7 +99,7 @@ def test_cinder_example_downloads_on_the_volumes_node(
 def nova_agent(agent_factory):
     """The agent of a compute host, configured as any other: Nova's
     transport (control_exchange nova) reaches it in the agents' exchange."""
-    return agent_factory('compute-%s' % uuid.uuid4().hex[:6])
+    return agent_factory('compute-%s' % uuid.uuid4().hex[:6], keep=True)
 
 
 def test_nova_example_fills_the_compute_hosts_image_cache(

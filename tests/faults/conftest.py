@@ -25,20 +25,6 @@ import pytest
 from tests.faults import helpers
 from tests.faults import report as report_mod
 from tests.functional.agent_fixtures import PrivateRabbit
-from tests.functional.agent_fixtures import _all_agents  # noqa: F401
-from tests.functional.agent_fixtures import agent  # noqa: F401
-from tests.functional.agent_fixtures import agent_factory  # noqa: F401
-from tests.functional.agent_fixtures import agents_dir  # noqa: F401
-from tests.functional.agent_fixtures import api  # noqa: F401
-from tests.functional.agent_fixtures import rabbit_url  # noqa: F401
-from tests.functional.agent_fixtures import topic  # noqa: F401
-from tests.functional.agent_fixtures import transport  # noqa: F401
-from tests.functional.conftest import admin_context  # noqa: F401
-from tests.functional.conftest import alt_context  # noqa: F401
-from tests.functional.conftest import config  # noqa: F401
-from tests.functional.conftest import demo_context  # noqa: F401
-from tests.functional.conftest import image_service  # noqa: F401
-from tests.functional.conftest import images  # noqa: F401
 from tests.functional.deployment_fixture import PRIVATE_PREFIX
 from tests.functional.deployment_fixture import pid_alive
 from tests.functional.deployment_fixture import (
@@ -57,7 +43,7 @@ DEFAULT_TEST_TIMEOUT = 240
 _NODE_SCENARIO: dict[str, str] = {}
 
 
-def pytest_configure(config):  # noqa: F811 - pytest's hook argument
+def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'scenario(name): the summary-table row a test reports to'
     )

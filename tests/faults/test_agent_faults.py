@@ -20,6 +20,7 @@ import pytest
 
 from tests.faults import helpers
 from tests.faults.helpers import MiB
+from tools.testenv.relay import Relay
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +31,9 @@ HEARTBEAT_WINDOW = 4
 
 
 @pytest.fixture
-def slow_agent(deployment, agent_factory):  # noqa: F811
+def slow_agent(deployment, agent_factory):
     """An agent whose Glance answers at RATE bytes/s; gone at the end."""
-    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
-    proxy = helpers.CountingProxy((host, int(port)), RATE)
+    proxy = Relay.to(deployment.glance_urls[0], rate=RATE)
     agent = agent_factory(glance_urls=[proxy.url])
     yield agent
     agent.stop()
@@ -41,17 +41,17 @@ def slow_agent(deployment, agent_factory):  # noqa: F811
 
 
 @pytest.fixture
-def image(images, demo_context):  # noqa: F811
+def image(images, demo_context):
     return images(demo_context, data=io.BytesIO(DATA))
 
 
 @pytest.mark.scenario('3. Agent SIGKILL mid-download')
 def test_a_killed_agent_is_noticed_and_leaves_nothing(
     row,
-    config,  # noqa: F811
+    config,
     slow_agent,
-    api,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    demo_context,
     image,
 ):
     agent = slow_agent
@@ -110,8 +110,8 @@ def test_a_killed_agent_is_noticed_and_leaves_nothing(
 def test_sigterm_lets_the_download_finish_and_reply(
     row,
     slow_agent,
-    api,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    demo_context,
     image,
 ):
     agent = slow_agent

@@ -38,7 +38,7 @@ MARGIN_MIB = 1
 
 
 @pytest.fixture
-def bounded(deployment, agent_factory):  # noqa: F811
+def bounded(deployment, agent_factory):
     """make(fs_mib=None, cache=False, options=None, **relay) -> (agent,
     relay, root): an agent whose Glance is a relay; its download root a
     tmpfs of ``fs_mib`` MiB when given (with the cache inside it when
@@ -89,9 +89,9 @@ def _download(api, ctxt, agent, image, path):
 def test_two_downloads_that_fit_only_one_at_a_time(
     row,
     bounded,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     data = os.urandom(10 * MiB)
     image = images(demo_context, data=io.BytesIO(data))
@@ -134,9 +134,9 @@ def test_two_downloads_that_fit_only_one_at_a_time(
 def test_a_cache_fill_and_its_copy_must_both_fit(
     row,
     bounded,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     data = os.urandom(14 * MiB)
     image = images(demo_context, data=io.BytesIO(data))
@@ -170,9 +170,9 @@ def test_a_cache_fill_and_its_copy_must_both_fit(
 def test_a_server_sending_more_than_the_size_is_cut(
     row,
     bounded,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     data = os.urandom(4 * MiB)
     image = images(demo_context, data=io.BytesIO(data))
@@ -222,9 +222,9 @@ ADMITTED = 4 + 4 + 32
 def test_ping_answers_while_downloads_wait_for_slots(
     row,
     bounded,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     image = images(demo_context, data=io.BytesIO(os.urandom(4 * MiB)))
     # Default limits (4 slots, 32 waiting, 64 RPC threads); downloads at
@@ -311,9 +311,9 @@ def _is_busy(error) -> bool:
 def test_a_trickling_server_is_given_up(
     row,
     bounded,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     data = os.urandom(16 * MiB)
     image = images(demo_context, data=io.BytesIO(data))
@@ -348,9 +348,9 @@ def test_a_trickling_server_is_given_up(
 def test_a_stop_with_a_stuck_transfer_ends_in_bounded_time(
     row,
     bounded,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     image = images(demo_context, data=io.BytesIO(os.urandom(MiB)))
     # Glance never answers the data request: the transfer waits for

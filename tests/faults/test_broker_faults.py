@@ -91,10 +91,10 @@ class Load:
 def test_agents_survive_a_broker_crash(
     row,
     faults_rabbit,
-    agent_factory,  # noqa: F811
-    topic,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    agent_factory,
+    topic,
+    images,
+    demo_context,
 ):
     """Callers with the library's default retry=None (wait for the broker)
     and with retry=2 (give up sending after two reconnections) at once."""

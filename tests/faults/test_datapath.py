@@ -68,7 +68,7 @@ def _stored_path(image: dict) -> str:
 
 
 @pytest.fixture(scope='module')
-def cache_agent(agent_factory):  # noqa: F811
+def cache_agent(agent_factory):
     agent = agent_factory('dp-cache-%s' % uuid.uuid4().hex[:4], start=False)
     with open(agent.config_file, 'a') as f:
         f.write(
@@ -80,7 +80,7 @@ def cache_agent(agent_factory):  # noqa: F811
 
 
 @pytest.fixture(scope='module')
-def file_agent(agent_factory):  # noqa: F811
+def file_agent(agent_factory):
     """An agent that reads ``file://`` locations, without a cache."""
     agent = agent_factory(
         'dp-file-%s' % uuid.uuid4().hex[:4],
@@ -107,12 +107,12 @@ def _refused(row, call) -> BaseException:
 @pytest.mark.scenario('50. Deactivated image in the cache')
 def test_a_cached_image_glance_refuses_now_is_not_served(
     row,
-    deployment,  # noqa: F811
+    deployment,
     cache_agent,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
+    admin_context,
 ):
     image = images(demo_context, data=io.BytesIO(os.urandom(4 * MiB)))
     first = os.path.join(cache_agent.root, 'first-%s' % image['id'])
@@ -143,12 +143,12 @@ def test_a_cached_image_glance_refuses_now_is_not_served(
 @pytest.mark.scenario('51. Deactivated image with a file:// location')
 def test_a_file_location_glance_refuses_now_is_not_copied(
     row,
-    deployment,  # noqa: F811
+    deployment,
     file_agent,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
+    admin_context,
 ):
     """Glance 33 also hides a deactivated image's locations from its
     owner, so this guards the outcome; a 403 on an image whose location
@@ -177,12 +177,12 @@ def test_a_file_location_glance_refuses_now_is_not_copied(
 def test_the_cache_is_no_upload_source(
     row,
     cache_agent,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    image_service,  # noqa: F811
-    alt_context,  # noqa: F811
-    demo_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    images,
+    image_service,
+    alt_context,
+    demo_context,
+    admin_context,
 ):
     private = images(alt_context, data=io.BytesIO(os.urandom(MiB)))
     path = os.path.join(cache_agent.root, 'alt-%s' % private['id'])
@@ -208,11 +208,11 @@ def test_the_cache_is_no_upload_source(
 @pytest.mark.scenario('53. A file:// image without a hash')
 def test_a_file_location_without_a_recorded_hash_is_not_copied(
     row,
-    deployment,  # noqa: F811
+    deployment,
     file_agent,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     data = os.urandom(2 * MiB)
     image = images(demo_context, data=io.BytesIO(data))
@@ -229,9 +229,9 @@ def test_a_file_location_without_a_recorded_hash_is_not_copied(
 def test_a_symlinked_location_is_not_followed(
     row,
     file_agent,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     data = os.urandom(2 * MiB)
     image = images(demo_context, data=io.BytesIO(data))
@@ -257,12 +257,12 @@ def test_a_symlinked_location_is_not_followed(
 @pytest.mark.scenario('55. One update, two tokens')
 def test_callers_joining_an_upload_are_each_checked_by_glance(
     row,
-    agent,  # noqa: F811
-    api,  # noqa: F811
-    images,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
+    agent,
+    api,
+    images,
+    image_service,
+    demo_context,
+    alt_context,
 ):
     target = images(demo_context)
     data = os.urandom(96 * MiB)
@@ -310,9 +310,9 @@ def test_callers_joining_an_upload_are_each_checked_by_glance(
 def test_downloads_and_the_cache_are_private_by_default(
     row,
     cache_agent,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     image = images(demo_context, data=io.BytesIO(os.urandom(MiB)))
     path = os.path.join(cache_agent.root, 'mode-%s' % image['id'])

@@ -16,6 +16,7 @@ import pytest
 from image_agent import exception
 from tests.faults import helpers
 from tests.faults.helpers import MiB
+from tools.testenv.relay import Relay
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +28,10 @@ SCENARIO = '4. Disk full'
 
 
 @pytest.fixture(scope='module')
-def disk(deployment, agent_factory):  # noqa: F811
+def disk(deployment, agent_factory):
     """(agent, proxy, tmpfs dir): the tmpfs is the agent's download root."""
     fs = helpers.mount_tmpfs(FS_MIB)
-    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
-    proxy = helpers.CountingProxy((host, int(port)), RATE)
+    proxy = Relay.to(deployment.glance_urls[0], rate=RATE)
     agent = None
     try:
         agent = agent_factory(
@@ -71,16 +71,16 @@ def _untouched(path: str) -> bool:
 def test_refused_up_front(
     row,
     disk,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
     size_mib,
     why,
 ):
     agent, proxy, fs = disk
     image = images(demo_context, data=io.BytesIO(b'\1' * size_mib * MiB))
     path = _precious(fs)
-    received = proxy.received
+    received = proxy.answer_bytes
     with pytest.raises(exception.InsufficientSpace) as info:
         try:
             api.download(
@@ -93,7 +93,7 @@ def test_refused_up_front(
         finally:
             row.add(calls=1, faults=1)
     row.error(info.value)
-    transferred = proxy.received - received
+    transferred = proxy.answer_bytes - received
     if not _untouched(path):
         row.add(bytes_lost=len(PRECIOUS))
     row.note(
@@ -147,9 +147,9 @@ def fill_during_download(api, agent, fs, ctxt, image, data, row) -> dict:
 def test_disk_filled_during_a_download(
     row,
     disk,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     agent, _, fs = disk
     data = os.urandom(10 * MiB)

@@ -28,10 +28,10 @@ SIZE_MIB = 64
 def test_fleet_precache(
     row,
     faults_rabbit,
-    deployment,  # noqa: F811
-    agents_dir,  # noqa: F811
-    images,  # noqa: F811
-    admin_context,  # noqa: F811
+    deployment,
+    agents_dir,
+    images,
+    admin_context,
 ):
     image = images(admin_context, data=io.BytesIO(os.urandom(SIZE_MIB * MiB)))
     figures = fleet.run(

@@ -239,8 +239,8 @@ def _image(env, ctxt, name, path=None, **meta) -> str:
 
 
 @pytest.fixture(scope='module')
-def fuzz(deployment, agent_factory, api):  # noqa: F811
-    from tests.functional.conftest import make_context
+def fuzz(deployment, agent_factory, api):
+    from tests.functional.glance_fixtures import make_context
 
     env = FuzzEnv(deployment, agent_factory, api, None)
     env.demo = make_context(deployment, 'demo')

@@ -21,6 +21,7 @@ import pytest
 from image_agent import exception
 from tests.faults import helpers
 from tests.faults.helpers import MiB
+from tools.testenv.relay import Relay
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ SEED_HASH = helpers.sha512(SEED)
 
 
 @pytest.fixture(scope='module')
-def retrying_agents(agent_factory):  # noqa: F811
+def retrying_agents(agent_factory):
     """Two agents retrying on the other server, quickly.
 
     The back-off still spans about a second, so that a live server that is
@@ -171,10 +172,10 @@ def test_a_glance_server_killed_under_mixed_load(
     row,
     glances_restored,
     retrying_agents,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    image_service,
+    demo_context,
 ):
     deployment = glances_restored
     image = images(demo_context, data=io.BytesIO(SEED))
@@ -277,10 +278,10 @@ def test_a_glance_server_killed_under_mixed_load(
 def test_a_download_cut_by_a_glance_kill(
     row,
     glances_restored,
-    agent_factory,  # noqa: F811
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    agent_factory,
+    api,
+    images,
+    demo_context,
 ):
     """The server streaming a download dies; the download resumes from
     its byte offset on the other server and completes, verified.
@@ -293,15 +294,14 @@ def test_a_download_cut_by_a_glance_kill(
     image = images(demo_context, data=io.BytesIO(data))
     proxies = []
     for url in deployment.glance_urls:
-        host, port = url.split('//', 1)[1].rsplit(':', 1)
-        proxies.append(helpers.CountingProxy((host, int(port)), 8 * MiB))
+        proxies.append(Relay.to(url, rate=8 * MiB))
     agent = agent_factory(
         glance_urls=[p.url for p in proxies],
         options={'glance': {'num_retries': str(NUM_RETRIES)}},
     )
     path = os.path.join(agent.root, 'cut')
     try:
-        baseline = [p.received for p in proxies]
+        baseline = [p.answer_bytes for p in proxies]
         call = helpers.Background(
             lambda: api.download(
                 demo_context, image['id'], path, host=agent.host
@@ -311,16 +311,16 @@ def test_a_download_cut_by_a_glance_kill(
             lambda: [
                 i
                 for i, p in enumerate(proxies)
-                if p.received - baseline[i] > 3 * MiB
+                if p.answer_bytes - baseline[i] > 3 * MiB
             ],
             30,
             'a download to stream',
         )
         deployment.kill_glance(streaming[0])
         row.add(faults=1, calls=1)
-        killed_at = sum(p.received for p in proxies) - sum(baseline)
+        killed_at = sum(p.answer_bytes for p in proxies) - sum(baseline)
         call.join(90)
-        fetched = sum(p.received for p in proxies) - sum(baseline)
+        fetched = sum(p.answer_bytes for p in proxies) - sum(baseline)
         if call.error is None:
             row.note(
                 'SIGKILL of the streaming server after %.1f MiB: resumed '
@@ -352,9 +352,9 @@ def test_both_glance_servers_down_then_one_back(
     row,
     glances_restored,
     retrying_agents,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     deployment = glances_restored
     image = images(demo_context, data=io.BytesIO(b'x' * 4096))
@@ -408,11 +408,11 @@ def test_both_glance_servers_down_then_one_back(
 @pytest.mark.scenario('1. Retries under concurrency')
 def test_concurrent_retries_move_to_another_server(
     row,
-    deployment,  # noqa: F811
-    agent_factory,  # noqa: F811
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    deployment,
+    agent_factory,
+    api,
+    images,
+    demo_context,
 ):
     """8 concurrent shows, one server of two dead: all must succeed.
 
@@ -455,22 +455,40 @@ def test_concurrent_retries_move_to_another_server(
         dead.close()
 
 
+class CutOnce:
+    """A ``halve`` fault for relays: the next answer to a request whose
+    line starts with ``match`` is cut, once ``armed``, whichever relay
+    it passes (so it spans servers)."""
+
+    def __init__(self) -> None:
+        self.match = b''
+        self.armed = 0
+        self.cut = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request) -> bool:
+        with self._lock:
+            if self.armed and request.line.startswith(self.match):
+                self.armed -= 1
+                self.cut += 1
+                return True
+            return False
+
+
 @pytest.fixture(scope='module')
-def cutting(deployment, agent_factory):  # noqa: F811
-    """An agent whose two Glance servers are behind cutting proxies."""
-    budget = [0]
-    proxies = []
-    for url in deployment.glance_urls:
-        host, port = url.split('//', 1)[1].rsplit(':', 1)
-        proxies.append(helpers.CuttingProxy((host, int(port)), budget, b''))
+def cutting(deployment, agent_factory):
+    """An agent whose two Glance servers are behind relays that cut an
+    answer mid-body when armed."""
+    fault = CutOnce()
+    relays = [Relay.to(url, halve=fault) for url in deployment.glance_urls]
     agent = agent_factory(
-        glance_urls=[p.url for p in proxies],
+        glance_urls=[r.url for r in relays],
         options={'glance': {'num_retries': str(NUM_RETRIES)}},
     )
-    yield agent, proxies, budget
+    yield agent, fault
     agent.stop()
-    for p in proxies:
-        p.close()
+    for relay in relays:
+        relay.close()
 
 
 @pytest.mark.scenario('1. Answer cut mid-body')
@@ -479,9 +497,9 @@ def test_an_answer_cut_mid_body_is_retried(
     row,
     operation,
     cutting,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     """The server answering a listing or a show dies halfway through the
     body; the call is safe to repeat and the other server is up.
@@ -490,13 +508,12 @@ def test_an_answer_cut_mid_body_is_retried(
     GlanceError: a body broken off was not a connection failure to retry);
     a strict xfail until fixed in 0d2d2c6.
     """
-    agent, proxies, budget = cutting
+    agent, fault = cutting
     image = images(demo_context, data=io.BytesIO(b'c' * 4096))
-    for p in proxies:
-        p.match = {
-            'detail': b'GET /v2/images?',
-            'show': b'GET /v2/images/%s ' % image['id'].encode(),
-        }[operation]
+    fault.match = {
+        'detail': b'GET /v2/images?',
+        'show': b'GET /v2/images/%s ' % image['id'].encode(),
+    }[operation]
     call = {
         'detail': lambda: api.detail(
             demo_context,
@@ -506,8 +523,8 @@ def test_an_answer_cut_mid_body_is_retried(
         'show': lambda: api.show(demo_context, image['id'], host=agent.host),
     }[operation]
     call()  # warm: schemas cached, nothing cut
-    cut_before = sum(p.cut for p in proxies)
-    budget[0] = 1
+    cut_before = fault.cut
+    fault.armed = 1
     row.add(faults=1, calls=2)
     try:
         result = call()
@@ -516,8 +533,8 @@ def test_an_answer_cut_mid_body_is_retried(
         row.note('%s cut mid-body: %s' % (operation, helpers.describe(e)))
         raise
     finally:
-        budget[0] = 0
-    assert sum(p.cut for p in proxies) == cut_before + 1
+        fault.armed = 0
+    assert fault.cut == cut_before + 1
     if operation == 'show':
         assert result['id'] == image['id']
     else:

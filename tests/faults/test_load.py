@@ -32,7 +32,7 @@ DATA_HASH = helpers.sha512(DATA)
 
 
 @pytest.fixture(scope='module')
-def load_agents(agent_factory):  # noqa: F811
+def load_agents(agent_factory):
     agents = [
         agent_factory('load-a-%s' % uuid.uuid4().hex[:4]),
         agent_factory('load-b-%s' % uuid.uuid4().hex[:4]),
@@ -51,9 +51,9 @@ def _percentile(values, q):
 def test_two_thousand_shows_from_32_threads(
     row,
     load_agents,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     image = images(demo_context, data=io.BytesIO(b'load' * 1024))
     tickets = itertools.count()
@@ -184,9 +184,9 @@ class Soak:
 def test_mixed_soak_keeps_memory_flat(
     row,
     load_agents,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
 ):
     image = images(demo_context, data=io.BytesIO(DATA))
     soak = Soak(api, load_agents, demo_context, image, row)

@@ -126,9 +126,9 @@ def _wait_answering(client, ctxt, agents) -> None:
 def test_calls_go_on_while_cluster_nodes_die(
     row,
     faults_rabbit_cluster,
-    agent_factory,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    agent_factory,
+    images,
+    demo_context,
 ):
     cluster = faults_rabbit_cluster
     image = images(demo_context, data=io.BytesIO(DATA))

@@ -49,7 +49,7 @@ RETRY_LOG = r'(?:Trying again in|retrying in) ([\d.]+) seconds'
 
 
 @pytest.fixture
-def caller(config, transport, topic):  # noqa: F811
+def caller(config, transport, topic):
     """The client library with short limits, as a service would set them."""
     config.config(group='image_agent', call_monitor_timeout=HEARTBEAT_WINDOW)
     return rpcapi.ImageAgentAPI(
@@ -158,9 +158,9 @@ def _sigkill(agent) -> None:
 def test_requests_to_a_stopped_agent_fail_at_once_and_never_run(
     row,
     caller,
-    agent_factory,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
+    agent_factory,
+    image_service,
+    demo_context,
 ):
     agent = agent_factory()
     outcomes, left, _ = _around_an_outage(
@@ -192,9 +192,9 @@ def test_requests_to_a_stopped_agent_fail_at_once_and_never_run(
 def test_requests_to_a_killed_agent_time_out_and_are_dropped(
     row,
     caller,
-    agent_factory,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
+    agent_factory,
+    image_service,
+    demo_context,
 ):
     agent = agent_factory()
     outcomes, left, log = _around_an_outage(
@@ -227,7 +227,7 @@ def _settle(agent, drops: int, seconds: float) -> None:
     time.sleep(1)
 
 
-def _cli(deployment, rabbit_url, topic, *args, credentials=True):  # noqa: F811
+def _cli(deployment, rabbit_url, topic, *args, credentials=True):
     env = {
         k: v
         for k, v in os.environ.items()
@@ -259,11 +259,11 @@ def _cli(deployment, rabbit_url, topic, *args, credentials=True):  # noqa: F811
 def test_a_missing_agent_is_a_typed_error_within_the_bound(
     row,
     caller,
-    agent_factory,  # noqa: F811
-    deployment,  # noqa: F811
-    rabbit_url,  # noqa: F811
-    topic,  # noqa: F811
-    demo_context,  # noqa: F811
+    agent_factory,
+    deployment,
+    rabbit_url,
+    topic,
+    demo_context,
 ):
     nobody = 'nobody-' + uuid.uuid4().hex[:6]
     error, seconds = _attempt(lambda: caller.ping(demo_context, host=nobody))
@@ -357,9 +357,9 @@ def _answers(client, ctxt, host: str) -> bool:
 def test_agents_answer_soon_after_the_broker_is_back(
     row,
     faults_rabbit,
-    agent_factory,  # noqa: F811
-    topic,  # noqa: F811
-    demo_context,  # noqa: F811
+    agent_factory,
+    topic,
+    demo_context,
 ):
     agent = agent_factory(transport_url=faults_rabbit.url)
     try:
@@ -405,13 +405,13 @@ def test_agents_answer_soon_after_the_broker_is_back(
 def test_a_create_with_a_key_happens_once_and_can_be_found(
     row,
     caller,
-    agent_factory,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
-    deployment,  # noqa: F811
-    rabbit_url,  # noqa: F811
-    topic,  # noqa: F811
+    agent_factory,
+    image_service,
+    demo_context,
+    alt_context,
+    deployment,
+    rabbit_url,
+    topic,
 ):
     agent = agent_factory()
     key = 'key-' + uuid.uuid4().hex

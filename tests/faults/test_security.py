@@ -26,6 +26,7 @@ from tests.faults import helpers
 from tests.faults.helpers import MiB
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.agent_fixtures import agent_command
+from tools.testenv.relay import Relay
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def _spoofed(ctxt, other, **extra):
 
 
 @pytest.fixture(scope='module')
-def two_agents(agent_factory):  # noqa: F811
+def two_agents(agent_factory):
     return [
         agent_factory('sec-a-%s' % uuid.uuid4().hex[:4]),
         agent_factory('sec-b-%s' % uuid.uuid4().hex[:4]),
@@ -57,10 +58,10 @@ def two_agents(agent_factory):  # noqa: F811
 def test_each_token_acts_for_its_own_calls_only(
     row,
     two_agents,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
+    alt_context,
 ):
     data = {
         'demo': os.urandom(256 * 1024),
@@ -160,10 +161,10 @@ def test_each_token_acts_for_its_own_calls_only(
 def test_context_claims_without_the_token_grant_nothing(
     row,
     two_agents,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
+    alt_context,
 ):
     """demo's token with alt's project, user, admin role and flag."""
     theirs = images(alt_context, data=io.BytesIO(b'private' * 100))
@@ -208,13 +209,13 @@ def test_context_claims_without_the_token_grant_nothing(
 @pytest.mark.scenario('7. Token isolation')
 def test_context_claims_cannot_borrow_the_service_credentials(
     row,
-    deployment,  # noqa: F811
+    deployment,
     two_agents,
-    api,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    image_service,
+    demo_context,
+    alt_context,
+    admin_context,
 ):
     """demo claims alt's project to add a location to alt's image.
 
@@ -288,12 +289,12 @@ def test_context_claims_cannot_borrow_the_service_credentials(
 def test_metadata_cannot_borrow_the_service_credentials(
     row,
     two_agents,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    images,
+    image_service,
+    demo_context,
+    alt_context,
+    admin_context,
 ):
     theirs = images(alt_context, data=io.BytesIO(b'alt only' * 64))
     agent = two_agents[0]
@@ -330,11 +331,11 @@ def test_metadata_cannot_borrow_the_service_credentials(
 @pytest.mark.scenario('7. No secret in logs')
 def test_no_token_or_password_in_debug_logs(
     row,
-    deployment,  # noqa: F811
-    agent_factory,  # noqa: F811
-    api,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
+    deployment,
+    agent_factory,
+    api,
+    demo_context,
+    alt_context,
 ):
     agent = agent_factory(
         'debug-%s' % uuid.uuid4().hex[:4],
@@ -474,19 +475,18 @@ class UmaskAgent(AgentProcess):
 def test_downloads_get_the_configured_mode(
     row,
     mode,
-    deployment,  # noqa: F811
-    agents_dir,  # noqa: F811
-    rabbit_url,  # noqa: F811
-    topic,  # noqa: F811
-    _all_agents,  # noqa: F811
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    deployment,
+    agents_dir,
+    rabbit_url,
+    topic,
+    _all_agents,
+    api,
+    images,
+    demo_context,
 ):
     data = os.urandom(4 * MiB)
     image = images(demo_context, data=io.BytesIO(data))
-    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
-    proxy = helpers.CountingProxy((host, int(port)), 4 * MiB)
+    proxy = Relay.to(deployment.glance_urls[0], rate=4 * MiB)
     agent = UmaskAgent(
         agents_dir,
         'mode-%s-%s' % (mode, uuid.uuid4().hex[:4]),

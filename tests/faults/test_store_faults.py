@@ -55,11 +55,11 @@ ALTERATIONS = {
 def test_altered_bytes_are_refused(
     row,
     alteration,
-    deployment,  # noqa: F811
-    agent_factory,  # noqa: F811
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    deployment,
+    agent_factory,
+    api,
+    images,
+    demo_context,
 ):
     agent = _agent(agent_factory)
     alter, expected = ALTERATIONS[alteration]

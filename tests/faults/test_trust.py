@@ -26,14 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import http.client
-import http.server
 import io
 import os
 import re
-import threading
 import time
-import urllib.parse
 import uuid
 
 import pytest
@@ -42,75 +38,22 @@ from image_agent import context as ia_context
 from image_agent import exception
 from tests.faults import helpers
 from tools.testenv import util as testenv_util
+from tools.testenv.relay import Relay
 
 pytestmark = pytest.mark.slow
 
 
-_HOP_HEADERS = ('transfer-encoding', 'connection', 'content-length')
-
-
-class RecordingRelay:
-    """An HTTP server on loopback that records each request, then relays
-    it to ``target`` (a real Glance) and sends the answer back."""
-
-    def __init__(self, target: str) -> None:
-        self.target = urllib.parse.urlsplit(target).netloc
-        self.requests: list[tuple[str, str, dict]] = []
-        relay = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _relay(self) -> None:
-                length = int(self.headers.get('Content-Length') or 0)
-                body = self.rfile.read(length) if length else None
-                headers = dict(self.headers.items())
-                relay.requests.append((self.command, self.path, headers))
-                conn = http.client.HTTPConnection(relay.target, timeout=30)
-                try:
-                    conn.request(self.command, self.path, body, headers)
-                    answer = conn.getresponse()
-                    data = answer.read()
-                finally:
-                    conn.close()
-                self.send_response(answer.status)
-                for name, value in answer.getheaders():
-                    if name.lower() not in _HOP_HEADERS:
-                        self.send_header(name, value)
-                self.send_header('Content-Length', str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _relay  # noqa: N815
-            do_HEAD = _relay  # noqa: N815
-
-        self._server = http.server.ThreadingHTTPServer(
-            ('127.0.0.1', 0), Handler
+def tokens_seen(relay: Relay) -> set[str]:
+    """The tokens (user's and service's) that reached ``relay``."""
+    return {
+        value
+        for request in relay.requests
+        for value in (
+            request.header('X-Auth-Token'),
+            request.header('X-Service-Token'),
         )
-        self._server.daemon_threads = True
-        self.url = 'http://127.0.0.1:%d' % self._server.server_address[1]
-        threading.Thread(
-            target=self._server.serve_forever, daemon=True
-        ).start()
-
-    def tokens(self) -> set[str]:
-        return {
-            value
-            for _, _, headers in self.requests
-            for name, value in headers.items()
-            if name.lower() in ('x-auth-token', 'x-service-token')
-        }
-
-    def foreign_tokens(self, *callers) -> set[str]:
-        """Tokens seen that none of ``callers`` (contexts) sent."""
-        return self.tokens() - {c.auth_token for c in callers}
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if value
+    }
 
 
 def hostile_catalog(url: str) -> list[dict]:
@@ -138,14 +81,14 @@ def with_catalog(ctxt, catalog: list[dict]) -> dict:
 @pytest.mark.test_timeout(180)
 def test_a_hostile_catalog_gets_no_request_and_no_credentials(
     row,
-    deployment,  # noqa: F811
-    agent_factory,  # noqa: F811
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    deployment,
+    agent_factory,
+    api,
+    images,
+    demo_context,
+    admin_context,
 ):
-    evil = RecordingRelay(deployment.glance_urls[0])
+    evil = Relay.to(deployment.glance_urls[0])
     # No api_servers: servers come from Keystone (or, before the fix, from
     # the request).
     agent = agent_factory(
@@ -181,7 +124,7 @@ def test_a_hostile_catalog_gets_no_request_and_no_credentials(
                 failed[name] = helpers.describe(e)
                 row.add(failures=1)
         callers = {demo_context.auth_token, admin_context.auth_token}
-        foreign = evil.tokens() - callers
+        foreign = tokens_seen(evil) - callers
         row.note(
             'catalog naming a relay on loopback, %d calls: %d requests '
             'reached it, %d of them with a token no caller sent (the '
@@ -203,16 +146,16 @@ def test_a_hostile_catalog_gets_no_request_and_no_credentials(
 
 
 @pytest.fixture(scope='module')
-def relays(deployment):  # noqa: F811
+def relays(deployment):
     """A recording relay in front of each Glance server."""
-    made = [RecordingRelay(url) for url in deployment.glance_urls]
+    made = [Relay.to(url) for url in deployment.glance_urls]
     yield made
     for relay in made:
         relay.close()
 
 
 @pytest.fixture(scope='module')
-def cache_agent(agent_factory, relays):  # noqa: F811
+def cache_agent(agent_factory, relays):
     """An agent with an image cache, talking to Glance through relays."""
     agent = agent_factory(
         'trust-%s' % uuid.uuid4().hex[:4],
@@ -249,10 +192,10 @@ def test_a_fake_token_is_refused_by_every_call(
     row,
     cache_agent,
     relays,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
+    admin_context,
 ):
     image = images(demo_context, data=io.BytesIO(b'fake-token' * 100))
     host = cache_agent.host
@@ -306,10 +249,10 @@ def test_a_fake_token_is_refused_by_every_call(
 def test_precache_and_cache_calls_need_the_role_of_a_real_token(
     row,
     cache_agent,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
+    admin_context,
 ):
     image = images(demo_context, data=io.BytesIO(os.urandom(64 * 1024)))
     host = cache_agent.host
@@ -352,18 +295,17 @@ def test_precache_and_cache_calls_need_the_role_of_a_real_token(
 @pytest.mark.scenario('22. Roles for pre-cache, cache and status')
 def test_ping_shows_a_caller_only_its_own_projects_transfers(
     row,
-    deployment,  # noqa: F811
-    agent_factory,  # noqa: F811
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    deployment,
+    agent_factory,
+    api,
+    images,
+    demo_context,
+    alt_context,
+    admin_context,
 ):
     data = os.urandom(4 * helpers.MiB)
     image = images(alt_context, data=io.BytesIO(data))
-    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
-    proxy = helpers.CountingProxy((host, int(port)), helpers.MiB)
+    proxy = Relay.to(deployment.glance_urls[0], rate=helpers.MiB)
     agent = agent_factory(
         'ping-%s' % uuid.uuid4().hex[:4], glance_urls=[proxy.url]
     )
@@ -414,11 +356,11 @@ def test_a_plain_users_get_location_never_uses_the_agents_token(
     row,
     cache_agent,
     relays,
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    alt_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    images,
+    demo_context,
+    alt_context,
+    admin_context,
 ):
     """alt may see demo's community image; the location API (service or
     admin only in Glance) must not be asked for it with the agent's
@@ -437,17 +379,19 @@ def test_a_plain_users_get_location_never_uses_the_agents_token(
         assert locations == body.get('locations')
     plain = _seen(relays)
     foreign = [
-        path
+        request.path
         for relay in relays
-        for _, path, headers in relay.requests
-        if headers.get('X-Auth-Token')
+        for request in relay.requests
+        if request.header('X-Auth-Token')
         not in (alt_context.auth_token, demo_context.auth_token)
     ]
-    api_calls = [p for _, p, _ in plain if p.endswith('/locations')]
+    api_calls = [r.path for r in plain if r.path.endswith('/locations')]
     # The admin's token may use the location API (with the agent's).
     _clear(relays)
     admin_view = api.get_location(admin_context, image['id'], host=host)
-    privileged = [p for _, p, _ in _seen(relays) if p.endswith('/locations')]
+    privileged = [
+        r.path for r in _seen(relays) if r.path.endswith('/locations')
+    ]
     row.note(
         'get_location by alt and demo (members): %d requests with the '
         'agent\'s token, %d to the location API; by admin: %d to the '
@@ -469,11 +413,11 @@ def test_an_owners_storage_location_is_refused(
     url,
     cache_agent,
     relays,
-    api,  # noqa: F811
-    image_service,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    admin_context,  # noqa: F811
+    api,
+    image_service,
+    images,
+    demo_context,
+    admin_context,
 ):
     """OSSN-0065/0090: an image owner must not point an image at storage
     the deployment owns. The agent's credentials must not do it for them,
@@ -494,10 +438,10 @@ def test_an_owners_storage_location_is_refused(
     else:
         error = None
     foreign = [
-        path
+        request.path
         for relay in relays
-        for _, path, headers in relay.requests
-        if headers.get('X-Auth-Token') != demo_context.auth_token
+        for request in relay.requests
+        if request.header('X-Auth-Token') != demo_context.auth_token
     ]
     locations = image_service.get_location(admin_context, made['id'])[1]
     added = [loc for loc in locations or () if loc.get('url') == target]
@@ -582,11 +526,11 @@ def _token_context(body: dict, token: str) -> ia_context.RequestContext:
 @pytest.mark.test_timeout(200)
 def test_a_resume_after_the_callers_token_expired_uses_a_service_token(
     row,
-    deployment,  # noqa: F811
-    agent_factory,  # noqa: F811
-    api,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
+    deployment,
+    agent_factory,
+    api,
+    images,
+    demo_context,
 ):
     """Two agents download the same image with a token that expires after
     20 s, at 192 KiB/s (about 40 s); after the expiry every connection is
@@ -599,7 +543,6 @@ def test_a_resume_after_the_callers_token_expired_uses_a_service_token(
     expires = datetime.datetime.fromisoformat(
         body['expires_at'].replace('Z', '+00:00')
     )
-    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
     service_user = {
         'send_service_user_token': 'true',
         'auth_type': 'password',
@@ -615,7 +558,7 @@ def test_a_resume_after_the_callers_token_expired_uses_a_service_token(
         ('service token', {'service_user': service_user}),
         ('control', {}),
     ):
-        proxy = helpers.CountingProxy((host, int(port)), 192 * 1024)
+        proxy = Relay.to(deployment.glance_urls[0], rate=192 * 1024)
         agent = agent_factory(
             'expiry-%s' % uuid.uuid4().hex[:4],
             glance_urls=[proxy.url],
@@ -634,7 +577,7 @@ def test_a_resume_after_the_callers_token_expired_uses_a_service_token(
         }
         wait = (expires - datetime.datetime.now(datetime.UTC)).total_seconds()
         time.sleep(max(0.0, wait) + 3)
-        moved = {name: proxy.received for name, (_, proxy, _) in runs.items()}
+        moved = {name: run[1].answer_bytes for name, run in runs.items()}
         for _, proxy, _ in runs.values():
             proxy.cut()
         for call in calls.values():

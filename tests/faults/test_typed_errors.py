@@ -191,8 +191,8 @@ CASES = [
 
 
 @pytest.fixture(scope='module')
-def own_image(agent, api, deployment):  # noqa: F811
-    from tests.functional.conftest import make_context
+def own_image(agent, api, deployment):
+    from tests.functional.glance_fixtures import make_context
 
     ctxt = make_context(deployment, 'demo')
     made = api.create(
@@ -227,8 +227,8 @@ def own_image(agent, api, deployment):  # noqa: F811
 def test_bad_input_gets_a_typed_error(
     request,
     row,
-    agent,  # noqa: F811
-    api,  # noqa: F811
+    agent,
+    api,
     own_image,
     changes,
     method,

@@ -29,7 +29,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
@@ -41,6 +40,7 @@ from image_agent import conf
 from image_agent import rpc
 from image_agent import rpcapi
 from tests.functional.deployment_fixture import pid_alive
+from tools.testenv.relay import Relay
 
 RABBIT_URL = os.environ.get(
     'IMAGE_AGENT_TEST_TRANSPORT_URL', 'rabbit://guest:guest@127.0.0.1:5672/'
@@ -256,11 +256,34 @@ def agents_dir():
 def _all_agents():
     started: list[AgentProcess] = []
     yield started
-    for agent in started:  # all at once, then wait for each
-        agent.terminate()
-    for agent in started:
-        agent.stop(timeout=10)
+    stop_all(started)
     delete_queues(started)
+
+
+def stop_all(agents: list[AgentProcess]) -> None:
+    """SIGTERM them all at once, then wait for each."""
+    for agent in agents:
+        agent.terminate()
+    for agent in agents:
+        agent.stop(timeout=10)
+
+
+# Agents started for the module running now (``make(keep=False)``).
+_MODULE_AGENTS: list[AgentProcess] = []
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _agents_end_with_their_module():
+    """The agents a test module started stop when the module ends.
+
+    They serve the session's topic: left running, they would answer the
+    next modules' calls made without a host (with the Glance relays of
+    their own module long closed), so a module's outcome would depend on
+    which ran before it.
+    """
+    yield
+    stop_all(_MODULE_AGENTS)
+    _MODULE_AGENTS.clear()
 
 
 def delete_queues(agents: list[AgentProcess]) -> None:
@@ -284,7 +307,8 @@ def delete_queues(agents: list[AgentProcess]) -> None:
 
 @pytest.fixture(scope='session')
 def agent_factory(deployment, rabbit_url, topic, agents_dir, _all_agents):
-    """make(host=None, **options): start an agent; stopped at the end."""
+    """make(host=None, **options): start an agent; stopped at the end of
+    its test module, or of the session with ``keep=True``."""
 
     def make(
         host: str | None = None,
@@ -293,6 +317,7 @@ def agent_factory(deployment, rabbit_url, topic, agents_dir, _all_agents):
         glance_urls: list[str] | None = None,
         options: dict | None = None,
         start: bool = True,
+        keep: bool = False,
     ) -> AgentProcess:
         agent = AgentProcess(
             agents_dir,
@@ -304,6 +329,8 @@ def agent_factory(deployment, rabbit_url, topic, agents_dir, _all_agents):
             options=options,
         )
         _all_agents.append(agent)
+        if not keep:
+            _MODULE_AGENTS.append(agent)
         return agent.start() if start else agent
 
     return make
@@ -312,7 +339,7 @@ def agent_factory(deployment, rabbit_url, topic, agents_dir, _all_agents):
 @pytest.fixture(scope='session')
 def agent(agent_factory) -> AgentProcess:
     """The agent most tests talk to (host ``agent-a``)."""
-    return agent_factory('agent-a')
+    return agent_factory('agent-a', keep=True)
 
 
 @pytest.fixture(scope='session')
@@ -331,73 +358,18 @@ def api(transport, topic) -> rpcapi.ImageAgentAPI:
 # -- a slow Glance --------------------------------------------------------
 
 
-class ThrottledProxy:
-    """A TCP proxy to one server whose answers flow at ``rate`` bytes/s."""
-
-    def __init__(self, target: tuple[str, int], rate: int) -> None:
-        self.target = target
-        self.rate = rate
-        self._listener = socket.create_server(('127.0.0.1', 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = 'http://127.0.0.1:%d' % self.port
-        self._sockets: list[socket.socket] = []
-        self._closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            self._sockets += [client, server]
-            threading.Thread(
-                target=self._relay, args=(client, server, None), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._relay,
-                args=(server, client, self.rate),
-                daemon=True,
-            ).start()
-
-    def _relay(self, src, dst, rate) -> None:
-        block = 64 * 1024 if rate is None else max(1, rate // 20)
-        try:
-            while data := src.recv(block):
-                dst.sendall(data)
-                if rate:
-                    time.sleep(len(data) / rate)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._closed.set()
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-
 @pytest.fixture
 def slow_glance(deployment):
     """slow_glance(rate): a URL serving Glance's answers at ``rate`` B/s."""
-    proxies: list[ThrottledProxy] = []
+    relays: list[Relay] = []
 
     def make(rate: int) -> str:
-        url = deployment.glance_urls[0]
-        host, port = url.split('//', 1)[1].rsplit(':', 1)
-        proxy = ThrottledProxy((host, int(port)), rate)
-        proxies.append(proxy)
-        return proxy.url
+        relays.append(Relay.to(deployment.glance_urls[0], rate=rate))
+        return relays[-1].url
 
     yield make
-    for proxy in proxies:
-        proxy.close()
+    for relay in relays:
+        relay.close()
 
 
 # -- a private RabbitMQ node ----------------------------------------------

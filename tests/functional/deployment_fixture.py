@@ -1,8 +1,6 @@
 """Session fixture: the real Keystone + two Glance deployment (tools.testenv).
 
-Import it in a conftest::
-
-    from tests.functional.deployment_fixture import deployment  # noqa: F401
+A plugin of the suites that use it (``pytest_plugins`` in tests/conftest.py).
 
 By default every pytest session gets its own private deployment (state dir
 ``/tmp/image-agent-testenv-pytest-<pid>``, its own ports and databases),

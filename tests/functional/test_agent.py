@@ -32,7 +32,7 @@ def notification_topic():
 
 
 @pytest.fixture(scope='module')
-def agent_b(agent_factory, notification_topic):  # noqa: F811
+def agent_b(agent_factory, notification_topic):
     """A second agent on the same topic, sending notifications."""
     return agent_factory(
         'agent-b',
@@ -51,7 +51,7 @@ def image(images, demo_context):
 
 
 @pytest.fixture
-def outside(agents_dir):  # noqa: F811
+def outside(agents_dir):
     path = os.path.join(agents_dir, 'outside-%s' % uuid.uuid4().hex[:6])
     os.makedirs(path)
     return path
@@ -77,7 +77,7 @@ def temp_files(root):
 # -- every operation ----------------------------------------------------------
 
 
-def test_ping_names_the_agent(api, agent, demo_context):  # noqa: F811
+def test_ping_names_the_agent(api, agent, demo_context):
     status = api.ping(demo_context, host=agent.host)
     assert status['host'] == agent.host
     assert status['version'] == '1.4'
@@ -86,8 +86,8 @@ def test_ping_names_the_agent(api, agent, demo_context):  # noqa: F811
 
 
 def test_show_detail_members_and_stores(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     demo_context,
     image,
 ):
@@ -108,8 +108,8 @@ def test_show_detail_members_and_stores(
 
 
 def test_download_writes_a_verified_file(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     demo_context,
     image,
 ):
@@ -150,8 +150,8 @@ def test_download_writes_a_verified_file(
 
 
 def test_create_update_and_delete_from_local_files(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     demo_context,
     image_service,
     admin_context,
@@ -201,8 +201,8 @@ def test_create_update_and_delete_from_local_files(
 
 
 def test_uploads_from_outside_the_roots_are_refused(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     demo_context,
     outside,
 ):
@@ -226,8 +226,8 @@ def test_uploads_from_outside_the_roots_are_refused(
 
 
 def test_locations(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     deployment,
     demo_context,
     images,
@@ -251,8 +251,8 @@ def test_locations(
 
 
 def test_a_missing_image_raises_image_not_found_itself(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     demo_context,
 ):
     with pytest.raises(exception.ImageNotFound) as info:
@@ -266,7 +266,7 @@ def test_a_missing_image_raises_image_not_found_itself(
     assert not os.path.exists(os.path.join(agent.root, 'missing'))
 
 
-def test_a_call_without_token_is_refused(api, agent):  # noqa: F811
+def test_a_call_without_token_is_refused(api, agent):
     anonymous = ia_context.RequestContext(
         user_id='u', project_id='p', roles=['admin'], overwrite=False
     )
@@ -275,8 +275,8 @@ def test_a_call_without_token_is_refused(api, agent):  # noqa: F811
 
 
 def test_another_projects_private_image_is_not_found(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     alt_context,
     image,
 ):
@@ -288,8 +288,8 @@ def test_another_projects_private_image_is_not_found(
 
 
 def test_altered_bytes_in_the_store_fail_verification(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     deployment,
     demo_context,
     image,
@@ -322,8 +322,8 @@ def test_altered_bytes_in_the_store_fail_verification(
     ],
 )
 def test_bad_paths_are_typed_errors_and_write_nothing(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     demo_context,
     image,
     outside,
@@ -373,8 +373,8 @@ def test_bad_paths_are_typed_errors_and_write_nothing(
 
 
 def test_a_host_targeted_download_lands_on_that_agent(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     agent_b,
     demo_context,
     image,
@@ -392,8 +392,8 @@ def test_a_host_targeted_download_lands_on_that_agent(
 
 
 def test_calls_without_host_reach_every_agent_of_the_topic(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     agent_b,
     demo_context,
 ):
@@ -402,11 +402,11 @@ def test_calls_without_host_reach_every_agent_of_the_topic(
 
 
 def test_downloads_send_notifications(
-    api,  # noqa: F811
+    api,
     agent_b,
     demo_context,
     image,
-    rabbit_url,  # noqa: F811
+    rabbit_url,
     notification_topic,
 ):
     path = os.path.join(agent_b.root, 'notified-%s' % image['id'][:8])
@@ -458,8 +458,8 @@ def collect_notifications(url, topic_name, path, timeout=10):
 
 
 def test_the_same_download_twice_at_once_is_one_transfer(
-    api,  # noqa: F811
-    agent,  # noqa: F811
+    api,
+    agent,
     demo_context,
     image,
 ):

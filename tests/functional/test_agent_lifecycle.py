@@ -70,9 +70,9 @@ class Background:
 
 
 def test_sigterm_lets_a_running_download_finish(
-    agent_factory,  # noqa: F811
-    slow_glance,  # noqa: F811
-    api,  # noqa: F811
+    agent_factory,
+    slow_glance,
+    api,
     demo_context,
     image,
 ):
@@ -93,9 +93,9 @@ def test_sigterm_lets_a_running_download_finish(
 
 
 def test_sigterm_past_the_drain_timeout_cancels_cleanly(
-    agent_factory,  # noqa: F811
-    slow_glance,  # noqa: F811
-    api,  # noqa: F811
+    agent_factory,
+    slow_glance,
+    api,
     demo_context,
     image,
 ):
@@ -118,9 +118,9 @@ def test_sigterm_past_the_drain_timeout_cancels_cleanly(
 
 
 def test_a_killed_worker_is_noticed_in_seconds_and_its_leftovers_removed(
-    agent_factory,  # noqa: F811
-    slow_glance,  # noqa: F811
-    api,  # noqa: F811
+    agent_factory,
+    slow_glance,
+    api,
     config,
     demo_context,
     image,
@@ -152,9 +152,9 @@ def test_a_killed_worker_is_noticed_in_seconds_and_its_leftovers_removed(
 
 
 def test_the_agent_survives_a_broker_restart(
-    private_rabbit,  # noqa: F811
-    agent_factory,  # noqa: F811
-    topic,  # noqa: F811
+    private_rabbit,
+    agent_factory,
+    topic,
     demo_context,
     image,
 ):

@@ -27,7 +27,7 @@ def client_command() -> list[str]:
 
 
 @pytest.fixture
-def run(deployment, rabbit_url, topic, agent):  # noqa: F811
+def run(deployment, rabbit_url, topic, agent):
     """run(*args) -> CompletedProcess of image-agent-client as user demo."""
     env = dict(
         os.environ,
@@ -58,7 +58,7 @@ def ok_json(result):
     return json.loads(result.stdout)
 
 
-def test_ping_as_json_and_table(run, agent):  # noqa: F811
+def test_ping_as_json_and_table(run, agent):
     status = ok_json(run('--host', agent.host, '-f', 'json', 'ping'))
     assert status['host'] == agent.host
     table = run('--host', agent.host, 'ping')
@@ -66,7 +66,7 @@ def test_ping_as_json_and_table(run, agent):  # noqa: F811
     assert '| host ' in table.stdout and agent.host in table.stdout
 
 
-def test_every_operation(run, agent, demo_context, images, deployment):  # noqa: F811
+def test_every_operation(run, agent, demo_context, images, deployment):
     image = images(demo_context, data=io.BytesIO(DATA))
     image_id = image['id']
 
@@ -125,7 +125,7 @@ def test_every_operation(run, agent, demo_context, images, deployment):  # noqa:
     assert deleted == {'id': created['id'], 'deleted': True}
 
 
-def test_errors_are_one_line_and_a_non_zero_exit(run, agent):  # noqa: F811
+def test_errors_are_one_line_and_a_non_zero_exit(run, agent):
     missing = str(uuid.uuid4())
     result = run('show', missing)
     assert result.returncode == 1
@@ -157,7 +157,7 @@ def test_no_agent_on_the_topic_fails_at_once_with_one_line(run):
 # -- credentials and formats as OpenStack's clients take and give them ------
 
 
-def _demo_session(deployment):  # noqa: F811
+def _demo_session(deployment):
     from keystoneauth1 import session as ks_session
     from keystoneauth1.identity import v3
 
@@ -173,7 +173,7 @@ def _demo_session(deployment):  # noqa: F811
 
 
 @pytest.fixture
-def app_credential(deployment):  # noqa: F811
+def app_credential(deployment):
     """An application credential of user demo, deleted afterwards."""
     session = _demo_session(deployment)
     user_id = session.get_user_id()
@@ -209,7 +209,7 @@ def _without_password(env_extra):
 
 def test_an_application_credential_authenticates(
     run, agent, demo_context, images, app_credential
-):  # noqa: F811
+):
     image = images(demo_context)
     env = _without_password(
         {
@@ -225,7 +225,7 @@ def test_an_application_credential_authenticates(
 
 def test_a_cloud_of_clouds_yaml_authenticates(
     run, agent, demo_context, images, deployment, tmp_path
-):  # noqa: F811
+):
     image = images(demo_context)
     clouds = tmp_path / 'clouds.yaml'
     clouds.write_text(
@@ -256,7 +256,7 @@ def test_a_cloud_of_clouds_yaml_authenticates(
     }
 
 
-def test_domain_ids_are_honoured(run, agent):  # noqa: F811
+def test_domain_ids_are_honoured(run, agent):
     env = {
         'OS_USER_DOMAIN_NAME': '',
         'OS_PROJECT_DOMAIN_NAME': '',
@@ -275,7 +275,7 @@ def test_a_missing_domain_says_what_to_set(run):
     assert 'OS_USER_DOMAIN_NAME' in result.stderr
 
 
-def test_no_credentials_say_what_to_set(run, agent):  # noqa: F811
+def test_no_credentials_say_what_to_set(run, agent):
     env = _without_password({'OS_AUTH_URL': ''})
     result = run('--host', agent.host, 'ping', env_extra=env)
     assert result.returncode == 1

@@ -26,7 +26,7 @@ MISSING = '6f1d8c1e-0000-4000-8000-00000000c11e'
 
 
 @pytest.fixture
-def consumer_conf(topic):  # noqa: F811
+def consumer_conf(topic):
     """A service's own ConfigOpts: its ``host`` is not a host name."""
     conf = cfg.ConfigOpts()
     conf.register_opts([cfg.StrOpt('host', default='volume-1@lvm#pool')])
@@ -38,7 +38,7 @@ def consumer_conf(topic):  # noqa: F811
 
 
 @pytest.fixture
-def consumer_transport(consumer_conf, rabbit_url):  # noqa: F811
+def consumer_transport(consumer_conf, rabbit_url):
     """The service's transport: no image_agent.exception in its exmods."""
     transport = messaging.get_rpc_transport(
         consumer_conf,
@@ -58,7 +58,7 @@ def consumer_api(consumer_conf, consumer_transport):
 
 def test_a_consumers_conf_and_transport_serve_every_call(
     consumer_api,
-    agent,  # noqa: F811
+    agent,
     images,
     demo_context,
 ):
@@ -78,10 +78,10 @@ def test_a_consumers_conf_and_transport_serve_every_call(
 
 def test_errors_are_typed_on_a_transport_without_the_exmods(
     consumer_api,
-    agent,  # noqa: F811
+    agent,
     images,
     demo_context,
-    agents_dir,  # noqa: F811
+    agents_dir,
 ):
     with pytest.raises(exception.ImageNotFound) as info:
         consumer_api.show(demo_context, MISSING)
@@ -99,7 +99,7 @@ def test_errors_are_typed_on_a_transport_without_the_exmods(
 
 def test_a_token_less_context_is_refused_as_not_authorized(
     consumer_api,
-    agent,  # noqa: F811
+    agent,
 ):
     with pytest.raises(exception.NotAuthorized):
         consumer_api.ping({'user_id': 'u', 'project_id': 'p'}, agent.host)
@@ -108,7 +108,7 @@ def test_a_token_less_context_is_refused_as_not_authorized(
 def test_upgrade_levels_auto_asks_the_agent_its_version(
     consumer_conf,
     consumer_transport,
-    agent,  # noqa: F811
+    agent,
     demo_context,
     admin_context,
 ):
@@ -127,7 +127,7 @@ def test_upgrade_levels_auto_asks_the_agent_its_version(
 def test_upgrade_levels_release_name_pins_the_version(
     consumer_conf,
     consumer_transport,
-    agent,  # noqa: F811
+    agent,
     admin_context,
 ):
     consumer_conf.set_override('image_agent', '1.0', group='upgrade_levels')
@@ -148,7 +148,7 @@ def test_upgrade_levels_release_name_pins_the_version(
 
 @pytest.mark.parametrize('name', ['volume-%s@lvm#pool', 'rbd-%s:volumes'])
 def test_an_agent_named_as_a_cinder_backend_serves_its_host(
-    agent_factory,  # noqa: F811
+    agent_factory,
     consumer_api,
     demo_context,
     name,
@@ -166,8 +166,8 @@ def test_an_agent_named_as_a_cinder_backend_serves_its_host(
 
 def test_a_caller_in_another_control_exchange_reaches_the_agents(
     consumer_conf,
-    rabbit_url,  # noqa: F811
-    agent,  # noqa: F811
+    rabbit_url,
+    agent,
     demo_context,
 ):
     """Nova's transport sends to control_exchange "nova" by default."""
@@ -193,9 +193,9 @@ def _earlier_client(transport, topic):
 
 
 def test_callers_of_earlier_versions_reach_upgraded_agents(
-    transport,  # noqa: F811
-    topic,  # noqa: F811
-    agent,  # noqa: F811
+    transport,
+    topic,
+    agent,
     demo_context,
 ):
     client = _earlier_client(transport, topic)
@@ -204,9 +204,9 @@ def test_callers_of_earlier_versions_reach_upgraded_agents(
 
 
 def test_the_control_exchange_listener_can_be_turned_off(
-    agent_factory,  # noqa: F811
-    transport,  # noqa: F811
-    topic,  # noqa: F811
+    agent_factory,
+    transport,
+    topic,
     consumer_api,
     demo_context,
 ):

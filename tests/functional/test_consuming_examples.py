@@ -19,7 +19,7 @@ DATA = os.urandom(256 * 1024)
 
 
 @pytest.fixture
-def cache_agent(agent_factory, agents_dir):  # noqa: F811
+def cache_agent(agent_factory, agents_dir):
     """An agent with an image cache, stopped at the end of the test (it
     listens on the session's topic)."""
     host = 'agent-cache-%s' % uuid.uuid4().hex[:6]
@@ -30,7 +30,7 @@ def cache_agent(agent_factory, agents_dir):  # noqa: F811
 
 
 @pytest.fixture
-def run_example(deployment, agent):  # noqa: F811
+def run_example(deployment, agent):
     """run_example(name, *args, user='admin') -> CompletedProcess."""
 
     def run(name, *args, user='admin'):
@@ -64,7 +64,7 @@ def run_example(deployment, agent):  # noqa: F811
 
 def test_precache_hosts_lists_every_failure_of_every_host(
     run_example, cache_agent, images, admin_context
-):  # noqa: F811
+):
     agent = cache_agent
     good = images(admin_context, data=io.BytesIO(DATA), visibility='public')
     missing = ['00000000-0000-4000-8000-00000000000%d' % i for i in (1, 2)]
@@ -88,7 +88,7 @@ def test_precache_hosts_lists_every_failure_of_every_host(
 
 def test_volume_download_writes_and_records(
     run_example, agent, images, demo_context, image_service
-):  # noqa: F811
+):
     image = images(demo_context, data=io.BytesIO(DATA))
     image_service.update(
         demo_context, image['id'], {'properties': {'kept': 'yes'}},

@@ -1,6 +1,6 @@
 """The test deployment itself works: tokens, catalog, the Glance servers.
 
-The ``deployment`` fixture comes from tests/functional/conftest.py.
+The ``deployment`` fixture comes from tests/functional/deployment_fixture.py.
 """
 
 from __future__ import annotations

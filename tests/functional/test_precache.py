@@ -2,24 +2,22 @@
 
 Six ``image-agent`` processes (own host names, roots and caches) on their
 own RPC topic, against the real Keystone and Glance. Glance is reached
-through a TCP proxy that counts the bytes it sends, so the tests see how
-many bytes each step took from Glance: pre-caching N hosts costs N times
-the image size, a download after it costs none (only the image's metadata,
-a few KiB, for the caller's right to it).
+through a relay (``tools.testenv.relay``) that counts the bytes it sends,
+so the tests see how many bytes each step took from Glance: pre-caching N
+hosts costs N times the image size, a download after it costs none (only
+the image's metadata, a few KiB, for the caller's right to it).
 """
 
 import concurrent.futures
-import contextlib
 import io
 import os
-import socket
-import threading
 import time
 import uuid
 
 import pytest
 
 from image_agent import rpcapi
+from tools.testenv.relay import Relay
 
 MiB = 1024 * 1024
 SIZE = 2 * MiB
@@ -28,57 +26,9 @@ METADATA_BYTES = 64 * 1024
 HOSTS = ['pc-%d' % n for n in range(1, 7)]
 
 
-class CountingProxy:
-    """A TCP proxy to one Glance server counting the bytes it answers."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.sent = 0
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(('127.0.0.1', 0))
-        self.url = 'http://127.0.0.1:%d' % self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            self._sockets += [client, server]
-            for src, dst, count in ((client, server, False),
-                                    (server, client, True)):  # fmt: skip
-                threading.Thread(
-                    target=self._relay, args=(src, dst, count), daemon=True
-                ).start()
-
-    def _relay(self, src, dst, count: bool) -> None:
-        try:
-            while data := src.recv(256 * 1024):
-                dst.sendall(data)
-                if count:
-                    with self._lock:
-                        self.sent += len(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-
 @pytest.fixture(scope='module')
-def proxy(deployment):  # noqa: F811
-    host, port = deployment.glance_urls[0].split('//', 1)[1].rsplit(':', 1)
-    proxy = CountingProxy((host, int(port)))
+def proxy(deployment):
+    proxy = Relay.to(deployment.glance_urls[0])
     yield proxy
     proxy.close()
 
@@ -109,12 +59,12 @@ def start_agents(
 
 
 @pytest.fixture(scope='module')
-def six_agents(agent_factory, pc_topic, proxy):  # noqa: F811
+def six_agents(agent_factory, pc_topic, proxy):
     return start_agents(agent_factory, pc_topic, proxy, HOSTS)
 
 
 @pytest.fixture(scope='module')
-def pc_api(transport, pc_topic):  # noqa: F811
+def pc_api(transport, pc_topic):
     return rpcapi.ImageAgentAPI(
         transport=transport, topic=pc_topic, timeout=30
     )
@@ -138,7 +88,7 @@ def test_precache_on_six_hosts_with_one_stopped(
     ids = [first['id'], second['id']]
     stopped = six_agents[-1]
     stopped.stop()
-    before = proxy.sent
+    before = proxy.answer_bytes
     notes = Recorder()
     finished = []
     started = time.monotonic()
@@ -151,7 +101,7 @@ def test_precache_on_six_hosts_with_one_stopped(
         progress=lambda host, *_: finished.append(host),
     )
     elapsed = time.monotonic() - started
-    moved = proxy.sent - before
+    moved = proxy.answer_bytes - before
     for host in HOSTS[:-1]:
         assert {i: result[host][i]['status'] for i in ids} == dict.fromkeys(
             ids, 'cached'
@@ -180,15 +130,15 @@ def test_precache_on_six_hosts_with_one_stopped(
     # A download of a cached image is a local copy: no image bytes from
     # Glance, the hash checked all the same.
     agent = six_agents[0]
-    before = proxy.sent
+    before = proxy.answer_bytes
     path = os.path.join(agent.root, 'disk-%s' % uuid.uuid4().hex[:6])
     done = pc_api.download(demo_context, first['id'], path, host=agent.host)
     assert done['source'] == 'cache'
     assert done['fetched'] == 0
-    assert proxy.sent - before < METADATA_BYTES
+    assert proxy.answer_bytes - before < METADATA_BYTES
     print(
         'download of a pre-cached image: %d bytes from Glance (metadata)'
-        % (proxy.sent - before)
+        % (proxy.answer_bytes - before)
     )
     assert os.path.getsize(path) == SIZE
     # Writing to the copy leaves the cache intact (it is not a hard link).
@@ -197,14 +147,14 @@ def test_precache_on_six_hosts_with_one_stopped(
     assert os.stat(path).st_ino != os.stat(entry['path']).st_ino
 
     # Pre-caching again finds the images in place.
-    before = proxy.sent
+    before = proxy.answer_bytes
     again = pc_api.precache(
         admin_context, ids, HOSTS[:-1], notifier=Recorder()
     )
     assert {r[i]['status'] for r in again.values() for i in ids} == {
         'existing'
     }
-    assert proxy.sent - before < 5 * 2 * METADATA_BYTES
+    assert proxy.answer_bytes - before < 5 * 2 * METADATA_BYTES
 
 
 def test_the_cache_limit_evicts_the_least_recently_used(
@@ -245,9 +195,9 @@ def test_file_locations_are_copied_locally(
         extra='[glance]\nallowed_direct_url_schemes = file\n',
     )
     image = images(demo_context, data=io.BytesIO(os.urandom(SIZE)))
-    before = proxy.sent
+    before = proxy.answer_bytes
     path = os.path.join(agent.root, 'disk')
     done = pc_api.download(demo_context, image['id'], path, host=agent.host)
     assert done['fetched'] == 0
     assert done['source'] == 'cache'  # filled from the file, then copied
-    assert proxy.sent - before < METADATA_BYTES
+    assert proxy.answer_bytes - before < METADATA_BYTES

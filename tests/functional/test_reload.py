@@ -9,7 +9,7 @@ from image_agent import exception
 pytestmark = pytest.mark.slow
 
 
-def test_sighup_applies_a_new_cache_dir(agent_factory, api, admin_context):  # noqa: F811
+def test_sighup_applies_a_new_cache_dir(agent_factory, api, admin_context):
     agent = agent_factory()
     try:
         with pytest.raises(exception.ImageAgentException) as info:

@@ -27,7 +27,7 @@ def image(images, demo_context):
 
 
 @pytest.fixture
-def start_agent(agent_factory):  # noqa: F811
+def start_agent(agent_factory):
     """agent_factory, with the agents stopped at the end of the test: they
     listen on the session's topic, where other tests call any agent."""
     started = []
@@ -54,11 +54,11 @@ def worker_pid(api, demo_context, agent):
 
 def test_sigusr2_reports_the_transfer_in_flight(
     start_agent,
-    slow_glance,  # noqa: F811
-    api,  # noqa: F811
+    slow_glance,
+    api,
     demo_context,
     image,
-    deployment,  # noqa: F811
+    deployment,
 ):
     agent = start_agent(
         glance_urls=[slow_glance(RATE)],
@@ -86,7 +86,7 @@ def test_sigusr2_reports_the_transfer_in_flight(
 
 def test_sigusr2_to_the_master_does_not_stop_the_agent(
     start_agent,
-    api,  # noqa: F811
+    api,
     demo_context,
 ):
     agent = start_agent()
@@ -98,8 +98,8 @@ def test_sigusr2_to_the_master_does_not_stop_the_agent(
 
 def test_a_modified_trigger_file_writes_a_report(
     start_agent,
-    agents_dir,  # noqa: F811
-    api,  # noqa: F811
+    agents_dir,
+    api,
     demo_context,
 ):
     trigger = os.path.join(agents_dir, 'gmr-trigger')

@@ -47,7 +47,7 @@ def run_check(config_file: str) -> tuple[int, dict[str, dict]]:
 
 
 @pytest.fixture(scope='module')
-def agent(agent_factory):  # noqa: F811
+def agent(agent_factory):
     """An agent alone on a topic of its own.
 
     The status command finds agents by pinging the topic a few times
@@ -75,7 +75,7 @@ def edited(agent, tmp_path, changes: dict[str, dict[str, str]]) -> str:
     return str(path)
 
 
-def test_a_running_agent_passes_every_check(agent):  # noqa: F811
+def test_a_running_agent_passes_every_check(agent):
     code, checks = run_check(agent.config_file)
     assert code == 0, checks
     assert len(checks) == 6
@@ -86,7 +86,7 @@ def test_a_running_agent_passes_every_check(agent):  # noqa: F811
     assert agent.host in agents
 
 
-def test_a_broken_configuration_fails_with_reasons(agent, tmp_path):  # noqa: F811
+def test_a_broken_configuration_fails_with_reasons(agent, tmp_path):
     config_file = edited(
         agent,
         tmp_path,
@@ -111,7 +111,7 @@ def test_a_broken_configuration_fails_with_reasons(agent, tmp_path):  # noqa: F8
     assert 'not inside a download root' in cache['details']
 
 
-def test_an_unreachable_glance_fails(agent, tmp_path):  # noqa: F811
+def test_an_unreachable_glance_fails(agent, tmp_path):
     config_file = edited(
         agent, tmp_path, {'glance': {'api_servers': 'http://127.0.0.1:9'}}
     )
@@ -126,7 +126,7 @@ def test_an_unreachable_glance_fails(agent, tmp_path):  # noqa: F811
     [('1.0', 'WARNING'), (rpcapi.ImageAgentAPI.RPC_API_VERSION, 'SUCCESS')],
 )
 def test_the_version_pin_is_compared_with_the_agents(
-    agent,  # noqa: F811
+    agent,
     tmp_path,
     cap,
     expected,
@@ -138,7 +138,7 @@ def test_the_version_pin_is_compared_with_the_agents(
     assert agent.host in check['details']
 
 
-def test_no_agent_on_the_topic_is_a_warning(agent, tmp_path):  # noqa: F811
+def test_no_agent_on_the_topic_is_a_warning(agent, tmp_path):
     config_file = edited(
         agent, tmp_path, {'agent': {'topic': 'image-agent-nobody-here'}}
     )

@@ -43,7 +43,7 @@ from image_agent import rpcapi
 from image_agent.image import glance
 from tests.functional.agent_fixtures import AgentProcess
 from tests.functional.agent_fixtures import PrivateRabbit
-from tests.functional.conftest import make_context
+from tests.functional.glance_fixtures import make_context
 from tests.functional.rabbit_cluster import node_pid
 from tools.bench.environment import RandomStream
 from tools.bench.environment import rss_bytes

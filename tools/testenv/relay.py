@@ -1,33 +1,83 @@
-"""An HTTP relay in front of one Glance server that counts image bytes.
+"""The HTTP relay on loopback that tests and benchmarks put before a server.
 
-``Relay`` forwards each request (one per connection: it asks the server to
-close) and relays the answer, optionally at a limited rate (``rate`` per
-answer, ``total_rate`` for all answers at once: a shared NIC), optionally
-re-framed as ``Transfer-Encoding: chunked`` without a Content-Length (a
-stream of unknown size). It counts the body bytes of the image data
-answers (``GET .../file``) it passed on, which is how tests and benchmarks
-see how many bytes a download really took from Glance.
+The one proxy of the functional and fault suites and of ``tools/bench``.
+``Relay`` forwards each request to its server (one per connection: it
+asks the server to close, and streams request bodies of any framing) and
+relays the answer. It records what passed, so a test can check what the
+agent asked and how many bytes it really took from Glance:
 
-Misbehaving servers, for image data answers only: ``extra`` bytes sent
-after the image's (with ``chunked``: more bytes than the size),
-``cut_after`` body bytes per answer and then the connection closed (a
-server that trickles a little and breaks off), ``stall`` (the request is
-held without an answer until the client goes away). Stdlib only.
+- ``requests``: every request (``Request``: request line, headers);
+- ``file_requests``: those for image data (``GET .../file``), and
+  ``file_bytes``: the body bytes of their answers passed on;
+- ``answer_bytes``: every byte sent back (heads and bodies),
+  ``answer_heads``: the heads sent back.
+
+Faults, each settable at any time:
+
+- ``rate``: each answer flows at that many bytes/s; ``total_rate``: all
+  answers together (a shared link);
+- ``cut()``: every connection open now is broken off (a server or the
+  network lost in the middle of a download);
+- ``lose`` (True, or a predicate on the ``Request``): the server acts on
+  the request and answers, the client hears nothing and its connection
+  closes (a retry could duplicate a side effect);
+- ``halve`` (the same): the answer is sent with half its body, then the
+  connection closes;
+- on image data answers: ``chunked`` (re-framed as
+  ``Transfer-Encoding: chunked`` without a Content-Length: a stream of
+  unknown size; applies to every answer), ``extra`` bytes sent after the
+  image's, ``cut_after`` body bytes per answer and then the connection
+  closed (a server that trickles and breaks off), ``stall`` (the request
+  is held without an answer until the client goes away).
+
+Stdlib only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import contextlib
+import dataclasses
 import socket
 import threading
 import time
+
+BLOCK = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One request as the relay received it (its head, without body)."""
+
+    head: bytes
+
+    @property
+    def line(self) -> bytes:
+        """The request line, e.g. ``b'GET /v2/images HTTP/1.1'``."""
+        return self.head.split(b'\r\n', 1)[0]
+
+    @property
+    def method(self) -> str:
+        return self.line.split(b' ')[0].decode()
+
+    @property
+    def path(self) -> str:
+        return self.line.split(b' ')[1].decode()
+
+    def header(self, name: str) -> str | None:
+        """A header's value (the name in any case), or None."""
+        value = _header(self.head, name.lower().encode())
+        return None if value is None else value.decode()
+
+
+Fault = bool | Callable[[Request], bool]
 
 
 def _read_head(conn: socket.socket) -> tuple[bytes, bytes]:
     """An HTTP head (up to the blank line) and what came after it."""
     data = b''
     while b'\r\n\r\n' not in data:
-        chunk = conn.recv(65536)
+        chunk = conn.recv(BLOCK)
         if not chunk:
             return b'', b''
         data += chunk
@@ -51,8 +101,19 @@ def _without(head: bytes, *names: bytes) -> list[bytes]:
     ]
 
 
+def _applies(fault: Fault, request: Request) -> bool:
+    return fault(request) if callable(fault) else bool(fault)
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    """Copy a request body on until the client stops or is cut off."""
+    with contextlib.suppress(OSError):
+        while data := src.recv(BLOCK):
+            dst.sendall(data)
+
+
 class Relay:
-    """Relays to ``target`` (host, port); ``rate`` bytes/s when given."""
+    """Relays to ``target`` (host, port); see the module for the options."""
 
     def __init__(
         self,
@@ -62,6 +123,8 @@ class Relay:
         extra: int = 0,
         cut_after: int | None = None,
         stall: bool = False,
+        lose: Fault = False,
+        halve: Fault = False,
         total_rate: int | None = None,
     ) -> None:
         self.target = target
@@ -71,24 +134,48 @@ class Relay:
         self.extra = extra
         self.cut_after = cut_after
         self.stall = stall
-        self.file_bytes = 0  # body bytes of image data answers passed on
-        self.file_requests: list[bytes] = []  # their request heads
-        self.answer_heads: list[bytes] = []  # the heads sent to the client
+        self.lose = lose
+        self.halve = halve
+        self.requests: list[Request] = []
+        self.file_requests: list[Request] = []
+        self.file_bytes = 0
+        self.answer_bytes = 0
+        self.answer_heads: list[bytes] = []
         self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
         self._listener = socket.create_server(('127.0.0.1', 0))
-        self.url = 'http://127.0.0.1:%d' % self._listener.getsockname()[1]
+        self.port = self._listener.getsockname()[1]
+        self.url = 'http://127.0.0.1:%d' % self.port
         self._closed = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     @classmethod
     def to(cls, url: str, **kwargs) -> Relay:
+        """A relay before the server of ``url`` (``http://HOST:PORT``)."""
         host, port = url.split('//', 1)[1].rsplit(':', 1)
-        return cls((host, int(port)), **kwargs)
+        return cls((host, int(port.rstrip('/'))), **kwargs)
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def cut(self, rate: int | None = None) -> None:
+        """Break off every connection open now; new ones flow at ``rate``."""
+        self.rate = rate
+        with self._lock:
+            sockets, self._open = self._open, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
+        """Stop accepting, and break off what is still open."""
         self._closed.set()
         with contextlib.suppress(OSError):
             self._listener.close()
+        self.cut(self.rate)
 
     def _accept(self) -> None:
         while not self._closed.is_set():
@@ -100,91 +187,121 @@ class Relay:
                 target=self._serve, args=(client,), daemon=True
             ).start()
 
+    def _track(self, sock: socket.socket, open_: bool = True) -> None:
+        with self._lock:
+            if open_:
+                self._open.add(sock)
+            else:
+                self._open.discard(sock)
+
     def _serve(self, client: socket.socket) -> None:
-        with client:
-            head, body = _read_head(client)
-            if not head:
-                return
-            length = int(_header(head, b'content-length') or 0)
-            while len(body) < length:
-                chunk = client.recv(65536)
-                if not chunk:
-                    return
-                body += chunk
-            lines = _without(head, b'connection')
-            request = b'\r\n'.join([*lines, b'Connection: close'])
-            is_file = lines[0].split(b' ')[1].split(b'?')[0].endswith(b'/file')
+        self._track(client)
+        try:
+            with client, contextlib.suppress(OSError):
+                self._relay(client)
+        finally:
+            self._track(client, open_=False)
+
+    def _relay(self, client: socket.socket) -> None:
+        head, body = _read_head(client)
+        if not head:
+            return
+        request = Request(head)
+        path = request.line.split(b' ')[1].split(b'?')[0]
+        is_file = path.endswith(b'/file')
+        with self._lock:
+            self.requests.append(request)
             if is_file:
-                with self._lock:
-                    self.file_requests.append(head)
-                if self.stall:
-                    self._hold(client)
-                    return
-            try:
-                upstream = socket.create_connection(self.target, timeout=60)
-            except OSError:
-                return  # the client sees its connection closed
-            with upstream:
-                upstream.sendall(request + b'\r\n\r\n' + body)
-                self._answer(upstream, client, is_file)
+                self.file_requests.append(request)
+        if is_file and self.stall:
+            self._hold(client)
+            return
+        try:
+            upstream = socket.create_connection(self.target, timeout=60)
+        except OSError:
+            return  # the client sees its connection closed
+        self._track(upstream)
+        try:
+            self._forward(client, upstream, request, body, is_file)
+        finally:
+            upstream.close()
+            self._track(upstream, open_=False)
+
+    def _forward(self, client, upstream, request: Request, body, is_file):
+        """The request on to the server, its answer back."""
+        head = request.head
+        lines = _without(head, b'connection')
+        upstream.sendall(
+            b'\r\n'.join([*lines, b'Connection: close', b'', body])
+        )
+        length = int(_header(head, b'content-length') or 0)
+        if length > len(body) or _header(head, b'transfer-encoding'):
+            threading.Thread(
+                target=_pump, args=(client, upstream), daemon=True
+            ).start()
+        self._answer(upstream, client, request, is_file)
 
     def _hold(self, client: socket.socket) -> None:
         """Answer nothing until the client or the relay closes."""
         client.settimeout(0.2)
         while not self._closed.is_set():
             try:
-                if not client.recv(65536):
+                if not client.recv(BLOCK):
                     return
             except TimeoutError:
                 continue
             except OSError:
                 return
 
-    def _answer(self, upstream, client, is_file: bool) -> None:
-        head, rest = _read_head(upstream)
-        if not head:
-            return
-        if self.chunked:
-            lines = _without(head, b'content-length', b'transfer-encoding')
-            head = b'\r\n'.join([*lines, b'Transfer-Encoding: chunked'])
-        with self._lock:
-            self.answer_heads.append(head)
+    def _answer(self, upstream, client, request: Request, is_file) -> None:
         try:
-            client.sendall(head + b'\r\n\r\n')
-            data = rest
+            head, data = _read_head(upstream)
+            if not head:
+                return
+            if _applies(self.lose, request):
+                while upstream.recv(BLOCK):
+                    pass  # the server finishes; the client hears nothing
+                return
             left = self.cut_after if is_file else None
-            while left is None or left > 0:
-                if left is not None:
-                    data = data[:left]
-                    left -= len(data)
-                if data:
-                    self._send(client, data, is_file)
-                if left == 0:
-                    return  # cut: the client sees its answer end early
-                data = upstream.recv(65536)
-                if not data:
-                    break
-            if is_file and self.extra:
-                self._send_extra(client)
+            if _applies(self.halve, request):
+                left = int(_header(head, b'content-length') or 0) // 2
             if self.chunked:
-                client.sendall(b'0\r\n\r\n')
+                lines = _without(head, b'content-length', b'transfer-encoding')
+                head = b'\r\n'.join([*lines, b'Transfer-Encoding: chunked'])
+            with self._lock:
+                self.answer_heads.append(head)
+            self._write(client, head + b'\r\n\r\n')
+            self._body(upstream, client, data, left, is_file)
         except OSError:
             pass
         finally:
-            # An upstream that died ends the client's answer early.
+            # Cut, lost, or an upstream that died: the answer ends here.
             with contextlib.suppress(OSError):
                 client.shutdown(socket.SHUT_RDWR)
 
-    def _send_extra(self, client) -> None:
-        """``extra`` bytes more than the image's, until the client stops."""
-        junk = b'\xee' * 65536
-        left = self.extra
-        while left > 0:
-            self._send(client, junk[:left], True)
-            left -= len(junk)
+    def _body(self, upstream, client, data: bytes, left, is_file) -> None:
+        """Relay the body, up to ``left`` bytes when given."""
+        while left is None or left > 0:
+            if left is not None:
+                data = data[:left]
+                left -= len(data)
+            if data:
+                self._send(client, data, is_file)
+            if left == 0:
+                return  # cut: the client sees its answer end early
+            data = upstream.recv(BLOCK)
+            if not data:
+                break
+        if is_file and self.extra:
+            junk = b'\xee' * BLOCK
+            for start in range(0, self.extra, BLOCK):
+                self._send(client, junk[: self.extra - start], True)
+        if self.chunked:
+            self._write(client, b'0\r\n\r\n')
 
     def _send(self, client, data: bytes, is_file: bool) -> None:
-        block = len(data) if self.rate is None else max(1, self.rate // 50)
+        rate = self.rate
+        block = len(data) if not rate else max(1, rate // 50)
         if self._pacer is not None:
             block = min(block, self._pacer.block)
         for start in range(0, len(data), block):
@@ -192,14 +309,19 @@ class Relay:
             if self._pacer is not None:
                 self._pacer.wait(len(piece))
             if self.chunked:
-                client.sendall(b'%x\r\n%s\r\n' % (len(piece), piece))
+                self._write(client, b'%x\r\n%s\r\n' % (len(piece), piece))
             else:
-                client.sendall(piece)
+                self._write(client, piece)
             if is_file:
                 with self._lock:
                     self.file_bytes += len(piece)
-            if self.rate:
-                time.sleep(len(piece) / self.rate)
+            if rate:
+                time.sleep(len(piece) / rate)
+
+    def _write(self, client, data: bytes) -> None:
+        client.sendall(data)
+        with self._lock:
+            self.answer_bytes += len(data)
 
 
 class _Pacer:

@@ -7,7 +7,13 @@ import pytest
 
 from image_agent import exception
 from image_agent.image import glance
-from tests.functional import netfaults
+from tools.testenv import util as testenv_util
+from tools.testenv.relay import Relay
+
+
+def dead_server_url() -> str:
+    """A loopback URL on which nothing listens (connections are refused)."""
+    return 'http://127.0.0.1:%d' % testenv_util.free_port()
 
 
 def test_first_server_down_call_served_by_second(
@@ -16,7 +22,7 @@ def test_first_server_down_call_served_by_second(
     image = images(demo_context, data=io.BytesIO(b'x' * 1000))
     config.config(
         group='glance',
-        api_servers=[netfaults.dead_server_url(), deployment.glance_urls[1]],
+        api_servers=[dead_server_url(), deployment.glance_urls[1]],
         num_retries=1,
     )
     service = glance.GlanceImageService()
@@ -43,7 +49,7 @@ def test_stopped_glance_server_is_skipped(
 def test_all_servers_down_fails_after_num_retries_plus_one_attempts(
     config, demo_context
 ):
-    dead = [netfaults.dead_server_url(), netfaults.dead_server_url()]
+    dead = [dead_server_url(), dead_server_url()]
     config.config(group='glance', api_servers=dead, num_retries=3)
     service = glance.GlanceImageService()
     with pytest.raises(exception.GlanceConnectionFailed) as info:
@@ -55,7 +61,7 @@ def test_all_servers_down_fails_after_num_retries_plus_one_attempts(
 
 
 def test_num_retries_zero_makes_one_attempt(config, demo_context):
-    dead = netfaults.dead_server_url()
+    dead = dead_server_url()
     config.config(group='glance', api_servers=[dead], num_retries=0)
     with pytest.raises(exception.GlanceConnectionFailed) as info:
         glance.GlanceImageService().show(demo_context, str(uuid.uuid4()))
@@ -67,19 +73,17 @@ def test_create_is_not_retried_after_the_response_was_lost(
 ):
     """The request reached Glance, which made the image; the answer was
     lost on the way back. A retry would make a second image."""
-    host_port = deployment.glance_urls[0].rsplit('/', 1)[-1]
-    host, port = host_port.split(':')
     name = 'no-dup-' + uuid.uuid4().hex[:8]
     service = glance.GlanceImageService()
     existing = images(demo_context)['id']
     # Schemas are fetched once per set of servers, in calls of their own
     # that are retried freely; fetch them through the proxy before it
     # loses every answer.
-    with netfaults.LoopbackProxy((host, int(port))) as proxy:
+    with Relay.to(deployment.glance_urls[0]) as proxy:
         config.config(group='glance', api_servers=[proxy.url], num_retries=3)
         try:
             service.show(demo_context, existing)
-            proxy.drop_responses = True
+            proxy.lose = True
             with pytest.raises(exception.GlanceConnectionFailed) as info:
                 service.create(
                     demo_context,
@@ -90,7 +94,7 @@ def test_create_is_not_retried_after_the_response_was_lost(
                     },
                 )
             assert 'after 1 attempt(s)' in str(info.value)
-            posts = [r for r in proxy.requests if r.startswith(b'POST')]
+            posts = [r for r in proxy.requests if r.method == 'POST']
             assert len(posts) == 1
         finally:
             config.config(group='glance', api_servers=deployment.glance_urls)
@@ -103,17 +107,16 @@ def test_show_is_retried_after_the_response_was_lost(
     deployment, config, demo_context, images
 ):
     image = images(demo_context)
-    host, port = deployment.glance_urls[0].rsplit('/', 1)[-1].split(':')
     service = glance.GlanceImageService()
     service.show(demo_context, image['id'])
-    with netfaults.LoopbackProxy(
-        (host, int(port)), drop_responses=True
-    ) as proxy:
+    with Relay.to(deployment.glance_urls[0], lose=True) as proxy:
         config.config(group='glance', api_servers=[proxy.url], num_retries=2)
         with pytest.raises(exception.GlanceConnectionFailed) as info:
             service.show(demo_context, image['id'])
         assert 'after 3 attempt(s)' in str(info.value)
-        gets = [r for r in proxy.requests if r.startswith(b'GET /v2/images')]
+        gets = [
+            r for r in proxy.requests if r.line.startswith(b'GET /v2/images')
+        ]
         assert len(gets) == 3
 
 
@@ -144,7 +147,7 @@ def test_catalog_discovery_honours_region_name(
 
 
 def test_catalog_in_v3_shape_is_accepted(deployment, config, images):
-    from tests.functional.conftest import make_context
+    from tests.functional.glance_fixtures import make_context
 
     context = make_context(deployment, 'demo', catalog='catalog')
     image = images(context)
@@ -180,7 +183,7 @@ def test_remote_image_service_is_bound_to_the_server_in_the_href(
     image = images(demo_context)
     config.config(
         group='glance',
-        api_servers=[netfaults.dead_server_url()],
+        api_servers=[dead_server_url()],
         num_retries=0,
     )
     href = '%s/v2/images/%s' % (deployment.glance_urls[1], image['id'])
@@ -200,18 +203,17 @@ def test_global_request_id_and_caller_token_travel_to_glance(
     deployment, config, demo_context, images
 ):
     image = images(demo_context)
-    host, port = deployment.glance_urls[0].rsplit('/', 1)[-1].split(':')
-    with netfaults.LoopbackProxy((host, int(port))) as proxy:
+    with Relay.to(deployment.glance_urls[0]) as proxy:
         config.config(group='glance', api_servers=[proxy.url])
         service = glance.GlanceImageService()
         assert service.show(demo_context, image['id'])['id'] == image['id']
-    show_heads = [h for h in proxy.heads if b'GET /v2/images/' in h]
-    assert show_heads
-    head = show_heads[-1].decode().lower()
+    shows = [r for r in proxy.requests if r.path.startswith('/v2/images/')]
+    assert shows
     assert (
-        'x-openstack-request-id: %s' % demo_context.global_request_id
-    ).lower() in head
-    assert ('x-auth-token: %s' % demo_context.auth_token).lower() in head
+        shows[-1].header('X-OpenStack-Request-ID')
+        == demo_context.global_request_id
+    )
+    assert shows[-1].header('X-Auth-Token') == demo_context.auth_token
 
 
 def test_a_lost_page_of_a_listing_is_retried(
@@ -223,17 +225,16 @@ def test_a_lost_page_of_a_listing_is_retried(
     names = ','.join(m['name'] for m in made)
     lost = []
 
-    def lose_first_second_page(request_line):
-        if b'marker=' in request_line and not lost:
-            lost.append(request_line)
+    def lose_first_second_page(request):
+        if b'marker=' in request.line and not lost:
+            lost.append(request.line)
             return True
         return False
 
-    host, port = deployment.glance_urls[0].rsplit('/', 1)[-1].split(':')
     service = glance.GlanceImageService()
     service.show(demo_context, made[0]['id'])
-    with netfaults.LoopbackProxy(
-        (host, int(port)), drop_responses=lose_first_second_page
+    with Relay.to(
+        deployment.glance_urls[0], lose=lose_first_second_page
     ) as proxy:
         config.config(group='glance', api_servers=[proxy.url], num_retries=2)
         found = service.detail(

@@ -1,5 +1,11 @@
-"""Fixtures shared by the functional tests: the real deployment and
-contexts carrying real Keystone tokens."""
+"""Fixtures of the tests as Glance's and the agents' callers: the agent
+configuration of this process, contexts carrying real Keystone tokens, and
+images made for a test and deleted after it.
+
+A plugin of every suite that uses the real deployment (``tests/conftest.py``).
+image_agent's modules are imported inside the fixtures: the consumers tests
+register Cinder's options on ``cfg.CONF`` first, as a Cinder process does.
+"""
 
 import contextlib
 import uuid
@@ -8,33 +14,22 @@ from keystoneauth1 import loading as ks_loading
 from oslo_config import fixture as config_fixture
 import pytest
 
-from image_agent import conf
-from image_agent import context as ia_context
-from image_agent.conf import client as client_conf
-from image_agent.image import auth
-from image_agent.image import glance
-from tests.functional.agent_fixtures import _all_agents  # noqa: F401
-from tests.functional.agent_fixtures import agent  # noqa: F401
-from tests.functional.agent_fixtures import agent_factory  # noqa: F401
-from tests.functional.agent_fixtures import agents_dir  # noqa: F401
-from tests.functional.agent_fixtures import api  # noqa: F401
-from tests.functional.agent_fixtures import private_rabbit  # noqa: F401
-from tests.functional.agent_fixtures import rabbit_url  # noqa: F401
-from tests.functional.agent_fixtures import slow_glance  # noqa: F401
-from tests.functional.agent_fixtures import topic  # noqa: F401
-from tests.functional.agent_fixtures import transport  # noqa: F401
-from tests.functional.deployment_fixture import deployment  # noqa: F401
-
 IMAGE_AGENT_USER = 'image-agent'
 
 
 @pytest.fixture
-def config(deployment):  # noqa: F811
+def config(deployment):
     """Agent configuration pointing at both Glance servers.
 
     The ``[glance]`` service credentials are those of the image-agent
     service user (used by the location API).
     """
+    # Imported here, not with the module: the consumers tests register
+    # Cinder's options on cfg.CONF before image_agent registers its own.
+    from image_agent import conf
+    from image_agent.conf import client as client_conf
+    from image_agent.image import auth
+
     # The client's options too: the tests are the agents' callers.
     client_conf.register_opts(conf.CONF)
     fixture = config_fixture.Config(conf.CONF)
@@ -70,8 +65,10 @@ def config(deployment):  # noqa: F811
     auth.reset()
 
 
-def make_context(deployment, user, catalog='catalog_v2'):  # noqa: F811
+def make_context(deployment, user, catalog='catalog_v2'):
     """A RequestContext as a service behind keystonemiddleware has it."""
+    from image_agent import context as ia_context
+
     creds = deployment.authenticate(user)
     return ia_context.RequestContext(
         auth_token=creds['token'],
@@ -86,22 +83,24 @@ def make_context(deployment, user, catalog='catalog_v2'):  # noqa: F811
 
 
 @pytest.fixture
-def demo_context(deployment, config):  # noqa: F811
+def demo_context(deployment, config):
     return make_context(deployment, 'demo')
 
 
 @pytest.fixture
-def alt_context(deployment, config):  # noqa: F811
+def alt_context(deployment, config):
     return make_context(deployment, 'alt')
 
 
 @pytest.fixture
-def admin_context(deployment, config):  # noqa: F811
+def admin_context(deployment, config):
     return make_context(deployment, 'admin')
 
 
 @pytest.fixture
 def image_service(config):
+    from image_agent.image import glance
+
     return glance.GlanceImageService()
 
 
