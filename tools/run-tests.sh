@@ -13,7 +13,9 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     exit 1
 }
 
-envs=${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,consumers,devstack,faults,quickstart,docs,releasenotes,openstack-constraints}
+# openstack-constraints is left out: with its default constraints (the
+# same pins as upper-constraints.txt) it repeats py3; see the README.
+envs=${IMAGE_AGENT_TOX_ENVS:-pep8,py3,functional,consumers,devstack,faults,quickstart,docs,releasenotes}
 
 tools/ensure-services.sh all
 # qemu-img: the agent inspects and converts images with it; the tests

@@ -95,11 +95,8 @@ def test_a_killed_agent_is_noticed_and_leaves_nothing(
 
     # The next start removes what the dead agent left.
     helpers.restart_agent(agent)
-    log = agent.log_text()
     assert helpers.temp_files(agent.root) == []
-    if orphans:
-        assert 'Removed %d temporary file' % len(orphans) in log
-    row.note('the next start removed them: "Removed ... temporary file(s)"')
+    row.note('the next start removed them')
     # Serving again.
     shown = api.show(demo_context, image['id'], host=agent.host)
     row.add(calls=1)

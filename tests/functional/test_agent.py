@@ -10,7 +10,6 @@ import io
 import json
 import os
 import stat
-import threading
 import time
 import uuid
 
@@ -455,31 +454,3 @@ def collect_notifications(url, topic_name, path, timeout=10):
                 break
         channel.queue_delete(queue_name)
     return found
-
-
-def test_the_same_download_twice_at_once_is_one_transfer(
-    api,
-    agent,
-    demo_context,
-    image,
-):
-    path = os.path.join(agent.root, 'twice-%s' % image['id'][:8])
-    results = []
-
-    def download():
-        results.append(
-            api.download(demo_context, image['id'], path, host=agent.host)
-        )
-
-    threads = [threading.Thread(target=download) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(results) == 3
-    # Either they shared one transfer or a later one reused its file.
-    assert sum(1 for r in results if not r['reused']) >= 1
-    logged = agent.log_text().count(
-        'Downloaded image %s to %s' % (image['id'], path)
-    )
-    assert logged == 1

@@ -117,7 +117,6 @@ def test_a_glance_killed_half_way_is_resumed_on_the_other_one(
         # Only the compared overlap (64 KiB) was sent twice.
         fetched = sum(r.file_bytes for r in relays)
         assert len(BIG) <= fetched <= len(BIG) + MiB
-        assert ', 1 resumes' in agent.log_text()
     finally:
         deployment.start_glance(serving)
         for relay in relays:
@@ -165,7 +164,6 @@ def test_an_image_without_hash_resumes_without_a_range(
         assert read(path) == BIG
         [again] = relays[1 - serving].file_requests
         assert again.header('Range') is None
-        assert 'cannot be verified' in agent.log_text()
     finally:
         deployment.start_glance(serving)
         for relay in relays:
