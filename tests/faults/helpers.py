@@ -1,4 +1,8 @@
-"""Helpers of the fault tests: background calls, files, processes, a proxy."""
+"""Helpers of the fault tests: outcomes, files, processes, mounts.
+
+``Background``, ``wait_until`` and the temporary-file helpers are
+``tests.functional.background``'s, named here too for the fault tests.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,17 @@ import stat
 import subprocess
 import tempfile
 import threading
-import time
 
 import oslo_messaging as messaging
 
 from image_agent import exception
-from image_agent import paths
+from tests.functional.background import Background as Background
+from tests.functional.background import (
+    download_under_way as download_under_way,
+)
+from tests.functional.background import largest_temp_file as largest_temp_file
+from tests.functional.background import temp_files as temp_files
+from tests.functional.background import wait_until as wait_until
 
 MiB = 1024 * 1024
 #: Everything this suite creates on the machine is named after this prefix
@@ -45,49 +54,6 @@ def describe(error: BaseException) -> str:
     return '%s: %s' % (name, text.strip().split('\n')[0][:300])
 
 
-class Background:
-    """Run a call in a thread; keep its result or error and its timing."""
-
-    def __init__(self, func, name: str = 'call') -> None:
-        self.result = None
-        self.error: BaseException | None = None
-        self.started_at = time.monotonic()
-        self.finished_at: float | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(func,), name=name, daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, func) -> None:
-        try:
-            self.result = func()
-        except BaseException as e:  # noqa: BLE001 - kept for the test
-            self.error = e
-        self.finished_at = time.monotonic()
-
-    @property
-    def duration(self) -> float | None:
-        if self.finished_at is None:
-            return None
-        return self.finished_at - self.started_at
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), (
-            'the call did not return within %.0f s' % timeout
-        )
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, 'timed out waiting for ' + what
-        time.sleep(interval)
-
-
 # -- files ------------------------------------------------------------------
 
 
@@ -101,27 +67,6 @@ def file_sha512(path: str) -> str:
         while chunk := f.read(4 * MiB):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def temp_files(*roots: str) -> list[str]:
-    """Temporary download files (ours) under ``roots``."""
-    found = []
-    for root in roots:
-        for directory, _, names in os.walk(root):
-            found += [
-                os.path.join(directory, n)
-                for n in names
-                if paths.is_temp_name(n)
-            ]
-    return found
-
-
-def largest_temp_file(root: str) -> int:
-    sizes = []
-    for path in temp_files(root):
-        with contextlib.suppress(OSError):
-            sizes.append(os.lstat(path).st_size)
-    return max(sizes, default=-1)
 
 
 def tree(root: str) -> dict[str, tuple]:

@@ -57,14 +57,8 @@ def test_a_killed_agent_is_noticed_and_leaves_nothing(
     agent = slow_agent
     # The caller's own setting: how long it waits without a heartbeat.
     config.config(group='image_agent', call_monitor_timeout=HEARTBEAT_WINDOW)
-    path = os.path.join(agent.root, 'killed')
-    call = helpers.Background(
-        lambda: api.download(demo_context, image['id'], path, host=agent.host)
-    )
-    helpers.wait_until(
-        lambda: helpers.largest_temp_file(agent.root) >= MiB,
-        30,
-        'the download to write',
+    call, path = helpers.download_under_way(
+        api, demo_context, image['id'], agent, 'killed', written=MiB
     )
     helpers.kill_agent(agent)
     killed_at = time.monotonic()
@@ -112,14 +106,8 @@ def test_sigterm_lets_the_download_finish_and_reply(
     image,
 ):
     agent = slow_agent
-    path = os.path.join(agent.root, 'drained')
-    call = helpers.Background(
-        lambda: api.download(demo_context, image['id'], path, host=agent.host)
-    )
-    helpers.wait_until(
-        lambda: helpers.largest_temp_file(agent.root) >= MiB,
-        30,
-        'the download to write',
+    call, path = helpers.download_under_way(
+        api, demo_context, image['id'], agent, 'drained', written=MiB
     )
     agent.signal(signal.SIGTERM)
     signalled = time.monotonic()

@@ -7,7 +7,6 @@ signal reliably lands while bytes are still flowing.
 import io
 import os
 import signal
-import threading
 import time
 
 import oslo_messaging as messaging
@@ -15,9 +14,10 @@ import pytest
 
 from image_agent import conf
 from image_agent import exception
-from image_agent import paths
 from image_agent import rpc
 from image_agent import rpcapi
+from tests.functional.background import download_under_way
+from tests.functional.background import temp_files
 
 pytestmark = pytest.mark.slow
 
@@ -31,44 +31,6 @@ def image(images, demo_context):
     return images(demo_context, data=io.BytesIO(DATA))
 
 
-def temp_files(root):
-    return [
-        name
-        for _, _, names in os.walk(root)
-        for name in names
-        if paths.is_temp_name(name)
-    ]
-
-
-def wait_for_temp_file(root, timeout=15):
-    """Wait until a download is writing under ``root``."""
-    deadline = time.monotonic() + timeout
-    while not temp_files(root):
-        assert time.monotonic() < deadline, 'no download started'
-        time.sleep(0.02)
-
-
-class Background:
-    """Run a call in a thread; keep its result or error and its duration."""
-
-    def __init__(self, func):
-        self.result = self.error = None
-        self.finished_at = None
-        self._thread = threading.Thread(target=self._run, args=(func,))
-        self._thread.start()
-
-    def _run(self, func):
-        try:
-            self.result = func()
-        except Exception as e:
-            self.error = e
-        self.finished_at = time.monotonic()
-
-    def join(self, timeout):
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), 'the call did not return'
-
-
 def test_sigterm_lets_a_running_download_finish(
     agent_factory,
     slow_glance,
@@ -77,11 +39,9 @@ def test_sigterm_lets_a_running_download_finish(
     image,
 ):
     agent = agent_factory(glance_urls=[slow_glance(RATE)])
-    path = os.path.join(agent.root, 'drained')
-    call = Background(
-        lambda: api.download(demo_context, image['id'], path, host=agent.host)
+    call, path = download_under_way(
+        api, demo_context, image['id'], agent, 'drained'
     )
-    wait_for_temp_file(agent.root)
     agent.signal(signal.SIGTERM)
     call.join(30)
     assert call.error is None, call.error
@@ -103,11 +63,9 @@ def test_sigterm_past_the_drain_timeout_cancels_cleanly(
         glance_urls=[slow_glance(RATE)],
         options={'agent': {'drain_timeout': 0}},
     )
-    path = os.path.join(agent.root, 'cancelled')
-    call = Background(
-        lambda: api.download(demo_context, image['id'], path, host=agent.host)
+    call, path = download_under_way(
+        api, demo_context, image['id'], agent, 'cancelled'
     )
-    wait_for_temp_file(agent.root)
     agent.signal(signal.SIGTERM)
     call.join(30)
     assert isinstance(call.error, exception.ImageDownloadFailed)
@@ -129,11 +87,9 @@ def test_a_killed_worker_is_noticed_in_seconds_and_its_leftovers_removed(
     config.config(group='image_agent', call_monitor_timeout=4)
     agent = agent_factory(glance_urls=[slow_glance(RATE // 2)])
     worker = api.ping(demo_context, host=agent.host)['pid']
-    path = os.path.join(agent.root, 'killed')
-    call = Background(
-        lambda: api.download(demo_context, image['id'], path, host=agent.host)
+    call, path = download_under_way(
+        api, demo_context, image['id'], agent, 'killed'
     )
-    wait_for_temp_file(agent.root)
     os.kill(worker, signal.SIGKILL)
     killed_at = time.monotonic()
     call.join(30)

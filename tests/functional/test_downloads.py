@@ -6,17 +6,18 @@ Real agents over RabbitMQ, talking to the real Glance servers through
 size), so the tests check bytes on the wire, not only outcomes.
 """
 
+import contextlib
 import hashlib
 import io
 import os
 import subprocess
-import threading
-import time
 import uuid
 
 import pytest
 
 from image_agent import exception
+from tests.functional.background import Background
+from tests.functional.background import wait_until
 from tools.testenv import databases
 from tools.testenv.deployment import DEFAULT_STATE_DIR
 from tools.testenv.relay import Relay
@@ -24,33 +25,6 @@ from tools.testenv.relay import Relay
 MiB = 1024 * 1024
 BIG = os.urandom(24 * MiB)
 SMALL = os.urandom(6 * MiB + 5)
-
-
-class Background:
-    """A call run in a thread, its result or error kept."""
-
-    def __init__(self, func):
-        self.result = self.error = None
-        self._thread = threading.Thread(target=self._run, args=(func,))
-        self._thread.start()
-
-    def _run(self, func):
-        try:
-            self.result = func()
-        except Exception as e:
-            self.error = e
-
-    def join(self, timeout=60):
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), 'the call did not return'
-        return self
-
-
-def wait_until(condition, timeout=30, what='condition'):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, 'timed out waiting for ' + what
-        time.sleep(0.01)
 
 
 def read(path):
@@ -86,6 +60,32 @@ def forget_multihash(deployment, image_id):
 # -- resume ------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def serving_glance_killed(deployment, agent_factory, api, ctxt, image, after):
+    """Download ``image`` through a relay before each Glance server and
+    SIGKILL the server streaming it once ``after`` bytes passed: yields
+    the finished call, the other server's relay, every relay and the path.
+    The server is started again and the relays closed afterwards."""
+    relays = [Relay.to(url, rate=16 * MiB) for url in deployment.glance_urls]
+    agent = agent_factory(glance_urls=[r.url for r in relays])
+    path = os.path.join(agent.root, 'resumed-%s' % image['id'][:8])
+    call = Background(
+        lambda: api.download(ctxt, image['id'], path, host=agent.host)
+    )
+    wait_until(
+        lambda: sum(r.file_bytes for r in relays) >= after,
+        what='%d bytes of the image' % after,
+    )
+    serving = next(i for i, r in enumerate(relays) if r.file_bytes)
+    deployment.kill_glance(serving)
+    try:
+        yield call.join(), relays[1 - serving], relays, path
+    finally:
+        deployment.start_glance(serving)
+        for relay in relays:
+            relay.close()
+
+
 def test_a_glance_killed_half_way_is_resumed_on_the_other_one(
     deployment,
     agent_factory,
@@ -94,33 +94,17 @@ def test_a_glance_killed_half_way_is_resumed_on_the_other_one(
     images,
 ):
     image = images(demo_context, data=io.BytesIO(BIG))
-    relays = [Relay.to(url, rate=16 * MiB) for url in deployment.glance_urls]
-    agent = agent_factory(glance_urls=[r.url for r in relays])
-    path = os.path.join(agent.root, 'resumed')
-    call = Background(
-        lambda: api.download(demo_context, image['id'], path, host=agent.host)
-    )
-    wait_until(
-        lambda: sum(r.file_bytes for r in relays) >= len(BIG) // 2,
-        what='half of the image',
-    )
-    serving = next(i for i, r in enumerate(relays) if r.file_bytes)
-    deployment.kill_glance(serving)
-    try:
-        call.join()
+    with serving_glance_killed(
+        deployment, agent_factory, api, demo_context, image, len(BIG) // 2
+    ) as (call, other, relays, path):
         assert call.error is None, call.error
         assert call.result['size'] == len(BIG)
         assert read(path) == BIG
-        other = relays[1 - serving]
         [resumed] = other.file_requests
         assert resumed.header('Range').startswith('bytes=')
         # Only the compared overlap (64 KiB) was sent twice.
         fetched = sum(r.file_bytes for r in relays)
         assert len(BIG) <= fetched <= len(BIG) + MiB
-    finally:
-        deployment.start_glance(serving)
-        for relay in relays:
-            relay.close()
 
 
 def test_an_image_without_hash_resumes_without_a_range(
@@ -145,29 +129,14 @@ def test_an_image_without_hash_resumes_without_a_range(
     )
     shown = api.show(demo_context, made['id'])
     assert (shown['checksum'], shown['os_hash_value']) == (None, None)
-    relays = [Relay.to(url, rate=16 * MiB) for url in deployment.glance_urls]
-    agent = agent_factory(glance_urls=[r.url for r in relays])
-    path = os.path.join(agent.root, 'nohash')
-    call = Background(
-        lambda: api.download(demo_context, made['id'], path, host=agent.host)
-    )
-    wait_until(
-        lambda: sum(r.file_bytes for r in relays) >= len(BIG) // 3,
-        what='a third of the image',
-    )
-    serving = next(i for i, r in enumerate(relays) if r.file_bytes)
-    deployment.kill_glance(serving)
-    try:
-        call.join()
+    with serving_glance_killed(
+        deployment, agent_factory, api, demo_context, made, len(BIG) // 3
+    ) as (call, other, _, path):
         assert call.error is None, call.error
         assert call.result['os_hash_algo'] is None
         assert read(path) == BIG
-        [again] = relays[1 - serving].file_requests
+        [again] = other.file_requests
         assert again.header('Range') is None
-    finally:
-        deployment.start_glance(serving)
-        for relay in relays:
-            relay.close()
 
 
 # -- one transfer, or none ---------------------------------------------------

@@ -11,9 +11,8 @@ import time
 
 import pytest
 
+from tests.functional.background import download_under_way
 from tests.functional.test_agent_lifecycle import RATE
-from tests.functional.test_agent_lifecycle import Background
-from tests.functional.test_agent_lifecycle import wait_for_temp_file
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +63,9 @@ def test_sigusr2_reports_the_transfer_in_flight(
         glance_urls=[slow_glance(RATE)],
         options={'agent': {'max_concurrent_downloads': '3'}},
     )
-    path = os.path.join(agent.root, 'reported')
-    call = Background(
-        lambda: api.download(demo_context, image['id'], path, host=agent.host)
+    call, path = download_under_way(
+        api, demo_context, image['id'], agent, 'reported'
     )
-    wait_for_temp_file(agent.root)
     os.kill(worker_pid(api, demo_context, agent), signal.SIGUSR2)
     text = wait_for_report(agent)
     report = text[text.index(REPORT) :]
