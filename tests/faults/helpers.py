@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import signal
 import socket
 import stat
 import subprocess
@@ -164,9 +163,7 @@ def rss_bytes(pid: int) -> int:
 
 def kill_agent(agent) -> None:
     """SIGKILL an agent's whole process group (master and worker)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(agent.popen.pid, signal.SIGKILL)
-    agent.popen.wait(10)
+    agent.kill()
 
 
 def restart_agent(agent):

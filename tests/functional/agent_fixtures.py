@@ -184,6 +184,16 @@ class AgentProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.popen.pid, signal.SIGTERM)
 
+    def kill(self, wait: bool = True) -> None:
+        """SIGKILL the whole process group (master and worker)."""
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        if wait:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(10)
+
     def stop(self, timeout: float = 40.0) -> int | None:
         """SIGTERM the master; SIGKILL the whole group if it lingers."""
         if self.popen is None:
@@ -261,11 +271,15 @@ def _all_agents():
 
 
 def stop_all(agents: list[AgentProcess]) -> None:
-    """SIGTERM them all at once, then wait for each."""
+    """SIGKILL them all at once, then reap each.
+
+    Not a graceful stop: the tests that need one make it themselves, and
+    an agent's graceful stop took up to 10 s here, once per module.
+    """
     for agent in agents:
-        agent.terminate()
+        agent.kill(wait=False)
     for agent in agents:
-        agent.stop(timeout=10)
+        agent.kill()
 
 
 # Agents started for the module running now (``make(keep=False)``).
