@@ -30,8 +30,8 @@ from image_agent import cache as image_cache
 from tests import certs
 from tests.faults import helpers
 from tests.faults.helpers import MiB
-from tests.functional.agent_fixtures import _free_port
 from tools.testenv.relay import Relay
+from tools.testenv.util import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ SIZE = 24 * MiB
 
 
 @pytest.fixture
-def relay(deployment):  # noqa: F811
+def relay(deployment):
     """Glance behind a relay that counts the image bytes it serves."""
     relay = Relay.to(deployment.glance_urls[0])
     yield relay
@@ -47,7 +47,7 @@ def relay(deployment):  # noqa: F811
 
 
 @pytest.fixture
-def peer_agent(agent_factory, agents_dir, relay):  # noqa: F811
+def peer_agent(agent_factory, agents_dir, relay):
     """peer_agent(**peers_options): an agent with a cache and peers on."""
     run = uuid.uuid4().hex[:6]
 
@@ -89,7 +89,7 @@ def test_precache_takes_one_copy_from_glance(
     peer_agent,
     images,
     admin_context,
-    image_data,  # noqa: F811
+    image_data,
 ):
     agents = [peer_agent(name) for name in ('a', 'b', 'c')]
     image = images(admin_context, data=io.BytesIO(image_data))
@@ -128,7 +128,7 @@ def test_altered_bytes_from_a_peer_are_thrown_away(
     peer_agent,
     images,
     admin_context,
-    image_data,  # noqa: F811
+    image_data,
 ):
     liar, honest = peer_agent('liar'), peer_agent('honest')
     image = images(admin_context, data=io.BytesIO(image_data))
@@ -171,11 +171,11 @@ def test_a_peer_killed_mid_transfer_is_resumed_on_the_next(
     peer_agent,
     images,
     admin_context,
-    image_data,  # noqa: F811
+    image_data,
 ):
-    port = _free_port()
+    port = free_port()
     # Its answers flow slowly, through a proxy it advertises.
-    proxy = helpers.CountingProxy(('127.0.0.1', port), rate=6 * MiB)
+    proxy = Relay(('127.0.0.1', port), rate=6 * MiB)
     try:
         dying = peer_agent(
             'dying', listen_port=str(port), advertise_port=str(proxy.port)
@@ -193,7 +193,7 @@ def test_a_peer_killed_mid_transfer_is_resumed_on_the_next(
             )
         )
         helpers.wait_until(
-            lambda: proxy.received > 4 * MiB, 60, 'the dying peer to send'
+            lambda: proxy.answer_bytes > 4 * MiB, 60, 'the dying peer to send'
         )
         helpers.kill_agent(dying)
         row.add(faults=1, calls=3)
@@ -205,7 +205,7 @@ def test_a_peer_killed_mid_transfer_is_resumed_on_the_next(
     row.note(
         'killed after %.0f MiB; %s'
         % (
-            proxy.received / MiB,
+            proxy.answer_bytes / MiB,
             {k: outcome[k] for k in ('source', 'fetched')},
         )
     )
@@ -223,7 +223,7 @@ def _peer_get(url: str, image_id: str, token: str | None):
     )
 
 
-def _glance_action(deployment, context, image_id, action):  # noqa: F811
+def _glance_action(deployment, context, image_id, action):
     response = requests.post(
         '%s/v2/images/%s/actions/%s'
         % (deployment.glance_urls[0], image_id, action),
@@ -238,7 +238,7 @@ def _glance_action(deployment, context, image_id, action):  # noqa: F811
 def test_a_peer_serves_only_what_glance_grants(  # noqa: PLR0913
     row,
     api,
-    deployment,  # noqa: F811
+    deployment,
     peer_agent,
     images,
     admin_context,

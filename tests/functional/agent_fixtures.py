@@ -1,21 +1,15 @@
 """Fixtures for the agent's functional tests: real agents over real RabbitMQ.
 
-Import what a test module needs::
-
-    from tests.functional.agent_fixtures import (  # noqa: F401
-        agent,
-        agent_factory,
-        api,
-        rabbit_url,
-        topic,
-    )
+A plugin of the suites that use the deployment (``pytest_plugins`` in
+tests/conftest.py): a test names the fixtures it needs.
 
 Every agent is a real ``image-agent --config-file ...`` process (a master
 and its worker, in their own process group) with its own config file,
 roots, host name and log, talking to the real deployment's Keystone and
 Glance. Each pytest session uses its own RPC topic, so sessions sharing the
 broker never serve each other's calls. Every process started here is killed
-at the end, by process group.
+by process group at the end of the test module that started it (or of the
+session, for the ones made with ``keep=True``).
 """
 
 from __future__ import annotations
@@ -40,6 +34,7 @@ from image_agent import conf
 from image_agent import rpc
 from image_agent import rpcapi
 from tests.functional.deployment_fixture import pid_alive
+from tools.testenv import util as testenv_util
 from tools.testenv.relay import Relay
 
 RABBIT_URL = os.environ.get(
@@ -398,7 +393,7 @@ class PrivateRabbit:
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix='image-agent-rmq-')
-        self.port = _free_port()
+        self.port = testenv_util.free_port()
         self.node = 'ia-test-%d@localhost' % self.port
         self.url = 'rabbit://guest:guest@127.0.0.1:%d/' % self.port
         with open(os.path.join(self.dir, 'rabbitmq.conf'), 'w') as f:
@@ -412,7 +407,7 @@ class PrivateRabbit:
             os.environ,
             RABBITMQ_NODENAME=self.node,
             RABBITMQ_NODE_PORT=str(self.port),
-            RABBITMQ_DIST_PORT=str(_free_port()),
+            RABBITMQ_DIST_PORT=str(testenv_util.free_port()),
             RABBITMQ_CONFIG_FILE=os.path.join(self.dir, 'rabbitmq'),
             RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(
                 self.dir, 'enabled_plugins'
@@ -475,12 +470,6 @@ class PrivateRabbit:
             with contextlib.suppress(OSError, ValueError), open(pid_file) as f:
                 os.kill(int(f.read().strip()), signal.SIGKILL)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ from image_agent import rpc
 from image_agent import rpcapi
 from image_agent.image import glance
 from tests.functional.agent_fixtures import PrivateRabbit
-from tests.functional.conftest import make_context
+from tests.functional.glance_fixtures import make_context
 from tools.bench import fleet
 from tools.bench import harness
 from tools.bench.environment import RandomStream
