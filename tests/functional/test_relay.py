@@ -178,3 +178,21 @@ def test_a_stalled_data_request_gets_no_answer(relay):
     conn.close()
     assert len(relay.file_requests) == 1
     assert relay.file_bytes == 0
+
+
+def test_total_rate_is_shared_by_every_answer(origin):
+    with Relay.to(origin.url, total_rate=1024 * 1024) as relay:
+        started = time.monotonic()
+        calls = [
+            threading.Thread(
+                target=get, args=(relay, '/v2/images/%d/file' % i)
+            )
+            for i in range(2)
+        ]
+        for call in calls:
+            call.start()
+        for call in calls:
+            call.join(10)
+        # 2 x 256 KiB through one 1 MiB/s link: half a second at least.
+        assert time.monotonic() - started >= 0.45
+        assert relay.file_bytes == 2 * len(DATA)
