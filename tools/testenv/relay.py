@@ -308,20 +308,22 @@ class Relay:
             piece = data[start : start + block]
             if self._pacer is not None:
                 self._pacer.wait(len(piece))
+            if is_file:
+                with self._lock:
+                    self.file_bytes += len(piece)
             if self.chunked:
                 self._write(client, b'%x\r\n%s\r\n' % (len(piece), piece))
             else:
                 self._write(client, piece)
-            if is_file:
-                with self._lock:
-                    self.file_bytes += len(piece)
             if rate:
                 time.sleep(len(piece) / rate)
 
     def _write(self, client, data: bytes) -> None:
-        client.sendall(data)
+        # Counted first: a client that has read the bytes finds them
+        # counted.
         with self._lock:
             self.answer_bytes += len(data)
+        client.sendall(data)
 
 
 class _Pacer:
