@@ -89,7 +89,12 @@ def check_location_url(context, url: str) -> None:
     any other scheme (``rbd://``, ``file://``, ``cinder://``...) points at
     storage the deployment owns, so it needs the location roles.
     """
-    scheme = urllib.parse.urlsplit(url.strip()).scheme.lower()
+    try:
+        scheme = urllib.parse.urlsplit(url.strip()).scheme.lower()
+    except ValueError as e:  # e.g. an unclosed IPv6 bracket: 'http://[::1'
+        raise exception.InvalidInput(
+            reason=_('url is not a valid URL: %s') % e
+        ) from e
     if scheme not in _PLAIN_SCHEMES:
         enforce(context, LOCATIONS)
 

@@ -64,3 +64,9 @@ def test_other_locations_need_the_location_roles(url):
     with pytest.raises(exception.PolicyNotAuthorized):
         policy.check_location_url(_ctx(['member']), url)
     policy.check_location_url(_ctx(['service']), url)
+
+
+@pytest.mark.parametrize('url', ['http://[::1', 'https://[fe80::1/x'])
+def test_a_url_that_does_not_parse_is_invalid_input(url):
+    with pytest.raises(exception.InvalidInput, match='not a valid URL'):
+        policy.check_location_url(_ctx(['member']), url)
