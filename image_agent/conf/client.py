@@ -68,9 +68,9 @@ upgrade_levels_opts = [
         deprecated_opts=[cfg.DeprecatedOpt('version_cap', group='agent')],
         help='Highest RPC API version sent to the image agents, for rolling '
         'upgrades: a version ("1.0"), a release ("2026.2", as listed in '
-        'image_agent.rpcapi.VERSION_ALIASES), or "auto": the lowest version '
-        'the agents report, asked once and remembered by each client. '
-        'Unset: the newest version this library knows.',
+        'image_agent.rpcapi.ImageAgentAPI.VERSION_ALIASES), or "auto": the '
+        'lowest version the agents report, asked once and remembered by '
+        'each client. Unset: the newest version this library knows.',
     ),
 ]
 
