@@ -46,6 +46,19 @@ function _image_agent_removable {
     [[ "$path/" != *//* && "$path/" != */./* && "$path/" != */../* ]]
 }
 
+# _image_agent_iniset_credentials <conf> <section> - the service user's
+# password credentials (keystoneauth options) in <section>
+function _image_agent_iniset_credentials {
+    local conf=$1 section=$2
+    iniset "$conf" "$section" auth_type password
+    iniset "$conf" "$section" auth_url "$KEYSTONE_SERVICE_URI"
+    iniset "$conf" "$section" username "$IMAGE_AGENT_SERVICE_USER"
+    iniset "$conf" "$section" password "$SERVICE_PASSWORD"
+    iniset "$conf" "$section" project_name "$SERVICE_PROJECT_NAME"
+    iniset "$conf" "$section" user_domain_name "$SERVICE_DOMAIN_NAME"
+    iniset "$conf" "$section" project_domain_name "$SERVICE_DOMAIN_NAME"
+}
+
 # install_image_agent - install the package and its console scripts
 function install_image_agent {
     setup_develop "$IMAGE_AGENT_DIR"
@@ -70,7 +83,9 @@ function configure_image_agent {
     if [[ -n "$IMAGE_AGENT_UPLOAD_ROOTS" ]]; then
         iniset "$conf" agent upload_roots "$IMAGE_AGENT_UPLOAD_ROOTS"
     fi
-    iniset "$conf" agent file_mode "$IMAGE_AGENT_FILE_MODE"
+    if [[ -n "$IMAGE_AGENT_FILE_MODE" ]]; then
+        iniset "$conf" agent file_mode "$IMAGE_AGENT_FILE_MODE"
+    fi
 
     if [[ -n "$IMAGE_AGENT_GLANCE_API_SERVERS" ]]; then
         iniset "$conf" glance api_servers "$IMAGE_AGENT_GLANCE_API_SERVERS"
@@ -85,13 +100,15 @@ function configure_image_agent {
     if [[ "$IMAGE_AGENT_AUTH_STRATEGY" == "keystone" ]]; then
         # The service credentials: token validation, the agent's catalog,
         # the location API for callers with [policy] location_roles.
-        iniset "$conf" glance auth_type password
-        iniset "$conf" glance auth_url "$KEYSTONE_SERVICE_URI"
-        iniset "$conf" glance username "$IMAGE_AGENT_SERVICE_USER"
-        iniset "$conf" glance password "$SERVICE_PASSWORD"
-        iniset "$conf" glance project_name "$SERVICE_PROJECT_NAME"
-        iniset "$conf" glance user_domain_name "$SERVICE_DOMAIN_NAME"
-        iniset "$conf" glance project_domain_name "$SERVICE_DOMAIN_NAME"
+        _image_agent_iniset_credentials "$conf" glance
+        if [[ "$IMAGE_AGENT_USE_SERVICE_TOKEN" == "True" ]]; then
+            iniset "$conf" service_user send_service_user_token True
+            _image_agent_iniset_credentials "$conf" service_user
+        fi
+    elif [[ "$IMAGE_AGENT_USE_SERVICE_TOKEN" == "True" ]]; then
+        local msg="image-agent: IMAGE_AGENT_USE_SERVICE_TOKEN needs"
+        msg+=" the keystone auth strategy; no [service_user] written"
+        warn $LINENO "$msg"
     fi
     if is_service_enabled tls-proxy; then
         iniset "$conf" glance cafile "$SSL_BUNDLE_FILE"

@@ -31,6 +31,7 @@ import pytest
 from image_agent.conf import agent as agent_conf
 from image_agent.conf import default as default_conf
 from image_agent.conf import glance as glance_conf
+from image_agent.conf import service_user as service_user_conf
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -170,7 +171,6 @@ def expected_conf(host, **overrides):
         'agent': {
             'topic': 'image-agent',
             'download_roots': str(host.roots),
-            'file_mode': '0644',
         },
         'glance': {
             'catalog_info': 'image:glance:publicURL',
@@ -217,6 +217,8 @@ def test_settings_defaults(host):
     assert values['IMAGE_AGENT_AUTH_STRATEGY'] == 'keystone'
     assert values['IMAGE_AGENT_DEBUG'] == 'True'
     assert values['IMAGE_AGENT_CLEAN_ROOTS'] == 'True'
+    assert values['IMAGE_AGENT_FILE_MODE'] == ''
+    assert values['IMAGE_AGENT_USE_SERVICE_TOKEN'] == 'False'
     assert values['ENABLED_SERVICES'].split(',')[-1] == 'image-agent'
     assert calls[None] == [
         ('define_plugin', 'image-agent'),
@@ -296,23 +298,35 @@ def test_service_user_and_role_are_settings(host):
     assert host.read_conf()['glance']['username'] == 'ia'
 
 
-def test_configuration_is_what_the_agent_reads(host):
-    """The written file loads with the agent's own option definitions."""
-    host.run(('stack', 'post-config'))
+def load_as_the_agent(host) -> cfg.ConfigOpts:
+    """The written file, loaded with the agent's own option definitions.
+
+    Loads the auth plugins of [glance] and, when written, [service_user]
+    (which registers their options: username...), then checks that every
+    key written is an option the agent knows (no typo passes).
+    """
     conf = cfg.ConfigOpts()
-    for module in (default_conf, agent_conf, glance_conf):
+    for module in (default_conf, agent_conf, glance_conf, service_user_conf):
         module.register_opts(conf)
     oslo_log.register_options(conf)
     for group, opts in messaging_opts.list_opts():
         conf.register_opts(opts, group=group)
     conf(['--config-file', str(host.conf)], project='image-agent')
-    # Loading the auth plugin registers its options (username...).
-    auth = ks_loading.load_auth_from_conf_options(conf, 'glance')
-    # Every key written is an option the agent knows (no typo passes).
-    for section, values in host.read_conf().items():
+    written = host.read_conf()
+    for section in ('glance', 'service_user'):
+        if 'auth_type' in written.get(section, {}):
+            ks_loading.load_auth_from_conf_options(conf, section)
+    for section, values in written.items():
         group = conf if section == 'DEFAULT' else conf[section]
         for key in values:
             assert key in group, (section, key)
+    return conf
+
+
+def test_configuration_is_what_the_agent_reads(host):
+    host.run(('stack', 'post-config'))
+    conf = load_as_the_agent(host)
+    auth = ks_loading.load_auth_from_conf_options(conf, 'glance')
     assert conf.transport_url.startswith('rabbit://')
     assert conf.host == socket.gethostname()
     assert conf.debug is True
@@ -323,6 +337,41 @@ def test_configuration_is_what_the_agent_reads(host):
     assert auth.auth_url == 'http://192.0.2.5/identity'
     assert conf.glance.username == 'image-agent'
     assert conf.glance.project_name == 'service'
+
+
+def test_service_token_is_sent_when_asked(host):
+    host.env['IMAGE_AGENT_USE_SERVICE_TOKEN'] = 'True'
+    host.run(('stack', 'post-config'))
+    assert host.read_conf()['service_user'] == {
+        'send_service_user_token': 'True',
+        'auth_type': 'password',
+        'auth_url': 'http://192.0.2.5/identity',
+        'username': 'image-agent',
+        'password': 'service-secret',
+        'project_name': 'service',
+        'user_domain_name': 'Default',
+        'project_domain_name': 'Default',
+    }
+    conf = load_as_the_agent(host)
+    assert conf.service_user.send_service_user_token is True
+    auth = ks_loading.load_auth_from_conf_options(conf, 'service_user')
+    assert type(auth).__name__ == 'Password'
+    assert auth.auth_url == 'http://192.0.2.5/identity'
+    assert conf.service_user.username == 'image-agent'
+
+
+def test_service_token_needs_the_keystone_strategy(host):
+    host.env.update(
+        IMAGE_AGENT_USE_SERVICE_TOKEN='True',
+        IMAGE_AGENT_AUTH_STRATEGY='noauth',
+    )
+    calls = host.run(('stack', 'post-config'))[('stack', 'post-config')]
+    assert 'service_user' not in host.read_conf()
+    warnings = [c[-1] for c in calls if c[0] == 'warn']
+    assert warnings == [
+        'image-agent: IMAGE_AGENT_USE_SERVICE_TOKEN needs the keystone '
+        'auth strategy; no [service_user] written'
+    ]
 
 
 def test_optional_settings_are_written_when_given(host):
