@@ -1,6 +1,7 @@
 """Disk images of every format the agent inspects, made at test time.
 
-One factory for the unit, functional and fault suites: real images made by
+One factory for the unit, functional and fault suites (the ``disk_images``
+fixture, a plugin of ``tests/conftest.py``): real images made by
 ``qemu-img`` (Debian's qemu-utils; ``tools/ensure-services.sh qemu-img``),
 and a few hand-built headers (ISO, GPT, VMDK descriptors) where qemu-img
 makes none. Unsafe images name host files; they are made so that nothing

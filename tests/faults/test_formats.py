@@ -18,7 +18,6 @@ import pytest
 from image_agent import exception
 from tests.disk_images import HOST_FILE
 from tests.disk_images import MiB
-from tests.disk_images import disk_images  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +36,7 @@ def written(root):
 
 
 @pytest.fixture(scope='module')
-def formats_agent(agent_factory):  # noqa: F811
+def formats_agent(agent_factory):
     """An agent with a cache: refused images must not enter it."""
     agent = agent_factory('formats-%s' % uuid.uuid4().hex[:4], start=False)
     with open(agent.config_file, 'a') as f:
@@ -50,7 +49,7 @@ def formats_agent(agent_factory):  # noqa: F811
 
 
 @pytest.fixture(scope='module')
-def limited_agent(agent_factory):  # noqa: F811
+def limited_agent(agent_factory):
     agent = agent_factory(
         'formats-limited-%s' % uuid.uuid4().hex[:4],
         options={'agent': {'qemu_img_address_space_mb': '32'}},
@@ -60,7 +59,7 @@ def limited_agent(agent_factory):  # noqa: F811
 
 
 @pytest.fixture
-def by_location(deployment, image_service, images, demo_context):  # noqa: F811
+def by_location(deployment, image_service, images, demo_context):
     """An image whose bytes are the file at ``path``, served by the
     deployment's file server through Glance's http store: Glance never
     looked at them."""
@@ -81,7 +80,7 @@ def by_location(deployment, image_service, images, demo_context):  # noqa: F811
     return add
 
 
-def _refused(row, api, context, image, agent, cls):  # noqa: F811
+def _refused(row, api, context, image, agent, cls):
     """Download ``image`` with ``agent``: the error, and what was left."""
     target = os.path.join(agent.root, 'disk-%s' % image['id'][:8])
     row.add(calls=1, faults=1)
@@ -104,11 +103,11 @@ def _refused(row, api, context, image, agent, cls):  # noqa: F811
 @pytest.mark.scenario('70. qcow2 uploaded as raw')
 def test_a_qcow2_labelled_raw_is_refused_with_nothing_written(
     row,
-    api,  # noqa: F811
+    api,
     formats_agent,
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    images,
+    demo_context,
+    disk_images,
 ):
     with open(disk_images.qcow2(), 'rb') as f:
         image = images(demo_context, data=f, disk_format='raw')
@@ -126,10 +125,10 @@ def test_a_qcow2_labelled_raw_is_refused_with_nothing_written(
 @pytest.mark.scenario('71. qcow2 naming /etc/passwd, by location')
 def test_a_qcow2_backed_by_a_host_file_is_refused(
     row,
-    api,  # noqa: F811
+    api,
     formats_agent,
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    demo_context,
+    disk_images,
     by_location,
 ):
     before = read(HOST_FILE)
@@ -150,10 +149,10 @@ def test_a_qcow2_backed_by_a_host_file_is_refused(
 @pytest.mark.scenario('72. VMDK naming a parent or outside extent')
 def test_vmdks_that_read_other_files_are_refused(
     row,
-    api,  # noqa: F811
+    api,
     formats_agent,
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    demo_context,
+    disk_images,
     by_location,
 ):
     # oslo.utils 10.2 passes both; qemu opens the files they name.
@@ -177,11 +176,11 @@ def test_vmdks_that_read_other_files_are_refused(
 @pytest.mark.scenario('73. qcow2 converted to raw')
 def test_a_safe_qcow2_converted_to_raw_is_qemu_imgs_by_hand(
     row,
-    api,  # noqa: F811
+    api,
     formats_agent,
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    images,
+    demo_context,
+    disk_images,
     tmp_path,
 ):
     source = disk_images.qcow2()
@@ -216,11 +215,11 @@ def test_a_safe_qcow2_converted_to_raw_is_qemu_imgs_by_hand(
 @pytest.mark.scenario('74. Conversion past its process limit')
 def test_a_conversion_past_its_limit_is_typed_and_leaves_nothing(
     row,
-    api,  # noqa: F811
+    api,
     limited_agent,
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    images,
+    demo_context,
+    disk_images,
 ):
     with open(disk_images.qcow2(), 'rb') as f:
         image = images(demo_context, data=f, disk_format='qcow2')
@@ -244,12 +243,12 @@ def test_a_conversion_past_its_limit_is_typed_and_leaves_nothing(
 @pytest.mark.scenario('75. Unsafe file uploaded with convert_from')
 def test_an_unsafe_local_file_is_never_converted_nor_sent(
     row,
-    api,  # noqa: F811
+    api,
     formats_agent,
-    images,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    images,
+    image_service,
+    demo_context,
+    disk_images,
 ):
     # qemu-img would read /etc/passwd into the upload: Glance would get
     # the agent host's file.

@@ -15,7 +15,6 @@ import pytest
 from image_agent import exception
 from image_agent import paths
 from tests.disk_images import MiB
-from tests.disk_images import disk_images  # noqa: F401
 
 
 def read(path):
@@ -38,7 +37,7 @@ def written(root):
 
 
 @pytest.fixture
-def workdir(agent):  # noqa: F811
+def workdir(agent):
     """A fresh directory of this test's own under the agent's root."""
     path = os.path.join(agent.root, 'formats-%s' % uuid.uuid4().hex[:8])
     os.makedirs(path)
@@ -46,11 +45,11 @@ def workdir(agent):  # noqa: F811
 
 
 def test_a_qcow2_labelled_raw_is_refused_and_nothing_written(
-    api,  # noqa: F811
-    agent,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    api,
+    agent,
+    images,
+    demo_context,
+    disk_images,
     workdir,
 ):
     # Glance 33 accepts a valid qcow2 labelled raw; the agent does not.
@@ -67,11 +66,11 @@ def test_a_qcow2_labelled_raw_is_refused_and_nothing_written(
 
 
 def test_a_safe_image_says_what_it_is(
-    api,  # noqa: F811
-    agent,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    api,
+    agent,
+    images,
+    demo_context,
+    disk_images,
     workdir,
 ):
     source = disk_images.vhdx()
@@ -85,11 +84,11 @@ def test_a_safe_image_says_what_it_is(
 
 
 def test_a_qcow2_downloaded_as_raw_is_what_qemu_img_gives_by_hand(
-    api,  # noqa: F811
-    agent,  # noqa: F811
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    api,
+    agent,
+    images,
+    demo_context,
+    disk_images,
     workdir,
     tmp_path,
 ):
@@ -114,13 +113,13 @@ def test_a_qcow2_downloaded_as_raw_is_what_qemu_img_gives_by_hand(
 
 
 def test_a_raw_volume_is_uploaded_as_qcow2_and_comes_back_the_same(
-    api,  # noqa: F811
-    agent,  # noqa: F811
-    images,  # noqa: F811
-    image_service,  # noqa: F811
-    demo_context,  # noqa: F811
-    admin_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    api,
+    agent,
+    images,
+    image_service,
+    demo_context,
+    admin_context,
+    disk_images,
     workdir,
 ):
     volume = os.path.join(workdir, 'volume')
@@ -154,7 +153,7 @@ def test_a_raw_volume_is_uploaded_as_qcow2_and_comes_back_the_same(
 
 
 @pytest.fixture(scope='module')
-def limited_agent(agent_factory):  # noqa: F811
+def limited_agent(agent_factory):
     """An agent whose qemu-img may not have the memory it needs."""
     agent = agent_factory(
         'formats-limited-%s' % uuid.uuid4().hex[:4],
@@ -165,11 +164,11 @@ def limited_agent(agent_factory):  # noqa: F811
 
 
 def test_a_conversion_past_its_limit_is_a_typed_error_leaving_nothing(
-    api,  # noqa: F811
+    api,
     limited_agent,
-    images,  # noqa: F811
-    demo_context,  # noqa: F811
-    disk_images,  # noqa: F811
+    images,
+    demo_context,
+    disk_images,
 ):
     image = upload(images, demo_context, disk_images.qcow2(), 'qcow2')
     with pytest.raises(exception.ConversionLimitExceeded):

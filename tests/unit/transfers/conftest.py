@@ -6,7 +6,6 @@ import pytest
 
 from image_agent import transfers
 from image_agent.image import glance as glance_mod
-from tests.disk_images import disk_images  # noqa: F401
 from tests.unit.transfers.helpers import DATA
 
 
