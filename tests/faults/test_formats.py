@@ -80,80 +80,76 @@ def by_location(deployment, image_service, images, demo_context):
     return add
 
 
-def _refused(row, api, context, image, agent, cls):
-    """Download ``image`` with ``agent``: the error, and what was left."""
-    target = os.path.join(agent.root, 'disk-%s' % image['id'][:8])
-    row.add(calls=1, faults=1)
-    try:
-        api.download(context, image['id'], target, host=agent.host)
-    except cls as e:
-        row.error(e)
-    except Exception as e:
-        row.add(failures=1)
-        raise AssertionError('expected %s, got %r' % (cls.__name__, e)) from e
-    else:
-        row.add(failures=1, bytes_lost=os.path.getsize(target))
-        raise AssertionError('the image was written')
-    left = written(agent.root)
-    if left:
-        row.add(failures=1)
-    return left
+@pytest.fixture
+def uploaded(images, demo_context):
+    """uploaded(path, disk_format): an image of the file at ``path``."""
+
+    def upload(path, disk_format):
+        with open(path, 'rb') as f:
+            return images(demo_context, data=f, disk_format=disk_format)
+
+    return upload
+
+
+@pytest.fixture
+def refused(row, api, demo_context):
+    """refused(agent, image, cls, **download_args): download ``image``
+    with ``agent``, which must fail with ``cls``; what the agent left under
+    its root."""
+
+    def download(agent, image, cls, **download_args):
+        target = os.path.join(agent.root, 'disk-%s' % image['id'][:8])
+        row.add(calls=1, faults=1)
+        try:
+            api.download(
+                demo_context,
+                image['id'],
+                target,
+                host=agent.host,
+                **download_args,
+            )
+        except cls as e:
+            row.error(e)
+        except Exception as e:
+            row.add(failures=1)
+            raise AssertionError(
+                'expected %s, got %r' % (cls.__name__, e)
+            ) from e
+        else:
+            row.add(failures=1, bytes_lost=os.path.getsize(target))
+            raise AssertionError('the image was written')
+        left = written(agent.root)
+        if left:
+            row.add(failures=1)
+        return left
+
+    return download
 
 
 @pytest.mark.scenario('70. qcow2 uploaded as raw')
 def test_a_qcow2_labelled_raw_is_refused_with_nothing_written(
-    row,
-    api,
-    formats_agent,
-    images,
-    demo_context,
-    disk_images,
+    formats_agent, disk_images, uploaded, refused
 ):
-    with open(disk_images.qcow2(), 'rb') as f:
-        image = images(demo_context, data=f, disk_format='raw')
-    left = _refused(
-        row,
-        api,
-        demo_context,
-        image,
-        formats_agent,
-        exception.ImageFormatMismatch,
-    )
+    image = uploaded(disk_images.qcow2(), 'raw')
+    left = refused(formats_agent, image, exception.ImageFormatMismatch)
     assert left == []
 
 
 @pytest.mark.scenario('71. qcow2 naming /etc/passwd, by location')
 def test_a_qcow2_backed_by_a_host_file_is_refused(
-    row,
-    api,
-    formats_agent,
-    demo_context,
-    disk_images,
-    by_location,
+    formats_agent, disk_images, by_location, refused
 ):
     before = read(HOST_FILE)
     for disk_format in ('qcow2', 'raw'):
         image = by_location(disk_images.qcow2_backing(HOST_FILE), disk_format)
-        left = _refused(
-            row,
-            api,
-            demo_context,
-            image,
-            formats_agent,
-            exception.ImageUnacceptable,
-        )
+        left = refused(formats_agent, image, exception.ImageUnacceptable)
         assert left == []
     assert read(HOST_FILE) == before
 
 
 @pytest.mark.scenario('72. VMDK naming a parent or outside extent')
 def test_vmdks_that_read_other_files_are_refused(
-    row,
-    api,
-    formats_agent,
-    demo_context,
-    disk_images,
-    by_location,
+    formats_agent, disk_images, by_location, refused
 ):
     # oslo.utils 10.2 passes both; qemu opens the files they name.
     for path in (
@@ -162,14 +158,7 @@ def test_vmdks_that_read_other_files_are_refused(
         disk_images.vmdk_descriptor(HOST_FILE),
     ):
         image = by_location(path, 'vmdk')
-        left = _refused(
-            row,
-            api,
-            demo_context,
-            image,
-            formats_agent,
-            exception.ImageUnacceptable,
-        )
+        left = refused(formats_agent, image, exception.ImageUnacceptable)
         assert left == []
 
 
@@ -178,14 +167,13 @@ def test_a_safe_qcow2_converted_to_raw_is_qemu_imgs_by_hand(
     row,
     api,
     formats_agent,
-    images,
     demo_context,
     disk_images,
+    uploaded,
     tmp_path,
 ):
     source = disk_images.qcow2()
-    with open(source, 'rb') as f:
-        image = images(demo_context, data=f, disk_format='qcow2')
+    image = uploaded(source, 'qcow2')
     by_hand = str(tmp_path / 'by-hand.raw')
     subprocess.run(
         ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', source, by_hand],
@@ -214,29 +202,15 @@ def test_a_safe_qcow2_converted_to_raw_is_qemu_imgs_by_hand(
 
 @pytest.mark.scenario('74. Conversion past its process limit')
 def test_a_conversion_past_its_limit_is_typed_and_leaves_nothing(
-    row,
-    api,
-    limited_agent,
-    images,
-    demo_context,
-    disk_images,
+    limited_agent, disk_images, uploaded, refused
 ):
-    with open(disk_images.qcow2(), 'rb') as f:
-        image = images(demo_context, data=f, disk_format='qcow2')
-    target = os.path.join(limited_agent.root, 'disk.raw')
-    row.add(calls=1, faults=1)
-    with pytest.raises(exception.ConversionLimitExceeded) as e:
-        api.download(
-            demo_context,
-            image['id'],
-            target,
-            host=limited_agent.host,
-            convert_to='raw',
-        )
-    row.error(e.value)
-    left = written(limited_agent.root)
-    if left:
-        row.add(failures=1)
+    image = uploaded(disk_images.qcow2(), 'qcow2')
+    left = refused(
+        limited_agent,
+        image,
+        exception.ConversionLimitExceeded,
+        convert_to='raw',
+    )
     assert left == []
 
 

@@ -69,6 +69,25 @@ def image_data():
     return os.urandom(SIZE)
 
 
+@pytest.fixture
+def image(images, admin_context, image_data):
+    """An image of ``image_data``, in Glance."""
+    return images(admin_context, data=io.BytesIO(image_data))
+
+
+@pytest.fixture
+def precache(api, admin_context, image):
+    """precache(agent, peers=None): ``image`` cached by ``agent``, asking
+    ``peers`` first; the outcome."""
+
+    def run(agent, peers=None):
+        return api.precache_host(
+            admin_context, [image['id']], agent.host, peers=peers
+        )[image['id']]
+
+    return run
+
+
 def entry_path(agent, image: dict) -> str:
     return os.path.join(
         agent.root, 'cache', image_cache.entry_name(image) or ''
@@ -87,12 +106,10 @@ def test_precache_takes_one_copy_from_glance(
     api,
     relay,
     peer_agent,
-    images,
     admin_context,
-    image_data,
+    image,
 ):
     agents = [peer_agent(name) for name in ('a', 'b', 'c')]
-    image = images(admin_context, data=io.BytesIO(image_data))
     hosts = [a.host for a in agents]
     before = relay.file_bytes
     result = api.precache(admin_context, [image['id']], hosts, peer_fanout=2)
@@ -126,22 +143,19 @@ def test_altered_bytes_from_a_peer_are_thrown_away(
     row,
     api,
     peer_agent,
-    images,
     admin_context,
-    image_data,
+    image,
+    precache,
 ):
     liar, honest = peer_agent('liar'), peer_agent('honest')
-    image = images(admin_context, data=io.BytesIO(image_data))
-    api.precache_host(admin_context, [image['id']], liar.host)
+    precache(liar)
     path = entry_path(liar, image)
     with open(path, 'r+b') as f:  # root writes the 0400 entry all the same
         f.seek(SIZE // 2)
         f.write(b'\0' * 4096)
     row.add(faults=1)
 
-    result = api.precache_host(
-        admin_context, [image['id']], honest.host, peers=[liar.host]
-    )[image['id']]
+    result = precache(honest, peers=[liar.host])
     row.add(calls=2)
     assert result['status'] == 'cached', result
     assert result['source'] == 'glance', result
@@ -154,9 +168,7 @@ def test_altered_bytes_from_a_peer_are_thrown_away(
     # The liar is avoided: asked again, the agent does not go to it.
     served = liar.log_text().count('Serving image %s' % image['id'])
     api.evict(admin_context, image['id'], honest.host)
-    again = api.precache_host(
-        admin_context, [image['id']], honest.host, peers=[liar.host]
-    )[image['id']]
+    again = precache(honest, peers=[liar.host])
     row.add(calls=2)
     assert again['source'] == 'glance', again
     assert liar.log_text().count('Serving image %s' % image['id']) == served
@@ -167,11 +179,9 @@ def test_altered_bytes_from_a_peer_are_thrown_away(
 @pytest.mark.test_timeout(300)
 def test_a_peer_killed_mid_transfer_is_resumed_on_the_next(
     row,
-    api,
     peer_agent,
-    images,
-    admin_context,
-    image_data,
+    image,
+    precache,
 ):
     port = free_port()
     # Its answers flow slowly, through a proxy it advertises.
@@ -181,16 +191,10 @@ def test_a_peer_killed_mid_transfer_is_resumed_on_the_next(
             'dying', listen_port=str(port), advertise_port=str(proxy.port)
         )
         spare, fetcher = peer_agent('spare'), peer_agent('fetcher')
-        image = images(admin_context, data=io.BytesIO(image_data))
         for agent in (dying, spare):
-            api.precache_host(admin_context, [image['id']], agent.host)
+            precache(agent)
         call = helpers.Background(
-            lambda: api.precache_host(
-                admin_context,
-                [image['id']],
-                fetcher.host,
-                peers=[dying.host, spare.host],
-            )
+            lambda: precache(fetcher, peers=[dying.host, spare.host])
         )
         helpers.wait_until(
             lambda: proxy.answer_bytes > 4 * MiB, 60, 'the dying peer to send'
@@ -201,7 +205,7 @@ def test_a_peer_killed_mid_transfer_is_resumed_on_the_next(
     finally:
         proxy.close()
     assert call.error is None, call.error
-    outcome = call.result[image['id']]
+    outcome = call.result
     row.note(
         'killed after %.0f MiB; %s'
         % (
@@ -323,20 +327,17 @@ def test_agents_exchange_images_over_tls(
     row,
     api,
     peer_agent,
-    images,
     admin_context,
-    image_data,
-    tmp_path,  # noqa: F811
+    image,
+    precache,
+    tmp_path,
 ):
     cert, key = certs.self_signed(tmp_path)
     tls = {'tls_cert_file': cert, 'tls_key_file': key, 'tls_ca_file': cert}
     server, fetcher = peer_agent('tls-a', **tls), peer_agent('tls-b', **tls)
-    image = images(admin_context, data=io.BytesIO(image_data))
-    api.precache_host(admin_context, [image['id']], server.host)
+    precache(server)
     url = api.ping(admin_context, host=server.host)['peer_url']
-    outcome = api.precache_host(
-        admin_context, [image['id']], fetcher.host, peers=[server.host]
-    )[image['id']]
+    outcome = precache(fetcher, peers=[server.host])
     row.add(calls=3)
     assert url.startswith('https://'), url
     assert outcome['source'] == 'peers', outcome
