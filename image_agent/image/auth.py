@@ -1,7 +1,8 @@
 """Credentials for Glance requests: one session, the caller's token, or ours.
 
 One keystoneauth session per process carries the TLS settings and pools
-connections. User calls authenticate with the caller's own token (plus,
+connections (on a requests session that reads the environment once per
+server, ``environ_session``). User calls authenticate with the caller's own token (plus,
 with ``[service_user] send_service_user_token``, a service token that lets
 Glance accept it after it expired mid-transfer); only privileged calls
 (the location API) use the ``[glance]`` service credentials.
@@ -20,6 +21,7 @@ from keystoneauth1 import token_endpoint
 from image_agent import conf
 from image_agent import exception
 from image_agent.i18n import _
+from image_agent.image import environ_session
 
 CONF = conf.CONF
 GROUP = 'glance'
@@ -30,7 +32,13 @@ def get_session() -> ks_session.Session:
     """The process's keystoneauth session (TLS options and timeout)."""
     # A timeout of 0 means none (requests would take it as "at once").
     return ks_loading.load_session_from_conf_options(
-        CONF, GROUP, timeout=CONF.glance.timeout or None
+        CONF,
+        GROUP,
+        timeout=CONF.glance.timeout or None,
+        session=environ_session.EnvironmentOnceSession(
+            tls_ciphers=CONF.glance.tls_ciphers,
+            tls_min_version=CONF.glance.tls_min_version,
+        ),
     )
 
 

@@ -71,7 +71,7 @@ class Bench:
         self.relays = [Relay.to(url) for url in env.deployment.glance_urls]
         self.relayed = env.agent(RELAYED, [r.url for r in self.relays])
         self.noop_topic = env.topic + '-noop'
-        self.noop = start_noop_server(self.noop_topic)
+        self.noop = start_noop_server(self.noop_topic, env.glance_url)
         self.client = measure.glance_client(env)
 
     def need(self, *names: str) -> None:
@@ -104,7 +104,7 @@ class Bench:
             relay.close()
 
 
-def start_noop_server(topic: str) -> subprocess.Popen:
+def start_noop_server(topic: str, glance_url: str) -> subprocess.Popen:
     server = subprocess.Popen(
         [
             sys.executable,
@@ -114,6 +114,8 @@ def start_noop_server(topic: str) -> subprocess.Popen:
             environment.RABBIT_URL,
             '--topic',
             topic,
+            '--glance-url',
+            glance_url,
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

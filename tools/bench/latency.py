@@ -20,14 +20,15 @@ from tools.bench.harness import say
 BLOCK = 25  # calls of one kind in a row, before the next kind's block
 
 
-def noop_call(bench: harness.Bench):
-    """A call of the raw oslo.messaging no-op server (the RPC floor)."""
+def noop_call(bench: harness.Bench, method: str = 'noop', **kwargs):
+    """A call of the raw oslo.messaging server: ``noop`` (the RPC floor)
+    or ``show`` (glanceclient's show in a server doing nothing else)."""
     raw = messaging.get_rpc_client(
         bench.env.transport,
         messaging.Target(topic=bench.noop_topic, server='noop'),
     )
     context = rpc.context_to_dict(bench.env.context)
-    return lambda: raw.call(context, 'noop')
+    return lambda: raw.call(context, method, **kwargs)
 
 
 def latency(bench: harness.Bench) -> harness.Figures:
@@ -35,6 +36,9 @@ def latency(bench: harness.Bench) -> harness.Figures:
     call; in alternating blocks so that every kind sees the same machine.
     The show overhead is the agent's own work per call: its show p50 minus
     a raw RPC round trip's p50 and a direct Glance show's p50, per block.
+    A raw oslo.messaging server's show (glanceclient in the server, nothing
+    else) measures what a show costs any RPC server beyond that sum: the
+    limit of the overhead.
     """
     bench.need('warm')
     env = bench.env
@@ -42,6 +46,7 @@ def latency(bench: harness.Bench) -> harness.Figures:
     calls = {
         'show_agent': lambda: env.api.show(env.context, image_id, host=DIRECT),
         'show_direct': lambda: bench.client.images.get(image_id),
+        'show_raw': noop_call(bench, 'show', image_id=image_id),
         'ping_agent': lambda: env.api.ping(env.context, host=DIRECT),
         'ping_raw': noop_call(bench),
     }
@@ -51,6 +56,7 @@ def latency(bench: harness.Bench) -> harness.Figures:
         'show_agent': bench.direct.worker,
         'ping_agent': bench.direct.worker,
         'ping_raw': bench.noop.pid,
+        'show_raw': bench.noop.pid,
     }
     for call in calls.values():  # warm every path
         measure.latencies_ms(call, 10)
@@ -123,6 +129,8 @@ def latency_figures(
             'Latency, ms (p50 / p99; CPU ms per call of who does the work)'
         ],
     )
+    if 'show_raw' in blocks:
+        _add_raw_server_show(fig, blocks, p50)
     if len(cpu) == len(p50):
         # The agent's own work per show in CPU time, which a busy machine
         # does not stretch as it stretches latencies: the agent's CPU per
@@ -137,15 +145,47 @@ def latency_figures(
     for key, label in (
         ('show_agent', 'show via agent'),
         ('show_direct', 'show, direct glanceclient (warm)'),
+        ('show_raw', 'show, raw oslo.messaging server'),
         ('ping_agent', 'ping via agent'),
         ('ping_raw', 'raw oslo.messaging no-op call'),
     ):
+        if key not in fig.raw['latency_ms']:
+            continue
         s = fig.raw['latency_ms'][key]
         used = ' cpu %.2f' % cpu[key] if key in cpu else ''
         fig.lines.append(
             '  %-42s %6.2f / %6.2f%s' % (label, s['p50'], s['p99'], used)
         )
     return fig
+
+
+def _add_raw_server_show(fig: harness.Figures, blocks: dict, p50: dict):
+    """The limit of the show overhead: what a show costs a plain
+    oslo.messaging server (glanceclient's show in the server, nothing
+    else) over the same floor; and the agent's show against that server's.
+    """
+    fig.series['show_raw_server_over_floor_ms'] = stats.paired(
+        lambda raw_show, raw, direct: raw_show - raw - direct,
+        blocks['show_raw'],
+        blocks['ping_raw'],
+        blocks['show_direct'],
+    )
+    fig.series['show_over_raw_server_ms'] = stats.paired(
+        lambda agent, raw_show: agent - raw_show,
+        blocks['show_agent'],
+        blocks['show_raw'],
+    )
+    fig.baselines['show_raw_p50'] = blocks['show_raw']
+    fig.judged_by['show_raw_server_over_floor_ms'] = [
+        'show_direct_p50',
+        'ping_raw_p50',
+    ]
+    fig.judged_by['show_over_raw_server_ms'] = ['show_raw_p50']
+    fig.notes['show_overhead_ms'] += (
+        '; a raw oslo.messaging server showing with glanceclient: '
+        '%.2f ms over the floor (the limit)'
+        % (p50['show_raw'] - p50['ping_raw'] - p50['show_direct'])
+    )
 
 
 def _percentiles(result: dict[str, list[float]]) -> dict:

@@ -1,9 +1,14 @@
-"""A raw oslo.messaging RPC server with one no-op method: the RPC floor.
+"""A raw oslo.messaging RPC server: the floors of the agent's calls.
 
-    python -m tools.bench.noop_server --url rabbit://... --topic T
+    python -m tools.bench.noop_server --url rabbit://... --topic T \
+        [--glance-url http://...]
 
 The agent's ``ping`` is compared with a call of ``noop`` here: same broker,
-same threading executor, a process of its own, nothing else.
+same threading executor, a process of its own, nothing else. Its ``show``
+is the plainest server of an image's metadata: python-glanceclient's
+``images.get`` with the caller's token (one client per token, kept) and
+nothing else (no token validation, no checks): what the agent's ``show``
+would cost with no work of its own.
 """
 
 import argparse
@@ -14,6 +19,9 @@ from oslo_service import backend
 
 backend.init_backend(backend.BackendType.THREADING)
 
+import glanceclient  # noqa: E402
+from keystoneauth1 import session as ks_session  # noqa: E402
+from keystoneauth1 import token_endpoint  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 import oslo_messaging as messaging  # noqa: E402
 
@@ -21,14 +29,36 @@ import oslo_messaging as messaging  # noqa: E402
 class NoopEndpoint:
     target = messaging.Target(version='1.0')
 
+    def __init__(self, glance_url: str | None = None) -> None:
+        self._glance_url = glance_url
+        self._session = ks_session.Session()
+        self._clients: dict[str, glanceclient.Client] = {}
+
     def noop(self, ctxt) -> None:
         return None
+
+    def show(self, ctxt, image_id: str) -> dict:
+        return dict(self._client(ctxt['auth_token']).images.get(image_id))
+
+    def _client(self, token: str) -> glanceclient.Client:
+        # One client per token, as the benchmark's direct show has one:
+        # the schema is fetched and its model built once, not per call.
+        client = self._clients.get(token)
+        if client is None:
+            client = self._clients[token] = glanceclient.Client(
+                '2',
+                session=self._session,
+                auth=token_endpoint.Token(None, token),
+                endpoint_override=self._glance_url,
+            )
+        return client
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--url', required=True)
     parser.add_argument('--topic', required=True)
+    parser.add_argument('--glance-url')
     args = parser.parse_args()
     conf = cfg.CONF
     conf([], project='image-agent-bench', default_config_files=[])
@@ -36,7 +66,7 @@ def main() -> int:
     server = messaging.get_rpc_server(
         transport,
         messaging.Target(topic=args.topic, server='noop'),
-        [NoopEndpoint()],
+        [NoopEndpoint(args.glance_url)],
         access_policy=messaging.DefaultRPCAccessPolicy,
     )
     server.start()

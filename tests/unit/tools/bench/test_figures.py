@@ -57,6 +57,26 @@ def test_show_overhead_is_agent_minus_rpc_and_direct_show_per_block():
     assert fig.series['show_overhead_ms'] == pytest.approx([1.0, 1.5])
 
 
+def test_a_raw_servers_show_is_the_limit_of_the_show_overhead():
+    blocks = {
+        'show_agent': [5.0, 6.0],
+        'show_direct': [3.0, 3.5],
+        'show_raw': [4.5, 5.0],
+        'ping_agent': [1.1, 1.2],
+        'ping_raw': [1.0, 1.0],
+    }
+    result = {k: v * 25 for k, v in blocks.items()}
+    fig = latency.latency_figures(result, blocks)
+    # The raw server's show over raw RPC + direct show, then the agent's
+    # show over the raw server's, block by block.
+    assert fig.series['show_raw_server_over_floor_ms'] == pytest.approx(
+        [0.5, 0.5]
+    )
+    assert fig.series['show_over_raw_server_ms'] == pytest.approx([0.5, 1.0])
+    assert fig.judged_by['show_over_raw_server_ms'] == ['show_raw_p50']
+    assert 'the limit' in fig.notes['show_overhead_ms']
+
+
 def test_ping_p99_is_judged_against_the_control_of_the_same_round():
     pings = [[1.0] * 98 + [30.0] * 2, [1.0] * 98 + [10.0] * 2]
     controls = [[1.0] * 98 + [20.0] * 2, [1.0] * 98 + [10.0] * 2]
