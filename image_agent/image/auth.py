@@ -2,9 +2,10 @@
 
 One keystoneauth session per process carries the TLS settings and pools
 connections (on a requests session that reads the environment once per
-server, ``environ_session``). User calls authenticate with the caller's own token (plus,
-with ``[service_user] send_service_user_token``, a service token that lets
-Glance accept it after it expired mid-transfer); only privileged calls
+server, ``environ_session``). User calls authenticate with the caller's
+own token (plus, with ``[service_user] send_service_user_token``, a
+service token that lets Glance accept it after it expired mid-transfer);
+only privileged calls
 (the location API) use the ``[glance]`` service credentials.
 """
 
