@@ -45,6 +45,18 @@ def test_the_download_limit_is_the_slower_of_sha512_and_curl_each_round():
     assert 'min(sha512' in fig.notes['disk_vs_limit']
 
 
+def test_both_jobs_at_once_is_a_limit_printed_beside_the_target():
+    fig = downloads.figures(
+        _rates(tmpfs_both=[800.0, 1000.0], disk_both=[500.0, 500.0])
+    )
+    assert fig.series['tmpfs_vs_both'] == [900 / 800, 950 / 1000]
+    assert fig.series['disk_vs_both'] == [600 / 500, 700 / 500]
+    assert fig.judged_by['tmpfs_vs_both'] == ['tmpfs_both']
+    assert 'both at once 900 MB/s' in fig.notes['tmpfs_vs_limit']
+    # Runs without them (older results) have neither figure nor note.
+    assert 'tmpfs_vs_both' not in downloads.figures(_rates()).series
+
+
 def test_show_overhead_is_agent_minus_rpc_and_direct_show_per_block():
     blocks = {
         'show_agent': [5.0, 6.0],
