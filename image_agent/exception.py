@@ -279,6 +279,18 @@ class AgentNotListening(AgentUnavailable):
     )
 
 
+class BrokerUnreachable(AgentUnavailable):
+    """The caller lost the message broker during the call (RabbitMQ down
+    or restarting): as after a timeout, the request may or may not have
+    reached an agent."""
+
+    msg_fmt = _(
+        'The message broker could not be reached for a call to an image '
+        'agent on %(target)s: %(reason)s. Is RabbitMQ up, and this '
+        'caller\'s transport_url right?'
+    )
+
+
 class AgentTimeout(AgentUnavailable):
     """No answer in time: the agent will not start the request any more,
     but may have run it if it started in time (see ``deadline``)."""

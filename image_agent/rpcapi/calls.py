@@ -11,6 +11,7 @@ raised as the typed classes of ``image_agent.exception``.
 import dataclasses
 from typing import Any
 
+from kombu import exceptions as kombu_exceptions
 from oslo_config import cfg
 import oslo_messaging as messaging
 
@@ -210,6 +211,13 @@ def send(prepared: Prepared, ctxt, method: str, kwargs: dict) -> Any:
         if typed is e:
             raise
         raise typed from e
+    except kombu_exceptions.OperationalError as e:
+        # oslo.messaging lets the RabbitMQ driver's own connection error
+        # through when the broker refuses the caller (seen while it
+        # restarted under load): a caller must not have to know kombu.
+        raise exception.BrokerUnreachable(
+            target=prepared.target, reason=e
+        ) from e
     except messaging.MessagingTimeout as e:
         if isinstance(e, exception.ImageAgentException):
             raise

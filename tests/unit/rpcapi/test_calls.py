@@ -3,6 +3,7 @@ typed errors, deadlines."""
 
 from unittest import mock
 
+from kombu import exceptions as kombu_exceptions
 import oslo_messaging as messaging
 import pytest
 
@@ -282,6 +283,19 @@ class TestNoAgent:
         assert 'image-agent.node-3' in message
         assert 'is image-agent running' in message
         assert 'credentials' in message
+        # Callers that caught MessagingTimeout keep working.
+        assert isinstance(e.value, messaging.MessagingTimeout)
+
+    def test_a_broker_refusing_the_caller_is_a_typed_error(
+        self, api, sent, ctx
+    ):
+        sent.cctxt.call.side_effect = kombu_exceptions.OperationalError(
+            '[Errno 111] Connection refused'
+        )
+        with pytest.raises(exception.BrokerUnreachable) as e:
+            api.ping(ctx, host='node-3')
+        assert 'Connection refused' in str(e.value)
+        assert 'topic image-agent, host node-3' in str(e.value)
         # Callers that caught MessagingTimeout keep working.
         assert isinstance(e.value, messaging.MessagingTimeout)
 
