@@ -54,6 +54,17 @@ ACCOUNT_CALLS = {
     'get_or_add_user_project_role',
 }
 STACK_USER = pwd.getpwuid(os.getuid()).pw_name
+# The agent's service user as the plugin writes it ([glance], and
+# [service_user] when service tokens are sent).
+SERVICE_CREDENTIALS = {
+    'auth_type': 'password',
+    'auth_url': 'http://192.0.2.5/identity',
+    'username': 'image-agent',
+    'password': 'service-secret',
+    'project_name': 'service',
+    'user_domain_name': 'Default',
+    'project_domain_name': 'Default',
+}
 
 # Sources settings once, then plugin.sh once per "<mode> <phase>" argument
 # pair, logging a "phase" line before each. An empty phase is left out, as
@@ -176,13 +187,7 @@ def expected_conf(host, **overrides):
             'catalog_info': 'image:glance:publicURL',
             'region_name': 'RegionTwo',
             'interface': 'public',
-            'auth_type': 'password',
-            'auth_url': 'http://192.0.2.5/identity',
-            'username': 'image-agent',
-            'password': 'service-secret',
-            'project_name': 'service',
-            'user_domain_name': 'Default',
-            'project_domain_name': 'Default',
+            **SERVICE_CREDENTIALS,
         },
     }
     for section, values in overrides.items():
@@ -344,13 +349,7 @@ def test_service_token_is_sent_when_asked(host):
     host.run(('stack', 'post-config'))
     assert host.read_conf()['service_user'] == {
         'send_service_user_token': 'True',
-        'auth_type': 'password',
-        'auth_url': 'http://192.0.2.5/identity',
-        'username': 'image-agent',
-        'password': 'service-secret',
-        'project_name': 'service',
-        'user_domain_name': 'Default',
-        'project_domain_name': 'Default',
+        **SERVICE_CREDENTIALS,
     }
     conf = load_as_the_agent(host)
     assert conf.service_user.send_service_user_token is True
