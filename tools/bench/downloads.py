@@ -32,7 +32,7 @@ def _cases(bench: harness.Bench) -> dict:
     image = env.images['1g']
     tmpfs = os.path.join(env.tmpfs, 'throughput')
     disk = os.path.join(env.disk, 'throughput')
-    data = memoryview(bytearray(os.urandom(16 * MiB)) * (GiB // (16 * MiB)))
+    data = measure.hash_input(GiB)
     return {
         'tmpfs_agent': lambda: measure.agent_download(
             env, DIRECT, image, tmpfs

@@ -1,10 +1,7 @@
-"""Sections: show and ping latency against their floors, and concurrent
-downloads with the ping latency meanwhile against a control."""
+"""Section: show and ping latency against their floors."""
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 
 import oslo_messaging as messaging
@@ -15,7 +12,6 @@ from tools.bench import harness
 from tools.bench import measure
 from tools.bench import stats
 from tools.bench.harness import DIRECT
-from tools.bench.harness import say
 
 BLOCK = 25  # calls of one kind in a row, before the next kind's block
 
@@ -121,7 +117,7 @@ def latency_figures(
             ),
         },
         raw={
-            'latency_ms': _percentiles(result),
+            'latency_ms': stats.percentiles(result),
             'latency_blocks': blocks,
             'cpu_ms_per_call': cpu,
         },
@@ -188,130 +184,4 @@ def _add_raw_server_show(fig: harness.Figures, blocks: dict, p50: dict):
     )
 
 
-def _percentiles(result: dict[str, list[float]]) -> dict:
-    return {
-        name: {
-            'p50': stats.percentile(values, 50),
-            'p99': stats.percentile(values, 99),
-            'n': len(values),
-        }
-        for name, values in result.items()
-    }
-
-
-def concurrent(bench: harness.Bench) -> harness.Figures:
-    """One 512 MiB download, then four at once, with pings of the agent
-    and of the raw no-op server (the control) every 10 ms meanwhile."""
-    bench.need('512m')
-    env = bench.env
-    image = env.images['512m']
-    singles, aggregates, pings, controls = [], [], [], []
-    # The image's file back in Glance's page cache: it has not been read
-    # since the upload, and the machine may have paged it out since.
-    measure.agent_download(env, DIRECT, image, os.path.join(env.tmpfs, 'w'))
-    control_call = noop_call(bench)
-    for round_ in range(bench.args.concurrent_rounds):
-        environment.settle()
-        single = measure.agent_download(
-            env, DIRECT, image, os.path.join(env.tmpfs, 'single')
-        )
-        threads = [
-            threading.Thread(
-                target=measure.agent_download,
-                args=(env, DIRECT, image, os.path.join(env.tmpfs, 'c%d' % i)),
-            )
-            for i in range(4)
-        ]
-        environment.settle()
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        with (
-            measure.Pinger(
-                lambda: env.api.ping(env.context, host=DIRECT)
-            ) as pinger,
-            measure.Pinger(control_call) as control,
-        ):
-            for thread in threads:
-                thread.join()
-        wall = time.perf_counter() - started
-        singles.append(image['size'] / 1e6 / single)
-        aggregates.append(4 * image['size'] / 1e6 / wall)
-        pings.append(pinger.latencies)
-        controls.append(control.latencies)
-        say(
-            'concurrent round %d/%d: one %.0f MB/s, four %.0f MB/s, ping '
-            'p99 %.1f ms (control %.1f ms)'
-            % (
-                round_ + 1,
-                bench.args.concurrent_rounds,
-                singles[-1],
-                aggregates[-1],
-                stats.percentile(pinger.latencies, 99),
-                stats.percentile(control.latencies, 99),
-            )
-        )
-    return concurrent_figures(singles, aggregates, pings, controls)
-
-
-def concurrent_figures(
-    singles, aggregates, pings, controls
-) -> harness.Figures:
-    p99 = [stats.percentile(p, 99) for p in pings]
-    control_p99 = [stats.percentile(c, 99) for c in controls]
-    every_ping = [v for p in pings for v in p]
-    every_control = [v for c in controls for v in c]
-    fig = harness.Figures(
-        series={
-            'concurrent_ratio': stats.paired_ratios(aggregates, singles),
-            'ping_p99_vs_control': stats.paired_ratios(p99, control_p99),
-        },
-        values={
-            'ping_p99_ms_during_downloads': stats.percentile(every_ping, 99),
-            'ping_p99_ms_control': stats.percentile(every_control, 99),
-        },
-        baselines={
-            'single_download_mb_s': singles,
-            'control_ping_p99_ms': control_p99,
-        },
-        judged_by={
-            'concurrent_ratio': ['single_download_mb_s'],
-            'ping_p99_vs_control': ['control_ping_p99_ms'],
-        },
-        raw={
-            'concurrent': {
-                'single_mb_s': stats.median(singles),
-                'aggregate_mb_s': stats.median(aggregates),
-                'rounds': len(singles),
-            },
-            'latency_ms': _percentiles(
-                {
-                    'ping_during_downloads': every_ping,
-                    'control_during_downloads': every_control,
-                }
-            ),
-        },
-    )
-    fig.notes['ping_p99_vs_control'] = 'control p99 %.1f ms, agent %.1f ms' % (
-        fig.values['ping_p99_ms_control'],
-        fig.values['ping_p99_ms_during_downloads'],
-    )
-    fig.lines = [
-        '4 x 512 MiB at once: %.0f MB/s aggregate vs %.0f MB/s for one'
-        % (stats.median(aggregates), stats.median(singles)),
-        'During them, every 10 ms: ping via agent p50 %.2f / p99 %.2f ms; '
-        'raw no-op call (control) p50 %.2f / p99 %.2f ms'
-        % (
-            stats.median(every_ping),
-            fig.values['ping_p99_ms_during_downloads'],
-            stats.median(every_control),
-            fig.values['ping_p99_ms_control'],
-        ),
-    ]
-    return fig
-
-
-SECTIONS = [
-    harness.Section('latency', latency),
-    harness.Section('concurrent', concurrent),
-]
+SECTIONS = [harness.Section('latency', latency)]

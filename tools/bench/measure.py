@@ -98,6 +98,15 @@ def curl_download(env, image: dict, path: str, sync: bool) -> float:
         _remove(path)
 
 
+def hash_input(size: int) -> memoryview:
+    """``size`` bytes to hash in memory: a random 16 MiB block repeated
+    (sha512's rate does not depend on the bytes, but every page is a real
+    one, as a downloaded file's are)."""
+    block = os.urandom(min(size, 16 * 1024 * 1024))
+    whole, rest = divmod(size, len(block))
+    return memoryview(bytearray(block) * whole + block[:rest])
+
+
 def _sha512(data: memoryview) -> None:
     digest = hashlib.sha512()
     for start in range(0, len(data), HASH_PIECE):

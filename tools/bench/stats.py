@@ -26,6 +26,18 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[rank]
 
 
+def percentiles(result: dict[str, list[float]]) -> dict:
+    """p50, p99 and count of each named series."""
+    return {
+        name: {
+            'p50': percentile(values, 50),
+            'p99': percentile(values, 99),
+            'n': len(values),
+        }
+        for name, values in result.items()
+    }
+
+
 def spread(values: list[float]) -> dict[str, float]:
     """Median, min, max, p10, p90 and count; ``low``/``high`` are the
     bounds the noise is judged by (p10-p90 from 10 values on, else

@@ -28,6 +28,7 @@ import tempfile
 from typing import Any
 
 from tools.bench import compare
+from tools.bench import concurrent
 from tools.bench import downloads
 from tools.bench import environment
 from tools.bench import formats
@@ -46,6 +47,7 @@ from tools.bench.harness import say
 SECTIONS: list[harness.Section] = [
     *downloads.SECTIONS,
     *latency.SECTIONS,
+    *concurrent.SECTIONS,
     *recovery.SECTIONS,
     *uploads.SECTIONS,
     *formats.SECTIONS,

@@ -1,10 +1,14 @@
 """The benchmark's figures: limits, spreads, noise and targets."""
 
+import threading
+
 import pytest
 
+from tools.bench import concurrent
 from tools.bench import downloads
 from tools.bench import harness
 from tools.bench import latency
+from tools.bench import measure
 from tools.bench import report
 from tools.bench import stats
 from tools.bench import suite
@@ -92,9 +96,46 @@ def test_a_raw_servers_show_is_the_limit_of_the_show_overhead():
 def test_ping_p99_is_judged_against_the_control_of_the_same_round():
     pings = [[1.0] * 98 + [30.0] * 2, [1.0] * 98 + [10.0] * 2]
     controls = [[1.0] * 98 + [20.0] * 2, [1.0] * 98 + [10.0] * 2]
-    fig = latency.concurrent_figures([600, 600], [550, 660], pings, controls)
+    fig = concurrent.concurrent_figures(
+        [600, 600], [550, 660], pings, controls
+    )
     assert fig.series['ping_p99_vs_control'] == [1.5, 1.0]
     assert fig.series['concurrent_ratio'] == [550 / 600, 1.1]
+    assert 'concurrent_vs_limit' not in fig.series
+
+
+def test_four_downloads_are_judged_against_the_machine_doing_the_same():
+    pings = [[1.0] * 100, [1.0] * 100]
+    # The machine's curl and sha512: 400 MB/s alone, 320 and 300 for four
+    # at once; the agent 0.75 of its single download both times.
+    fig = concurrent.concurrent_figures(
+        [600, 500],
+        [450, 375],
+        pings,
+        pings,
+        limits=([400, 400], [320, 300]),
+    )
+    assert fig.series['concurrent_limit_ratio'] == [0.8, 0.75]
+    assert fig.series['concurrent_vs_limit'] == pytest.approx([0.9375, 1.0])
+    assert fig.judged_by['concurrent_vs_limit'] == [
+        'single_download_mb_s',
+        'machine_single_mb_s',
+        'machine_aggregate_mb_s',
+    ]
+    assert '0.78 (the limit)' in fig.notes['concurrent_ratio']
+
+
+def test_hash_input_has_the_size_asked_in_real_bytes():
+    data = measure.hash_input(16 * 1024 * 1024 * 2 + 5)
+    assert len(data) == 16 * 1024 * 1024 * 2 + 5
+    assert data[:64] == data[16 * 1024 * 1024 : 16 * 1024 * 1024 + 64]
+    assert bytes(data[:64]) != bytes(64)
+
+
+def test_at_once_runs_every_job_together():
+    barrier = threading.Barrier(3, timeout=10)
+    seconds = concurrent.at_once([barrier.wait] * 3)
+    assert seconds < 10  # a job run alone would wait for the others
 
 
 def _summary(curl_tmpfs):
