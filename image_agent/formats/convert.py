@@ -89,6 +89,28 @@ def fd_path(fd: int) -> str:
     return '/proc/%d/fd/%d' % (os.getpid(), fd)
 
 
+def target_cache_mode(fd: int) -> str:
+    """qemu-img's cache mode for writing into the file ``fd``.
+
+    ``none`` (O_DIRECT) where its filesystem takes O_DIRECT, as Nova and
+    Cinder convert: the result goes to the disk from qemu-img's buffers,
+    with no copy into the page cache for the final fsync to write out
+    (measured on a 1 GiB qcow2 to raw on ext4: 0.7-0.8 s with ``none``,
+    2.8-3.8 s through the page cache). Else ``writeback``. The probe is
+    the open qemu-img will make: the same file, with O_DIRECT.
+    """
+    direct = getattr(os, 'O_DIRECT', 0)
+    if not direct:
+        return 'writeback'
+    try:
+        probe = os.open(fd_path(fd), os.O_WRONLY | direct | os.O_CLOEXEC)
+    except OSError as e:
+        LOG.debug('No O_DIRECT for qemu-img on %s: %s', fd_path(fd), e)
+        return 'writeback'
+    os.close(probe)
+    return 'none'
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """The agent's conversions: qemu-img's limits, and where uploads are
@@ -233,6 +255,7 @@ def convert_fd(
     The file is first given its final size (a hole: zeros) and qemu-img
     writes into it (``-n --target-is-zero``: it skips the zeros), so the
     agent's own temporary file, locked and named by it, is the target.
+    The source, just downloaded, is read from the page cache.
     """
     job = _Job(image_id, source_format, 'raw', limits)
     os.ftruncate(dst_fd, size)
@@ -242,6 +265,8 @@ def convert_fd(
         qemu_format(source_format),
         '-O',
         'raw',
+        '-t',
+        target_cache_mode(dst_fd),
         '-n',
         '--target-is-zero',
         fd_path(src_fd),

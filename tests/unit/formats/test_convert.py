@@ -5,6 +5,7 @@ Real qemu-img on real images; the result must be byte for byte what
 """
 
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -185,3 +186,65 @@ def test_only_known_target_formats_are_made(disk_images, tmp_path):
         convert.convert_path(
             IMAGE_ID, src, 'raw', str(tmp_path / 'x'), 'qed', LIMITS
         )
+
+
+def _qemu_img_calls(monkeypatch):
+    """The qemu-img command lines run, the calls going through."""
+    calls = []
+    execute = convert.processutils.execute
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return execute(*args, **kwargs)
+
+    monkeypatch.setattr(convert.processutils, 'execute', spy)
+    return calls
+
+
+def _cache_mode(command):
+    return command[command.index('-t') + 1]
+
+
+def _takes_o_direct(directory):
+    try:
+        fd = os.open(
+            os.path.join(directory, 'probe'),
+            os.O_WRONLY | os.O_CREAT | os.O_DIRECT,
+            0o600,
+        )
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def test_the_result_bypasses_the_page_cache_where_the_filesystem_allows(
+    disk_images, tmp_path, monkeypatch
+):
+    calls = _qemu_img_calls(monkeypatch)
+    target = str(tmp_path / 'converted.raw')
+    to_raw(disk_images.qcow2(), 'qcow2', target)
+    converting = [c for c in calls if 'convert' in c]
+    expected = 'none' if _takes_o_direct(str(tmp_path)) else 'writeback'
+    assert [_cache_mode(c) for c in converting] == [expected]
+
+
+def test_a_filesystem_refusing_o_direct_is_written_through_the_page_cache(
+    disk_images, tmp_path, monkeypatch
+):
+    real_open = os.open
+
+    def no_direct(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, 'Invalid argument')
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(convert.os, 'open', no_direct)
+    calls = _qemu_img_calls(monkeypatch)
+    source = disk_images.qcow2()
+    target = str(tmp_path / 'converted.raw')
+    to_raw(source, 'qcow2', target)
+    converting = [c for c in calls if 'convert' in c]
+    assert [_cache_mode(c) for c in converting] == ['writeback']
+    with open(target, 'rb') as f:
+        assert f.read() == by_hand(source, 'qcow2', tmp_path)
