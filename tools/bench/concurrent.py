@@ -38,6 +38,7 @@ class _Round:
         self.rates: dict[str, float] = {}
         self.pings: list[float] = []
         self.controls: list[float] = []
+        self.loaded_controls: list[float] = []
 
 
 def _pinged(bench: harness.Bench, jobs: list, round_: _Round) -> float:
@@ -56,11 +57,24 @@ def _pinged(bench: harness.Bench, jobs: list, round_: _Round) -> float:
     return seconds
 
 
+def _raw_server_downloads(bench: harness.Bench, image: dict) -> None:
+    """``AT_ONCE`` downloads of ``image`` inside the raw no-op server."""
+    paths = [
+        os.path.join(bench.env.tmpfs, 'raw-server-%d' % i)
+        for i in range(AT_ONCE)
+    ]
+    url = bench.env.file_url(image['id'])
+    latency.noop_call(bench, 'load_start', url=url, paths=paths)()
+    latency.noop_call(bench, 'load_wait')()
+
+
 def _one_round(bench: harness.Bench, image: dict, data: memoryview) -> _Round:
     """The agent's download alone and ``AT_ONCE`` of them (pinged); then
     the machine's limit the same way: curl and sha512 at once (the two
     jobs of a verified download, nothing linking them), alone and
-    ``AT_ONCE`` of them, pinged as the agent was."""
+    ``AT_ONCE`` of them, pinged as the agent was; then ``AT_ONCE``
+    downloads inside the raw server, pinged: the ping latency of any
+    Python server whose process moves the bytes."""
     env = bench.env
     size = image['size'] / stats.MB
     path = os.path.join(env.tmpfs, 'concurrent-%d')
@@ -84,6 +98,13 @@ def _one_round(bench: harness.Bench, image: dict, data: memoryview) -> _Round:
     result.rates['machine_aggregate'] = (
         AT_ONCE * size / _pinged(bench, machine, pinged)
     )
+    environment.settle()
+    loaded = _Round()
+    seconds = _pinged(
+        bench, [lambda: _raw_server_downloads(bench, image)], loaded
+    )
+    result.rates['raw_server_aggregate'] = AT_ONCE * size / seconds
+    result.loaded_controls = loaded.controls
     return result
 
 
@@ -126,13 +147,23 @@ def concurrent(bench: harness.Bench) -> harness.Figures:
             [r.rates['machine_single'] for r in rounds],
             [r.rates['machine_aggregate'] for r in rounds],
         ),
+        loaded_controls=[r.loaded_controls for r in rounds],
+        loaded_rates=[r.rates['raw_server_aggregate'] for r in rounds],
     )
 
 
 def concurrent_figures(
-    singles, aggregates, pings, controls, limits=None
+    singles,
+    aggregates,
+    pings,
+    controls,
+    limits=None,
+    loaded_controls=None,
+    loaded_rates=None,
 ) -> harness.Figures:
-    """``limits``: the machine's (single, aggregate) MB/s per round."""
+    """``limits``: the machine's (single, aggregate) MB/s per round;
+    ``loaded_controls``: the raw server's latencies while it downloaded,
+    at ``loaded_rates`` MB/s in aggregate."""
     p99 = [stats.percentile(p, 99) for p in pings]
     control_p99 = [stats.percentile(c, 99) for c in controls]
     every_ping = [v for p in pings for v in p]
@@ -186,7 +217,41 @@ def concurrent_figures(
     ]
     if limits is not None:
         _add_limit(fig, aggregates, singles, *limits)
+    if loaded_controls is not None:
+        _add_loaded_control(fig, p99, loaded_controls, loaded_rates or [])
     return fig
+
+
+def _add_loaded_control(fig, p99, loaded_controls, loaded_rates):
+    """The limit of ``ping_p99_vs_control``: the raw server's p99 while
+    its own process moves ``AT_ONCE`` downloads (its calls then wait for
+    the GIL and the CPUs as the agent's do), and the agent's against it."""
+    loaded_p99 = [stats.percentile(c, 99) for c in loaded_controls]
+    every = [v for c in loaded_controls for v in c]
+    fig.series['ping_p99_vs_loaded_control'] = stats.paired_ratios(
+        p99, loaded_p99
+    )
+    fig.values['ping_p99_ms_loaded_control'] = stats.percentile(every, 99)
+    fig.baselines['loaded_control_p99_ms'] = loaded_p99
+    fig.judged_by['ping_p99_vs_loaded_control'] = ['loaded_control_p99_ms']
+    fig.notes['ping_p99_vs_control'] += (
+        '; a raw server moving 4 downloads itself: p99 %.1f ms (the '
+        'limit), agent / that %.2f'
+        % (
+            fig.values['ping_p99_ms_loaded_control'],
+            stats.median(fig.series['ping_p99_vs_loaded_control']),
+        )
+    )
+    fig.lines.append(
+        'The raw no-op server running 4 downloads itself (a thread each: '
+        'read, sha512, write): its calls p50 %.2f / p99 %.2f ms'
+        % (stats.median(every), fig.values['ping_p99_ms_loaded_control'])
+        + (
+            ', %.0f MB/s aggregate' % stats.median(loaded_rates)
+            if loaded_rates
+            else ''
+        )
+    )
 
 
 def _add_limit(fig, aggregates, singles, machine_singles, machine_fours):

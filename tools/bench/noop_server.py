@@ -8,7 +8,10 @@ same threading executor, a process of its own, nothing else. Its ``show``
 is the plainest server of an image's metadata: python-glanceclient's
 ``images.get`` with the caller's token (one client per token, kept) and
 nothing else (no token validation, no checks): what the agent's ``show``
-would cost with no work of its own.
+would cost with no work of its own. ``load_start``/``load_wait`` run
+downloads inside it (one thread each: read, sha512, write, the plainest
+verified download in Python), so that its calls can be timed while the
+process moves bytes as the agent's does.
 """
 
 import argparse
@@ -25,6 +28,8 @@ from keystoneauth1 import token_endpoint  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 import oslo_messaging as messaging  # noqa: E402
 
+from tools.bench import loader  # noqa: E402
+
 
 class NoopEndpoint:
     target = messaging.Target(version='1.0')
@@ -33,9 +38,17 @@ class NoopEndpoint:
         self._glance_url = glance_url
         self._session = ks_session.Session()
         self._clients: dict[str, glanceclient.Client] = {}
+        self._load = loader.Load()
 
     def noop(self, ctxt) -> None:
         return None
+
+    def load_start(self, ctxt, url: str, paths: list[str]) -> None:
+        self._load.start(url, ctxt['auth_token'], paths)
+
+    def load_wait(self, ctxt) -> float:
+        """Seconds from ``load_start`` until its downloads ended."""
+        return self._load.wait()
 
     def show(self, ctxt, image_id: str) -> dict:
         return dict(self._client(ctxt['auth_token']).images.get(image_id))

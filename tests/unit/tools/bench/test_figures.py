@@ -125,6 +125,22 @@ def test_four_downloads_are_judged_against_the_machine_doing_the_same():
     assert '0.78 (the limit)' in fig.notes['concurrent_ratio']
 
 
+def test_the_agents_ping_tail_is_judged_against_a_server_moving_bytes_too():
+    quiet = [[1.0] * 100, [1.0] * 100]
+    pings = [[1.0] * 98 + [30.0] * 2, [1.0] * 98 + [12.0] * 2]
+    loaded = [[2.0] * 98 + [20.0] * 2, [2.0] * 98 + [12.0] * 2]
+    fig = concurrent.concurrent_figures(
+        [600, 600], [500, 500], pings, quiet, loaded_controls=loaded
+    )
+    assert fig.series['ping_p99_vs_loaded_control'] == [1.5, 1.0]
+    # Over every call of every round: the 4 slowest of 200 are 12 and 20.
+    assert fig.values['ping_p99_ms_loaded_control'] == 12.0
+    assert fig.judged_by['ping_p99_vs_loaded_control'] == [
+        'loaded_control_p99_ms'
+    ]
+    assert '12.0 ms (the limit)' in fig.notes['ping_p99_vs_control']
+
+
 def test_hash_input_has_the_size_asked_in_real_bytes():
     data = measure.hash_input(16 * 1024 * 1024 * 2 + 5)
     assert len(data) == 16 * 1024 * 1024 * 2 + 5
