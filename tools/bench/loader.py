@@ -16,23 +16,22 @@ PIECE = 1024 * 1024
 
 
 def download(url: str, token: str, path: str) -> None:
-    """``url`` into ``path``, hashed on the way, in this thread."""
+    """``url`` into ``path``, hashed on the way, in this thread; the file
+    is removed at the end."""
     digest = hashlib.sha512()
-    buffer = bytearray(PIECE)
-    view = memoryview(buffer)
-    response = requests.get(
+    view = memoryview(bytearray(PIECE))
+    with requests.get(
         url, headers={'X-Auth-Token': token}, stream=True, timeout=60
-    )
-    response.raise_for_status()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        while count := response.raw.readinto(view):
-            digest.update(view[:count])
-            os.write(fd, view[:count])
-    finally:
-        os.close(fd)
-        os.unlink(path)
-        response.close()
+    ) as response:
+        response.raise_for_status()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            while count := response.raw.readinto(view):
+                digest.update(view[:count])
+                os.write(fd, view[:count])
+        finally:
+            os.close(fd)
+            os.unlink(path)
 
 
 class Load:
@@ -40,18 +39,30 @@ class Load:
 
     def __init__(self) -> None:
         self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
         self._started = 0.0
 
     def start(self, url: str, token: str, paths: list[str]) -> None:
+        self._errors = []
         self._threads = [
-            threading.Thread(target=download, args=(url, token, path))
+            threading.Thread(target=self._run, args=(url, token, path))
             for path in paths
         ]
         self._started = time.perf_counter()
         for thread in self._threads:
             thread.start()
 
+    def _run(self, url: str, token: str, path: str) -> None:
+        try:
+            download(url, token, path)
+        except Exception as e:  # noqa: BLE001 - reported by wait()
+            self._errors.append(e)
+
     def wait(self) -> float:
+        """Seconds from ``start`` until every download ended; the first
+        failure raised instead (a rate of failed downloads means nothing)."""
         for thread in self._threads:
             thread.join()
+        if self._errors:
+            raise self._errors[0]
         return time.perf_counter() - self._started
